@@ -1,0 +1,67 @@
+"""`clawpen`: one entry point; each command group lives in controller/commands/<group>.py.
+
+Every command exits 0 on success and non-zero with a one-line message on error: the CLI catches
+our own error types and never prints a traceback for a user mistake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from controller import __version__
+
+# Modules under controller/commands that each define register(subparsers).
+COMMAND_MODULES = [
+    "resources",  # apply, get, describe, delete, start, stop, logs
+    "controller",  # controller, up
+    "image",  # image build
+]
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int | None] | int | None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="clawpen", description="Run AI agents as declarative resources.")
+    parser.add_argument("--version", action="version", version=f"clawpen {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"controller.commands.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"controller.commands.{name}":
+                continue  # a command group not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        result = handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - the CLI's one place that turns errors into a line
+        from controller.errors import user_message
+
+        print(f"error: {user_message(err)}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,417 @@
+"""Agent and Team resources: the single source of the schema.
+
+The same models validate `clawpen apply` manifests, REST request bodies (through the gateway's
+translation of the seed's flat config) and generate the CRDs' openAPIV3Schema, so a manifest means
+the same thing on a laptop and in a cluster. Field names follow Kubernetes conventions (camelCase
+in YAML, snake_case in Python); a validation error names the field and the rule that it broke.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+API_GROUP = "clawpen.dev"
+API_VERSION = "clawpen.dev/v1alpha1"
+
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+SECRET_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")
+
+MAX_ENV_KEYS = 128
+MAX_ENV_VALUE = 4096
+
+# Seed presets: memory in MB and CPU cores.
+PRESETS: dict[str, tuple[int, float]] = {
+    "nano": (512, 0.5),
+    "micro": (1024, 1.0),
+    "small": (2048, 2.0),
+    "medium": (4096, 4.0),
+    "large": (8192, 8.0),
+    "xlarge": (16384, 16.0),
+}
+
+# Mount targets that would hand a container the host or break its isolation.
+FORBIDDEN_TARGETS = (
+    "/proc",
+    "/sys",
+    "/dev",
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/etc/shadow",
+    "/etc/passwd",
+    "/etc/sudoers",
+    "/run/secrets",
+    "/boot",
+)
+FORBIDDEN_SOURCES = ("/var/run/docker.sock", "/run/docker.sock", "/proc", "/sys", "/dev", "/etc", "/boot", "/root")
+RESERVED_TARGETS = ("/data", "/workspace", "/tmp")
+
+
+def _dns1123(value: str) -> str:
+    if not DNS1123_LABEL.match(value):
+        raise ValueError(
+            "must be a DNS-1123 label: lowercase letters, digits and '-', starting and ending with a "
+            "letter or digit, at most 63 characters"
+        )
+    return value
+
+
+DnsName = Annotated[str, AfterValidator(_dns1123)]
+
+
+def _secret_name(value: str) -> str:
+    if not SECRET_NAME.match(value) or ".." in value:
+        raise ValueError("secret names match [A-Za-z0-9_.-]{1,64} and never contain '..'")
+    return value
+
+
+SecretName = Annotated[str, AfterValidator(_secret_name)]
+
+
+class Model(BaseModel):
+    """Base for every resource model: camelCase aliases, unknown fields refused."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        validate_assignment=False,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The manifest form: camelCase keys, unset optionals left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+    FAILED = "Failed"
+
+
+class DesiredState(StrEnum):
+    RUNNING = "Running"
+    STOPPED = "Stopped"
+
+
+class ObjectMeta(Model):
+    """The part of Kubernetes' ObjectMeta that Claw Pen uses; store-owned fields are read-only."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    name: DnsName
+    namespace: str = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    # Written by the store, never by users.
+    uid: str | None = None
+    resource_version: str | None = None
+    generation: int | None = None
+    creation_timestamp: datetime | None = None
+    deletion_timestamp: datetime | None = None
+    finalizers: list[str] = Field(default_factory=list)
+
+
+class Resources(Model):
+    """Either a preset or explicit limits; explicit fields override the preset's."""
+
+    preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = None
+    memory_mb: int | None = Field(default=None, ge=1, le=65536, alias="memoryMB")
+    cpu: float | None = Field(default=None, gt=0, le=128)
+
+    def effective(self, default_memory_mb: int, default_cpu: float) -> tuple[int, float]:
+        memory, cpu = PRESETS[self.preset] if self.preset else (default_memory_mb, default_cpu)
+        return (self.memory_mb or memory, self.cpu or cpu)
+
+
+class SecretRef(Model):
+    """A secret the agent receives as /run/secrets/NAME (or, when asEnv, as an env variable)."""
+
+    name: SecretName
+    as_env: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class VolumeMount(Model):
+    """An extra mount: a named volume (plain name) or an absolute host path."""
+
+    source: str = Field(min_length=1, max_length=4096)
+    target: str = Field(min_length=1, max_length=4096)
+    read_only: bool = False
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        return _check_path("target", value, FORBIDDEN_TARGETS + RESERVED_TARGETS)
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str) -> str:
+        if value.startswith("/"):
+            return _check_path("source", value, FORBIDDEN_SOURCES)
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", value):
+            raise ValueError("a named volume matches [A-Za-z0-9][A-Za-z0-9_.-]* (or use an absolute host path)")
+        return value
+
+
+def _check_path(what: str, value: str, forbidden: tuple[str, ...]) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"{what} must be an absolute path")
+    if "\0" in value:
+        raise ValueError(f"{what} must not contain NUL")
+    parts = value.split("/")
+    if ".." in parts or "." in parts:
+        raise ValueError(f"{what} must not contain '..' or '.' segments")
+    normal = "/" + "/".join(p for p in parts if p)
+    for bad in forbidden:
+        if normal == bad or normal.startswith(bad + "/") or normal == "/":
+            raise ValueError(f"{what} {normal!r} is not allowed (it would expose {bad or '/'})")
+    return normal
+
+
+RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
+
+
+class AgentSpec(Model):
+    template: str | None = Field(default=None, max_length=128, description="key in templates/agents.yaml")
+    provider: str | None = Field(default=None, max_length=64, description="key in templates/providers.yaml")
+    model: str | None = Field(default=None, max_length=256)
+    base_url: str | None = Field(default=None, alias="baseURL", max_length=2048)
+    resources: Resources | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: list[SecretRef] = Field(default_factory=list)
+    volumes: list[VolumeMount] = Field(default_factory=list)
+    restart_policy: RestartPolicy = "unless-stopped"
+    state: DesiredState = DesiredState.RUNNING
+    image: str | None = Field(default=None, max_length=512)
+    project: str | None = Field(default=None, max_length=128)
+    tags: list[str] = Field(default_factory=list, max_length=64)
+    system_prompt: str | None = Field(default=None, max_length=65536)
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        if len(env) > MAX_ENV_KEYS:
+            raise ValueError(f"at most {MAX_ENV_KEYS} variables")
+        for key, value in env.items():
+            if not ENV_KEY.match(key):
+                raise ValueError(f"variable name {key!r} must match {ENV_KEY.pattern}")
+            if len(value) > MAX_ENV_VALUE:
+                raise ValueError(f"value of {key} is longer than {MAX_ENV_VALUE} characters")
+            if "\0" in value:
+                raise ValueError(f"value of {key} contains NUL")
+        return env
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s]+$", value) and "${" not in value:
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _unique_secrets(cls, refs: list[SecretRef]) -> list[SecretRef]:
+        names = [r.name for r in refs]
+        if len(names) != len(set(names)):
+            raise ValueError("secret names must be unique")
+        return refs
+
+    @field_validator("volumes")
+    @classmethod
+    def _unique_targets(cls, vols: list[VolumeMount]) -> list[VolumeMount]:
+        targets = [v.target for v in vols]
+        if len(targets) != len(set(targets)):
+            raise ValueError("volume targets must be unique")
+        return vols
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, tags: list[str]) -> list[str]:
+        for tag in tags:
+            if not 1 <= len(tag) <= 64:
+                raise ValueError("each tag is 1-64 characters")
+        return tags
+
+
+class Condition(Model):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: datetime | None = None
+
+
+class AgentStatus(Model):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    phase: Phase = Phase.PENDING
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    endpoint: str | None = None
+    started_at: datetime | None = None
+    restart_count: int = 0
+    plan_hash: str | None = None
+    container_id: str | None = None
+    message: str | None = None
+
+    def condition(self, type_: str) -> Condition | None:
+        return next((c for c in self.conditions if c.type == type_), None)
+
+
+class Resource(Model):
+    """Fields common to every kind."""
+
+    KIND: ClassVar[str] = ""
+    PLURAL: ClassVar[str] = ""
+
+    api_version: Literal["clawpen.dev/v1alpha1"] = API_VERSION
+    metadata: ObjectMeta
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def key(self) -> str:
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+
+class Agent(Resource):
+    KIND: ClassVar[str] = "Agent"
+    PLURAL: ClassVar[str] = "agents"
+
+    kind: Literal["Agent"] = "Agent"
+    spec: AgentSpec = Field(default_factory=AgentSpec)
+    status: AgentStatus | None = None
+
+
+# ---- Teams ---------------------------------------------------------------------------------------
+
+
+class TeamRouter(Model):
+    mode: Literal["keyword", "llm", "hybrid"] = "keyword"
+    confidence_threshold: float = Field(default=0.7, ge=0, le=1)
+    clarify_on_low_confidence: bool = True
+    provider: str | None = None
+    model: str | None = None
+    base_url: str | None = Field(default=None, alias="baseURL")
+
+
+class TeamIntent(Model):
+    agent: DnsName
+    description: str = ""
+
+
+class TeamRouting(Model):
+    keywords: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
+
+
+class TeamClarification(Model):
+    prompts: list[str] = Field(default_factory=list)
+    options_format: str = "- {intent}: {description}"
+
+
+class TeamResponses(Model):
+    routing_ack: str = "Routing to {agent_name}..."
+    clarification_needed: str = "I'm not sure who should handle that. Could you clarify?"
+    agent_response_prefix: str = ""
+
+
+class TeamSpec(Model):
+    display_name: str | None = Field(default=None, max_length=256)
+    description: str = ""
+    version: str | None = None
+    router: TeamRouter = Field(default_factory=TeamRouter)
+    agents: dict[str, TeamIntent] = Field(default_factory=dict)
+    routing: dict[str, TeamRouting] = Field(default_factory=dict)
+    clarification: TeamClarification = Field(default_factory=TeamClarification)
+    responses: TeamResponses = Field(default_factory=TeamResponses)
+    fallback_intent: str | None = None
+
+    @model_validator(mode="after")
+    def _intents_known(self) -> TeamSpec:
+        for intent in self.routing:
+            if intent not in self.agents:
+                raise ValueError(f"routing.{intent} names an intent missing from agents")
+        if self.fallback_intent and self.fallback_intent not in self.agents:
+            raise ValueError(f"fallbackIntent {self.fallback_intent!r} is not one of agents")
+        return self
+
+
+class TeamStatus(Model):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+    phase: Literal["Pending", "Ready", "Degraded", "Failed"] = "Pending"
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    missing_agents: list[str] = Field(default_factory=list)
+    not_running_agents: list[str] = Field(default_factory=list)
+
+
+class Team(Resource):
+    KIND: ClassVar[str] = "Team"
+    PLURAL: ClassVar[str] = "teams"
+
+    kind: Literal["Team"] = "Team"
+    spec: TeamSpec = Field(default_factory=TeamSpec)
+    status: TeamStatus | None = None
+
+
+KINDS: dict[str, type[Resource]] = {"Agent": Agent, "Team": Team}
+PLURALS: dict[str, type[Resource]] = {"agents": Agent, "teams": Team}
+
+
+class ManifestError(ValueError):
+    """A manifest that does not validate; the message names each field and rule."""
+
+
+def format_validation_error(err: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if p not in ("function-after[_dns1123(), str]",))
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
+    return "; ".join(parts)
+
+
+def parse_resource(doc: Any) -> Resource:
+    """Validate one manifest document into its kind's model, or raise ManifestError."""
+    if not isinstance(doc, dict):
+        raise ManifestError("a manifest must be a mapping with apiVersion, kind, metadata and spec")
+    kind = doc.get("kind")
+    if kind not in KINDS:
+        raise ManifestError(f"kind: must be one of {', '.join(KINDS)} (got {kind!r})")
+    if doc.get("apiVersion") != API_VERSION:
+        raise ManifestError(f"apiVersion: must be {API_VERSION} (got {doc.get('apiVersion')!r})")
+    name = (doc.get("metadata") or {}).get("name", "?") if isinstance(doc.get("metadata"), dict) else "?"
+    try:
+        return KINDS[kind].model_validate(doc)
+    except ValidationError as err:
+        raise ManifestError(f"{kind} {name}: {format_validation_error(err)}") from None
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)

@@ -1,0 +1,74 @@
+"""Settings from the environment: one place that knows every CLAWPEN_* variable.
+
+Several Claw Pen installations may share one Docker host (a laptop user and a test run, say);
+`instance` keeps their containers apart so one controller never adopts or prunes another's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controller import __version__
+
+DEFAULT_HOME = Path("~/.local/share/clawpen").expanduser()
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_instance(home: Path) -> str:
+    if home.resolve() == DEFAULT_HOME.resolve():
+        return "default"
+    return "h" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
+
+
+def _templates_dir() -> Path:
+    for candidate in (REPO_ROOT / "templates", Path(__file__).resolve().parent / "data" / "templates"):
+        if (candidate / "agents.yaml").exists():
+            return candidate
+    return REPO_ROOT / "templates"
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    instance: str
+    store: str = "files"  # files | kube
+    runtime: str = "docker"  # docker | kubernetes
+    namespace: str = "default"
+    image: str = f"clawpen/agent:{__version__}"
+    templates_dir: Path = field(default_factory=_templates_dir)
+    teams_dir: Path = REPO_ROOT / "teams"
+    resync_seconds: float = 30.0
+    workers: int = 4
+    host: str = "127.0.0.1"
+    port: int = 3000
+    registration_enabled: bool = False
+    snapshot_retention: int = 0  # 0 keeps every snapshot
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        home = Path(e.get("CLAWPEN_HOME") or DEFAULT_HOME).expanduser()
+        kwargs: dict[str, object] = {
+            "home": home,
+            "instance": e.get("CLAWPEN_INSTANCE") or _default_instance(home),
+            "store": e.get("CLAWPEN_STORE", "files"),
+            "runtime": e.get("CLAWPEN_RUNTIME", "docker"),
+            "namespace": e.get("CLAWPEN_NAMESPACE", "default"),
+            "image": e.get("CLAWPEN_IMAGE", f"clawpen/agent:{__version__}"),
+            "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "30")),
+            "workers": int(e.get("CLAWPEN_WORKERS", "4")),
+            "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
+            "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+        }
+        if e.get("CLAWPEN_TEMPLATES_DIR"):
+            kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])
+        if e.get("CLAWPEN_TEAMS_DIR"):
+            kwargs["teams_dir"] = Path(e["CLAWPEN_TEAMS_DIR"])
+        return cls(**kwargs)  # type: ignore[arg-type]
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return self.home
