@@ -1,0 +1,1 @@
+"""The in-container agent program: serves the chat contract (see ARCHITECTURE.md)."""
