@@ -42,7 +42,8 @@ def create_app(
 ) -> Starlette:
     """Build the gateway. `env` is where CLAWPEN_ADMIN_PASSWORD is read on the first start."""
     service = auth_service or AuthService.from_home(
-        settings.ensure_home(), registration_enabled=settings.registration_enabled,
+        settings.ensure_home(),
+        registration_enabled=settings.registration_enabled,
         env=os.environ if env is None else env,
     )
     dependencies = Deps(settings=settings, store=store, runtime=runtime, catalog=catalog, auth=service)

@@ -218,8 +218,15 @@ class TokenIssuer:
 
     def _encode(self, kind: str, ttl: int, extra: dict[str, Any]) -> str:
         now = int(self._clock())
-        claims = {"iss": ISSUER, "sub": "admin", "type": kind, "iat": now, "exp": now + ttl,
-                  "jti": uuid.uuid4().hex, **extra}
+        claims = {
+            "iss": ISSUER,
+            "sub": "admin",
+            "type": kind,
+            "iat": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
+            **extra,
+        }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
     def issue(self, family: str | None = None) -> TokenPair:
@@ -273,7 +280,9 @@ class TokenIssuer:
 class LoginLimiter:
     """At most `max_failures` failed logins per client in a sliding `window`, then 429."""
 
-    def __init__(self, max_failures: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, max_failures: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ):
         self.max_failures = max_failures
         self.window = window
         self._clock = clock
@@ -321,4 +330,6 @@ class AuthService:
         admin = AdminPassword(home)
         admin.bootstrap(os.environ if env is None else env)
         tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home))
-        return cls(admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled)
+        return cls(
+            admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled
+        )

@@ -38,7 +38,12 @@ def field_errors(err: ValidationError, prefix: tuple[str | int, ...] = ()) -> li
     out = []
     for e in err.errors(include_url=False, include_input=False):
         loc = [p for p in (*prefix, *e["loc"]) if not (isinstance(p, str) and "[" in p)]
-        out.append({"field": ".".join(str(p) for p in loc) or "body", "message": e["msg"].removeprefix("Value error, ")})
+        out.append(
+            {
+                "field": ".".join(str(p) for p in loc) or "body",
+                "message": e["msg"].removeprefix("Value error, "),
+            }
+        )
     return out
 
 
@@ -47,7 +52,9 @@ def invalid(errors: list[dict[str, str]]) -> ApiError:
     return ApiError(422, f"invalid request: {summary}", errors)
 
 
-def error_response(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
+def error_response(
+    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     return JSONResponse({"error": message, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -86,7 +93,9 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
+    log.error(
+        "unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
+    )
     return error_response(500, "internal error", "see the gateway's log")
 
 

@@ -84,8 +84,15 @@ def _models(routes: list[BaseRoute]) -> set[type[BaseModel]]:
 def build_openapi(routes: list[BaseRoute], title: str = "Claw Pen gateway") -> dict[str, Any]:
     models = sorted(_models(routes), key=lambda m: m.__name__)
     _, top = models_json_schema(
-        [(m, "validation" if m.__name__.endswith(("Request", "Create", "Update", "In")) else "serialization")
-         for m in models],
+        [
+            (
+                m,
+                "validation"
+                if m.__name__.endswith(("Request", "Create", "Update", "In"))
+                else "serialization",
+            )
+            for m in models
+        ],
         ref_template=REF,
     )
     components: dict[str, Any] = dict(top.get("$defs", {}))
@@ -119,8 +126,12 @@ def _operation(route: Route, op: Operation, components: dict[str, Any]) -> dict[
     if op.tags:
         out["tags"] = list(op.tags)
     params: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True,
-         "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"}}
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
+        }
         for name in route.param_convertors
     ]
     params += [
@@ -136,8 +147,13 @@ def _operation(route: Route, op: Operation, components: dict[str, Any]) -> dict[
         }
     ok: dict[str, Any] = {"description": "OK"}
     if op.response is not None:
-        ok["content"] = {op.media_type: {"schema": _schema_of(op.response, components)
-                                         if op.media_type == "application/json" else {"type": "string"}}}
+        ok["content"] = {
+            op.media_type: {
+                "schema": _schema_of(op.response, components)
+                if op.media_type == "application/json"
+                else {"type": "string"}
+            }
+        }
     responses: dict[str, Any] = {str(op.status): ok}
     errors = set(op.errors)
     if not op.public:

@@ -51,11 +51,21 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
     spec = agent.spec
     errors = []
     if spec.template and d.catalog.templates and spec.template not in d.catalog.templates:
-        errors.append({"field": "template", "message": f"unknown template {spec.template!r}; "
-                       f"known: {', '.join(sorted(d.catalog.templates))}"})
+        errors.append(
+            {
+                "field": "template",
+                "message": f"unknown template {spec.template!r}; "
+                f"known: {', '.join(sorted(d.catalog.templates))}",
+            }
+        )
     if spec.provider and d.catalog.providers and spec.provider not in d.catalog.providers:
-        errors.append({"field": "config.llm_provider", "message": f"unknown provider {spec.provider!r}; "
-                       f"known: {', '.join(sorted(d.catalog.providers))}"})
+        errors.append(
+            {
+                "field": "config.llm_provider",
+                "message": f"unknown provider {spec.provider!r}; "
+                f"known: {', '.join(sorted(d.catalog.providers))}",
+            }
+        )
     if errors:
         raise invalid(errors)
 
@@ -79,8 +89,16 @@ async def list_agents(request: Request) -> JSONResponse:
     return JSONResponse(out)
 
 
-@operation(Operation("Create an agent (the controller starts it)", body=AgentCreate, response=AgentOut,
-                     status=201, errors=(400, 409), tags=TAGS))
+@operation(
+    Operation(
+        "Create an agent (the controller starts it)",
+        body=AgentCreate,
+        response=AgentOut,
+        status=201,
+        errors=(400, 409),
+        tags=TAGS,
+    )
+)
 async def create_agent(request: Request) -> JSONResponse:
     d = deps(request)
     agent = agent_from_create(await parse_body(request, AgentCreate), d.settings.namespace)
@@ -95,8 +113,15 @@ async def get_agent(request: Request) -> JSONResponse:
     return _json(agent_out(await d.agent(request.path_params["id"])))
 
 
-@operation(Operation("Update an agent: config replaced, env_vars merged", body=AgentUpdate, response=AgentOut,
-                     errors=(400, 409), tags=TAGS))
+@operation(
+    Operation(
+        "Update an agent: config replaced, env_vars merged",
+        body=AgentUpdate,
+        response=AgentOut,
+        errors=(400, 409),
+        tags=TAGS,
+    )
+)
 async def update_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentUpdate)
@@ -106,8 +131,9 @@ async def update_agent(request: Request) -> JSONResponse:
     return _json(agent_out(await d.store.replace(updated)))
 
 
-@operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204,
-                     tags=TAGS))
+@operation(
+    Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS)
+)
 async def delete_agent(request: Request) -> Response:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])
@@ -130,8 +156,11 @@ async def _set_state(d: Deps, name: str, state: DesiredState) -> Agent:
 
 
 def _action(agent: Agent) -> JSONResponse:
-    out = ActionOut(id=agent.name, status=status_name(agent),  # type: ignore[arg-type]
-                    desired_state=agent.spec.state.value.lower())  # type: ignore[arg-type]
+    out = ActionOut(
+        id=agent.name,
+        status=status_name(agent),  # type: ignore[arg-type]
+        desired_state=agent.spec.state.value.lower(),
+    )  # type: ignore[arg-type]
     return _json(out, 202)
 
 
@@ -152,56 +181,88 @@ async def _bulk(request: Request, state: DesiredState) -> JSONResponse:
     names = sorted(a.name for a in agents if project is None or a.spec.project == project)
     for name in names:
         await _set_state(d, name, state)
-    out = BulkActionOut(desired_state=state.value.lower(), project=project,  # type: ignore[arg-type]
-                        agents=names, count=len(names))
+    out = BulkActionOut(
+        desired_state=state.value.lower(),
+        project=project,  # type: ignore[arg-type]
+        agents=names,
+        count=len(names),
+    )
     return _json(out, 202)
 
 
 PROJECT_FILTER = (Query("project", {"type": "string"}, "only agents of this project"),)
 
 
-@operation(Operation("Start every agent (of a project)", response=BulkActionOut, status=202,
-                     query=PROJECT_FILTER, tags=TAGS))
+@operation(
+    Operation(
+        "Start every agent (of a project)",
+        response=BulkActionOut,
+        status=202,
+        query=PROJECT_FILTER,
+        tags=TAGS,
+    )
+)
 async def start_all(request: Request) -> JSONResponse:
     return await _bulk(request, DesiredState.RUNNING)
 
 
-@operation(Operation("Stop every agent (of a project)", response=BulkActionOut, status=202,
-                     query=PROJECT_FILTER, tags=TAGS))
+@operation(
+    Operation(
+        "Stop every agent (of a project)", response=BulkActionOut, status=202, query=PROJECT_FILTER, tags=TAGS
+    )
+)
 async def stop_all(request: Request) -> JSONResponse:
     return await _bulk(request, DesiredState.STOPPED)
 
 
-@operation(Operation("The container's recent log lines", response=list[LogLineOut], errors=(409, 422, 503),
-                     query=(Query("tail", {"type": "integer", "minimum": 1, "maximum": 10000}, "lines, default 100"),),
-                     tags=TAGS))
+@operation(
+    Operation(
+        "The container's recent log lines",
+        response=list[LogLineOut],
+        errors=(409, 422, 503),
+        query=(Query("tail", {"type": "integer", "minimum": 1, "maximum": 10000}, "lines, default 100"),),
+        tags=TAGS,
+    )
+)
 async def agent_logs(request: Request) -> JSONResponse:
     d = deps(request)
     tail = query_int(request, "tail", 100, 1, 10_000)
     agent = await d.agent(request.path_params["id"])
     lines = [
-        LogLineOut(timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream)
-        .model_dump(mode="json")
+        LogLineOut(
+            timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream
+        ).model_dump(mode="json")
         async for line in d.runtime.logs(agent.key, tail=tail, follow=False)
     ]
     return JSONResponse(lines[-tail:])
 
 
 def metrics_out(name: str, stats: Stats) -> AgentMetricsOut:
-    return AgentMetricsOut(id=name, memory_mb=round(stats.memory_mb, 2), memory_limit_mb=stats.memory_limit_mb,
-                           cpu_percent=round(stats.cpu_percent, 2), network_rx_bytes=stats.network_rx_bytes,
-                           network_tx_bytes=stats.network_tx_bytes, pids=stats.pids)
+    return AgentMetricsOut(
+        id=name,
+        memory_mb=round(stats.memory_mb, 2),
+        memory_limit_mb=stats.memory_limit_mb,
+        cpu_percent=round(stats.cpu_percent, 2),
+        network_rx_bytes=stats.network_rx_bytes,
+        network_tx_bytes=stats.network_tx_bytes,
+        pids=stats.pids,
+    )
 
 
-@operation(Operation("The container's resource usage", response=AgentMetricsOut, errors=(409, 503), tags=TAGS))
+@operation(
+    Operation("The container's resource usage", response=AgentMetricsOut, errors=(409, 503), tags=TAGS)
+)
 async def agent_metrics(request: Request) -> JSONResponse:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])
     return _json(metrics_out(agent.name, await d.runtime.stats(agent.key)))
 
 
-@operation(Operation("Is the agent running and answering /healthz", response=AgentHealthOut, errors=(503,),
-                     tags=TAGS))
+@operation(
+    Operation(
+        "Is the agent running and answering /healthz", response=AgentHealthOut, errors=(503,), tags=TAGS
+    )
+)
 async def agent_health(request: Request) -> JSONResponse:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])
@@ -218,8 +279,14 @@ async def agent_health(request: Request) -> JSONResponse:
             healthy, detail = False, f"/healthz unreachable: {type(err).__name__}"
     elif not observed.running:
         detail = detail or f"workload is {observed.state}"
-    out = AgentHealthOut(id=agent.name, status=status_name(agent), running=observed.running,  # type: ignore[arg-type]
-                         healthy=healthy, endpoint=endpoint, detail=detail)
+    out = AgentHealthOut(
+        id=agent.name,
+        status=status_name(agent),
+        running=observed.running,  # type: ignore[arg-type]
+        healthy=healthy,
+        endpoint=endpoint,
+        detail=detail,
+    )
     return _json(out)
 
 

@@ -19,7 +19,9 @@ from api.schemas import AuthStatusOut, LoginRequest, RefreshRequest, RegisterReq
 
 
 def _tokens(pair: TokenPair, status: int = 200) -> JSONResponse:
-    body = TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+    body = TokenOut(
+        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+    )
     return JSONResponse(body.model_dump(), status_code=status, headers={"Cache-Control": "no-store"})
 
 
@@ -27,8 +29,16 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-@operation(Operation("Log in with the admin password", body=LoginRequest, response=TokenOut,
-                     errors=(400, 403, 429), public=True, tags=("auth",)))
+@operation(
+    Operation(
+        "Log in with the admin password",
+        body=LoginRequest,
+        response=TokenOut,
+        errors=(400, 403, 429),
+        public=True,
+        tags=("auth",),
+    )
+)
 async def login(request: Request) -> JSONResponse:
     auth = deps(request).auth
     client = _client(request)
@@ -45,9 +55,17 @@ async def login(request: Request) -> JSONResponse:
     return _tokens(auth.tokens.issue())
 
 
-@operation(Operation("Set the admin password (only when registration is enabled and no admin exists)",
-                     body=RegisterRequest, response=TokenOut, status=201, errors=(400, 403, 409),
-                     public=True, tags=("auth",)))
+@operation(
+    Operation(
+        "Set the admin password (only when registration is enabled and no admin exists)",
+        body=RegisterRequest,
+        response=TokenOut,
+        status=201,
+        errors=(400, 403, 409),
+        public=True,
+        tags=("auth",),
+    )
+)
 async def register(request: Request) -> JSONResponse:
     auth = deps(request).auth
     if not auth.registration_enabled:
@@ -63,8 +81,16 @@ async def register(request: Request) -> JSONResponse:
     return _tokens(auth.tokens.issue(), status=201)
 
 
-@operation(Operation("Trade a refresh token for a new token pair (the old refresh token dies)",
-                     body=RefreshRequest, response=TokenOut, errors=(400,), public=True, tags=("auth",)))
+@operation(
+    Operation(
+        "Trade a refresh token for a new token pair (the old refresh token dies)",
+        body=RefreshRequest,
+        response=TokenOut,
+        errors=(400,),
+        public=True,
+        tags=("auth",),
+    )
+)
 async def refresh(request: Request) -> JSONResponse:
     body = await parse_body(request, RefreshRequest)
     return _tokens(deps(request).auth.tokens.rotate(body.refresh_token))
@@ -73,8 +99,9 @@ async def refresh(request: Request) -> JSONResponse:
 @operation(Operation("How authentication is configured", response=AuthStatusOut, public=True, tags=("auth",)))
 async def status(request: Request) -> JSONResponse:
     auth = deps(request).auth
-    out = AuthStatusOut(auth_enabled=True, has_admin=auth.admin.exists(),
-                        registration_enabled=auth.registration_enabled)
+    out = AuthStatusOut(
+        auth_enabled=True, has_admin=auth.admin.exists(), registration_enabled=auth.registration_enabled
+    )
     return JSONResponse(out.model_dump())
 
 

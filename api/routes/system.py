@@ -51,8 +51,9 @@ async def providers(request: Request) -> JSONResponse:
     return JSONResponse(_entries(deps(request).catalog.providers))
 
 
-@operation(Operation("Runtime, its version, agent counts and the store kind", response=RuntimeStatusOut,
-                     tags=TAGS))
+@operation(
+    Operation("Runtime, its version, agent counts and the store kind", response=RuntimeStatusOut, tags=TAGS)
+)
 async def runtime_status(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
@@ -62,14 +63,21 @@ async def runtime_status(request: Request) -> JSONResponse:
     except RuntimeError_ as err:
         error = str(err)
     out = RuntimeStatusOut(
-        runtime=d.runtime.name, version=version, available=error is None, error=error,
-        store=getattr(d.store, "kind_name", type(d.store).__name__), instance=d.settings.instance,
-        agents_total=len(agents), agents_running=sum(1 for a in agents if status_name(a) == "running"),
+        runtime=d.runtime.name,
+        version=version,
+        available=error is None,
+        error=error,
+        store=getattr(d.store, "kind_name", type(d.store).__name__),
+        instance=d.settings.instance,
+        agents_total=len(agents),
+        agents_running=sum(1 for a in agents if status_name(a) == "running"),
     )
     return JSONResponse(out.model_dump())
 
 
-@operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
+@operation(
+    Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS)
+)
 async def usage(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
@@ -85,21 +93,32 @@ async def usage(request: Request) -> JSONResponse:
 
     found = [m for m in await asyncio.gather(*(one(a) for a in running)) if m is not None]
     out = GlobalMetricsOut(
-        agents_total=len(agents), agents_running=len(running),
+        agents_total=len(agents),
+        agents_running=len(running),
         memory_mb_total=round(sum(m.memory_mb for m in found), 2),
-        cpu_percent_total=round(sum(m.cpu_percent for m in found), 2), agents=found,
+        cpu_percent_total=round(sum(m.cpu_percent for m in found), 2),
+        agents=found,
     )
     return JSONResponse(out.model_dump(mode="json"))
 
 
-@operation(Operation("Prometheus metrics (text exposition format)", response=str, public=True,
-                     media_type=CONTENT_TYPE_LATEST, tags=TAGS))
+@operation(
+    Operation(
+        "Prometheus metrics (text exposition format)",
+        response=str,
+        public=True,
+        media_type=CONTENT_TYPE_LATEST,
+        tags=TAGS,
+    )
+)
 async def prometheus(request: Request) -> Response:
     d = deps(request)
     # Refreshed here, so the gauge is right even when the controller runs in another process.
     agents = await d.store.list(Agent, d.settings.namespace)
     for phase in Phase:
-        agents_by_phase.labels(phase.value.lower()).set(sum(1 for a in agents if status_name(a) == phase.value.lower()))
+        agents_by_phase.labels(phase.value.lower()).set(
+            sum(1 for a in agents if status_name(a) == phase.value.lower())
+        )
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -37,7 +37,7 @@ class UnreachableRuntime:
 
     name = "docker"
 
-    async def version(self) -> str:
+    async def version(self, *args: Any) -> str:
         from controller.runtime.base import RuntimeUnavailable
 
         raise RuntimeUnavailable("cannot reach the Docker engine at unix:///nonexistent.sock")
@@ -57,10 +57,17 @@ class UnreachableRuntime:
 
 @dataclass
 class SimpleCatalog:
-    templates: dict[str, Any] = field(default_factory=lambda: {
-        "coding-assistant": {"name": "Coding Assistant", "config": {"llm_provider": "openai", "memory_mb": 1024}},
-    })
-    providers: dict[str, Any] = field(default_factory=lambda: {"openai": {"api": "openai"}, "ollama": {"api": "openai"}})
+    templates: dict[str, Any] = field(
+        default_factory=lambda: {
+            "coding-assistant": {
+                "name": "Coding Assistant",
+                "config": {"llm_provider": "openai", "memory_mb": 1024},
+            },
+        }
+    )
+    providers: dict[str, Any] = field(
+        default_factory=lambda: {"openai": {"api": "openai"}, "ollama": {"api": "openai"}}
+    )
 
 
 def make_catalog(settings: Settings) -> Any:
@@ -71,10 +78,17 @@ def make_catalog(settings: Settings) -> Any:
     return load_catalog(settings)
 
 
-def start_gateway(home: Path, runtime: Any = None, env: dict[str, str] | None = None, **overrides: Any) -> ServerThread:
+def start_gateway(
+    home: Path, runtime: Any = None, env: dict[str, str] | None = None, **overrides: Any
+) -> ServerThread:
     settings = make_settings(home, **overrides)
-    app = create_app(settings, make_store(settings), runtime or UnreachableRuntime(), make_catalog(settings),
-                     env={"CLAWPEN_ADMIN_PASSWORD": PASSWORD} if env is None else env)
+    app = create_app(
+        settings,
+        make_store(settings),
+        runtime or UnreachableRuntime(),
+        make_catalog(settings),
+        env={"CLAWPEN_ADMIN_PASSWORD": PASSWORD} if env is None else env,
+    )
     return ServerThread(app).start()
 
 
