@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from controller.resources import DNS1123_LABEL
+
 
 class Body(BaseModel):
     """Request bodies refuse unknown fields, so a typo is a 422 naming it rather than silently ignored."""
@@ -82,8 +84,8 @@ class AgentConfig(Body):
     llm_provider: str | None = Field(default=None, description="key in templates/providers.yaml")
     llm_model: str | None = None
     base_url: str | None = Field(default=None, description="overrides the provider's endpoint")
-    memory_mb: int | None = None
-    cpu_cores: float | None = None
+    memory_mb: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 65536})
+    cpu_cores: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0, "maximum": 128})
     preset: Preset | None = None
     env_vars: dict[str, str | None] | None = Field(
         default=None, description="on update, merged into the existing ones; a null value removes a variable"
@@ -97,7 +99,11 @@ class AgentConfig(Body):
 
 
 class AgentCreate(Body):
-    name: str = Field(description="DNS-1123 label; also the agent's id")
+    # The rule itself is checked by the Agent model (with a message that explains it); the schema shows it.
+    name: str = Field(
+        description="DNS-1123 label; also the agent's id",
+        json_schema_extra={"pattern": DNS1123_LABEL.pattern, "maxLength": 63},
+    )
     template: str | None = Field(default=None, description="key in templates/agents.yaml")
     config: AgentConfig | None = None
     project: str | None = None

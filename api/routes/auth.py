@@ -34,7 +34,7 @@ def _client(request: Request) -> str:
         "Log in with the admin password",
         body=LoginRequest,
         response=TokenOut,
-        errors=(400, 403, 429),
+        errors=(400, 401, 403, 429),
         public=True,
         tags=("auth",),
     )
@@ -86,7 +86,7 @@ async def register(request: Request) -> JSONResponse:
         "Trade a refresh token for a new token pair (the old refresh token dies)",
         body=RefreshRequest,
         response=TokenOut,
-        errors=(400,),
+        errors=(400, 401),
         public=True,
         tags=("auth",),
     )
