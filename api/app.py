@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import BaseRoute
 
+from api import redact
 from api.auth import AuthService
 from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
@@ -41,6 +42,7 @@ def create_app(
     auth_service: AuthService | None = None,
 ) -> Starlette:
     """Build the gateway. `env` is where CLAWPEN_ADMIN_PASSWORD is read on the first start."""
+    redact.install()
     service = auth_service or AuthService.from_home(
         settings.ensure_home(),
         registration_enabled=settings.registration_enabled,

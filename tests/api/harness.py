@@ -18,7 +18,7 @@ T = TypeVar("T")
 
 
 class ServerThread:
-    def __init__(self, app: Any):
+    def __init__(self, app: Any, log_level: str = "warning"):
         self.app = app
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -26,7 +26,7 @@ class ServerThread:
         self.port = self.sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", ws="websockets-sansio")
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", ws="websockets-sansio")
         self.server = uvicorn.Server(config)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)

@@ -224,3 +224,45 @@ def test_logs_stream_with_engine_down_closes_4503(
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4503
+
+
+def test_tokens_in_websocket_urls_are_redacted_from_server_logs(tmp_path: Any) -> None:
+    import logging
+
+    from api.app import create_app
+    from tests.api.conftest import (
+        PASSWORD,
+        UnreachableRuntime,
+        login,
+        make_catalog,
+        make_settings,
+        make_store,
+    )
+
+    lines: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(self.format(record))
+
+    settings = make_settings(tmp_path)
+    app = create_app(
+        settings,
+        make_store(settings),
+        UnreachableRuntime(),
+        make_catalog(settings),
+        env={"CLAWPEN_ADMIN_PASSWORD": PASSWORD},
+    )
+    loud = ServerThread(app, log_level="info")  # uvicorn's logging config is applied here
+    handler = Collect()
+    logging.getLogger("uvicorn.error").addHandler(handler)
+    try:
+        with loud.start():
+            token = login(loud.url)["access_token"]
+            with connect(f"{loud.ws_url}/api/agents/nobody/chat?token={token}") as ws:
+                ws.recv(timeout=10)
+    finally:
+        logging.getLogger("uvicorn.error").removeHandler(handler)
+    logged = "\n".join(lines)
+    assert "chat?token=[redacted]" in logged
+    assert token not in logged
