@@ -20,6 +20,7 @@ from typing import Protocol
 import httpx
 
 from controller.catalog import Catalog
+from controller.events import Event, EventLog
 from controller.resources import Agent, AgentStatus, Condition, Phase, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
@@ -107,6 +108,7 @@ class Reconciler:
         environ: Mapping[str, str] | None = None,
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
+        events: EventLog | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -114,6 +116,7 @@ class Reconciler:
         self.environ = environ if environ is not None else os.environ
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
+        self.events = events
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -139,6 +142,7 @@ class Reconciler:
         try:
             observed = await self.runtime.observe(key)
             action, observed, wait = await self._act(plan, observed, resolved)
+            self._record_action(key, action, f"{action} the container (plan {plan.hash})")
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, str(err), terminal=False)
@@ -199,6 +203,8 @@ class Reconciler:
         if observed.exists:
             log.info("removing %s: no Agent wants it", key)
             await self.runtime.remove(key)
+            if self.events is not None:
+                self.events.forget(key)
             return ReconcileResult(action="removed")
         return ReconcileResult()
 
@@ -210,7 +216,23 @@ class Reconciler:
 
     async def _write(self, agent: Agent, status: AgentStatus) -> None:
         if status_changed(agent.status, status):
+            self._record_transition(agent, status)
             await self.store.update_status(Agent, agent.metadata.name, status, agent.metadata.namespace)
+
+    def _record_transition(self, agent: Agent, status: AgentStatus) -> None:
+        if self.events is None:
+            return
+        old, new = agent.status, status.condition("Ready")
+        old_ready = old.condition("Ready") if old else None
+        if new is None or (old and old.phase == status.phase and old_ready and old_ready.reason == new.reason):
+            return
+        kind = "Normal" if status.phase in (Phase.RUNNING, Phase.STOPPED, Phase.STARTING, Phase.PENDING) else "Warning"
+        text = f"{status.phase}: {new.message}" if new.message else str(status.phase)
+        self.events.record(agent.key, Event(self.clock().isoformat(), kind, new.reason, text))
+
+    def _record_action(self, key: str, action: str, detail: str) -> None:
+        if self.events is not None and action != "none":
+            self.events.record(key, Event(self.clock().isoformat(), "Normal", action.capitalize(), detail))
 
     async def _write_broken(self, name: str, namespace: str, message: str) -> None:
         """A spec that cannot be read: say so on its status; leave whatever runs alone (lose nothing)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from controller.catalog import Catalog, load_catalog
+from controller.events import EventLog
 from controller.manager import Controller
 from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
@@ -62,6 +63,7 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         image=settings.image,
         secrets=open_secrets(settings),
         environ=os.environ,
+        events=EventLog(settings.ensure_home() / "events"),
     )
     return Controller(
         store, runtime, reconciler, workers=settings.workers, resync_seconds=settings.resync_seconds
