@@ -280,9 +280,7 @@ class TokenIssuer:
 class LoginLimiter:
     """At most `max_failures` failed logins per client in a sliding `window`, then 429."""
 
-    def __init__(
-        self, max_failures: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic
-    ):
+    def __init__(self, max_failures: int = 5, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.max_failures = max_failures
         self.window = window
         self._clock = clock
@@ -330,6 +328,4 @@ class AuthService:
         admin = AdminPassword(home)
         admin.bootstrap(os.environ if env is None else env)
         tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home))
-        return cls(
-            admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled
-        )
+        return cls(admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled)

@@ -75,9 +75,7 @@ def _volume(v: VolumeIn | str, index: int) -> dict[str, Any]:
         return {"source": v.source, "target": v.target, "readOnly": v.read_only}
     parts = v.split(":")
     if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] not in ("ro", "rw")):
-        raise invalid(
-            [{"field": f"config.volumes.{index}", "message": 'use "source:target" or "source:target:ro"'}]
-        )
+        raise invalid([{"field": f"config.volumes.{index}", "message": 'use "source:target" or "source:target:ro"'}])
     return {"source": parts[0], "target": parts[1], "readOnly": len(parts) == 3 and parts[2] == "ro"}
 
 
@@ -197,9 +195,7 @@ def agent_out(agent: Agent) -> AgentOut:
         project=agent.spec.project,
         tags=list(agent.spec.tags),
         created_at=meta.creation_timestamp,
-        conditions=[
-            ConditionOut.model_validate(c.model_dump()) for c in (status.conditions if status else [])
-        ],
+        conditions=[ConditionOut.model_validate(c.model_dump()) for c in (status.conditions if status else [])],
         message=status.message if status else None,
         endpoint=status.endpoint if status else None,
         restart_count=status.restart_count if status else 0,

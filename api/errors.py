@@ -52,9 +52,7 @@ def invalid(errors: list[dict[str, str]]) -> ApiError:
     return ApiError(422, f"invalid request: {summary}", errors)
 
 
-def error_response(
-    status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None
-) -> Response:
+def error_response(status: int, message: str, detail: Any = None, headers: dict[str, str] | None = None) -> Response:
     return JSONResponse({"error": message, "detail": detail}, status_code=status, headers=headers)
 
 
@@ -93,9 +91,7 @@ async def http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:
-    log.error(
-        "unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc
-    )
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
     return error_response(500, "internal error", "see the gateway's log")
 
 

@@ -87,9 +87,7 @@ def build_openapi(routes: list[BaseRoute], title: str = "Claw Pen gateway") -> d
         [
             (
                 m,
-                "validation"
-                if m.__name__.endswith(("Request", "Create", "Update", "In"))
-                else "serialization",
+                "validation" if m.__name__.endswith(("Request", "Create", "Update", "In")) else "serialization",
             )
             for m in models
         ],

@@ -57,3 +57,9 @@ http_request_seconds = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
     registry=REGISTRY,
 )
+
+
+def record_reconcile(key: str, result: str, seconds: float) -> None:
+    """controller.manager.Controller's on_reconcile hook (the key stays out of the labels)."""
+    reconcile_total.labels(result).inc()
+    reconcile_seconds.observe(seconds)

@@ -54,16 +54,14 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
         errors.append(
             {
                 "field": "template",
-                "message": f"unknown template {spec.template!r}; "
-                f"known: {', '.join(sorted(d.catalog.templates))}",
+                "message": f"unknown template {spec.template!r}; known: {', '.join(sorted(d.catalog.templates))}",
             }
         )
     if spec.provider and d.catalog.providers and spec.provider not in d.catalog.providers:
         errors.append(
             {
                 "field": "config.llm_provider",
-                "message": f"unknown provider {spec.provider!r}; "
-                f"known: {', '.join(sorted(d.catalog.providers))}",
+                "message": f"unknown provider {spec.provider!r}; known: {', '.join(sorted(d.catalog.providers))}",
             }
         )
     if errors:
@@ -131,9 +129,7 @@ async def update_agent(request: Request) -> JSONResponse:
     return _json(agent_out(await d.store.replace(updated)))
 
 
-@operation(
-    Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS)
-)
+@operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS))
 async def delete_agent(request: Request) -> Response:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])
@@ -207,9 +203,7 @@ async def start_all(request: Request) -> JSONResponse:
 
 
 @operation(
-    Operation(
-        "Stop every agent (of a project)", response=BulkActionOut, status=202, query=PROJECT_FILTER, tags=TAGS
-    )
+    Operation("Stop every agent (of a project)", response=BulkActionOut, status=202, query=PROJECT_FILTER, tags=TAGS)
 )
 async def stop_all(request: Request) -> JSONResponse:
     return await _bulk(request, DesiredState.STOPPED)
@@ -229,9 +223,9 @@ async def agent_logs(request: Request) -> JSONResponse:
     tail = query_int(request, "tail", 100, 1, 10_000)
     agent = await d.agent(request.path_params["id"])
     lines = [
-        LogLineOut(
-            timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream
-        ).model_dump(mode="json")
+        LogLineOut(timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream).model_dump(
+            mode="json"
+        )
         async for line in d.runtime.logs(agent.key, tail=tail, follow=False)
     ]
     return JSONResponse(lines[-tail:])
@@ -249,20 +243,14 @@ def metrics_out(name: str, stats: Stats) -> AgentMetricsOut:
     )
 
 
-@operation(
-    Operation("The container's resource usage", response=AgentMetricsOut, errors=(409, 503), tags=TAGS)
-)
+@operation(Operation("The container's resource usage", response=AgentMetricsOut, errors=(409, 503), tags=TAGS))
 async def agent_metrics(request: Request) -> JSONResponse:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])
     return _json(metrics_out(agent.name, await d.runtime.stats(agent.key)))
 
 
-@operation(
-    Operation(
-        "Is the agent running and answering /healthz", response=AgentHealthOut, errors=(503,), tags=TAGS
-    )
-)
+@operation(Operation("Is the agent running and answering /healthz", response=AgentHealthOut, errors=(503,), tags=TAGS))
 async def agent_health(request: Request) -> JSONResponse:
     d = deps(request)
     agent = await d.agent(request.path_params["id"])

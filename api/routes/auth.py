@@ -19,9 +19,7 @@ from api.schemas import AuthStatusOut, LoginRequest, RefreshRequest, RegisterReq
 
 
 def _tokens(pair: TokenPair, status: int = 200) -> JSONResponse:
-    body = TokenOut(
-        access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
-    )
+    body = TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
     return JSONResponse(body.model_dump(), status_code=status, headers={"Cache-Control": "no-store"})
 
 

@@ -51,9 +51,7 @@ async def providers(request: Request) -> JSONResponse:
     return JSONResponse(_entries(deps(request).catalog.providers))
 
 
-@operation(
-    Operation("Runtime, its version, agent counts and the store kind", response=RuntimeStatusOut, tags=TAGS)
-)
+@operation(Operation("Runtime, its version, agent counts and the store kind", response=RuntimeStatusOut, tags=TAGS))
 async def runtime_status(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
@@ -75,9 +73,7 @@ async def runtime_status(request: Request) -> JSONResponse:
     return JSONResponse(out.model_dump())
 
 
-@operation(
-    Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS)
-)
+@operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
 async def usage(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
@@ -116,9 +112,7 @@ async def prometheus(request: Request) -> Response:
     # Refreshed here, so the gauge is right even when the controller runs in another process.
     agents = await d.store.list(Agent, d.settings.namespace)
     for phase in Phase:
-        agents_by_phase.labels(phase.value.lower()).set(
-            sum(1 for a in agents if status_name(a) == phase.value.lower())
-        )
+        agents_by_phase.labels(phase.value.lower()).set(sum(1 for a in agents if status_name(a) == phase.value.lower()))
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -119,9 +119,7 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                     detail = _error_text(json.loads(body).get("error", body))
                 except (ValueError, AttributeError):
                     detail = body.strip() or answer.reason_phrase
-                await ws.send_json(
-                    error_frame(detail, f"agent {agent.name} answered {answer.status_code}: {detail}")
-                )
+                await ws.send_json(error_frame(detail, f"agent {agent.name} answered {answer.status_code}: {detail}"))
                 return
             async for data in sse_data(answer.aiter_lines()):
                 if data.strip() == "[DONE]":
@@ -130,9 +128,7 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                 try:
                     event = json.loads(data)
                 except ValueError:
-                    await ws.send_json(
-                        error_frame("bad stream", f"agent {agent.name} sent a malformed event")
-                    )
+                    await ws.send_json(error_frame("bad stream", f"agent {agent.name} sent a malformed event"))
                     return
                 if isinstance(event, dict) and event.get("error") is not None:
                     detail = _error_text(event["error"])
@@ -142,18 +138,14 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                 chunk = (choice.get("delta") or {}).get("content")
                 if chunk:
                     parts.append(chunk)
-                    await ws.send_json(
-                        {"role": "assistant", "content": chunk, "delta": True, "timestamp": _now()}
-                    )
+                    await ws.send_json({"role": "assistant", "content": chunk, "delta": True, "timestamp": _now()})
                 if choice.get("finish_reason"):
                     finished = True
     except httpx.TimeoutException:
         await ws.send_json(error_frame("timeout", f"agent {agent.name} did not answer in time"))
         return
     except httpx.HTTPError as err:
-        await ws.send_json(
-            error_frame("unreachable", f"agent {agent.name} is unreachable ({type(err).__name__})")
-        )
+        await ws.send_json(error_frame("unreachable", f"agent {agent.name} is unreachable ({type(err).__name__})"))
         return
     if not finished:
         await ws.send_json(error_frame("stream ended early", f"agent {agent.name}'s reply was cut off"))
@@ -186,9 +178,7 @@ async def chat(ws: WebSocket) -> None:
                 frame = ChatIn.model_validate_json(raw)
             except ValidationError as err:
                 fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
-                await ws.send_json(
-                    error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})')
-                )
+                await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
                 continue
             # Re-read: the agent may have been stopped or replaced (new endpoint) since the last message.
             agent = await d.agent(name)

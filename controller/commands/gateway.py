@@ -104,7 +104,6 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     """Store, runtime and catalog for this installation (CLAWPEN_STORE / CLAWPEN_RUNTIME choose)."""
     from controller.catalog import load_catalog
-
     from controller.runtime import open_runtime
     from controller.store import open_store
 
@@ -131,9 +130,11 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
         server = uvicorn.Server(config)
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
         if with_controller:
-            from controller.manager import Controller
+            from controller.metrics import record_reconcile
+            from controller.wiring import build_controller
 
-            controller = Controller(settings, store, runtime, catalog)
+            controller = build_controller(settings, store, runtime, catalog)
+            controller.on_reconcile = controller.on_reconcile or record_reconcile
             tasks.add(asyncio.create_task(controller.run(), name="controller"))
         where = f"http://{settings.host}:{sock.getsockname()[1]}"
         log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,32 +54,13 @@ class UnreachableRuntime:
         pass
 
 
-@dataclass
-class SimpleCatalog:
-    templates: dict[str, Any] = field(
-        default_factory=lambda: {
-            "coding-assistant": {
-                "name": "Coding Assistant",
-                "config": {"llm_provider": "openai", "memory_mb": 1024},
-            },
-        }
-    )
-    providers: dict[str, Any] = field(
-        default_factory=lambda: {"openai": {"api": "openai"}, "ollama": {"api": "openai"}}
-    )
-
-
 def make_catalog(settings: Settings) -> Any:
-    try:
-        from controller.catalog import load_catalog
-    except ImportError:
-        return SimpleCatalog()
-    return load_catalog(settings)
+    from controller.wiring import open_catalog
+
+    return open_catalog(settings)
 
 
-def start_gateway(
-    home: Path, runtime: Any = None, env: dict[str, str] | None = None, **overrides: Any
-) -> ServerThread:
+def start_gateway(home: Path, runtime: Any = None, env: dict[str, str] | None = None, **overrides: Any) -> ServerThread:
     settings = make_settings(home, **overrides)
     app = create_app(
         settings,

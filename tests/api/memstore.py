@@ -28,11 +28,7 @@ class MemoryStore:
             raise NotFound(f"{cls.KIND} {namespace}/{name} not found") from None
 
     async def list(self, cls, namespace=None):
-        return [
-            copy.deepcopy(o)
-            for (k, ns, _), o in self.objs.items()
-            if k == cls.KIND and namespace in (None, ns)
-        ]
+        return [copy.deepcopy(o) for (k, ns, _), o in self.objs.items() if k == cls.KIND and namespace in (None, ns)]
 
     async def list_broken(self, cls, namespace=None):
         return []

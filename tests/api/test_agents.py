@@ -43,9 +43,7 @@ def test_create_answers_201_pending_with_seed_fields(client: httpx.Client, gatew
         "restart_policy": "always",
         "volumes": [{"source": "notes", "target": "/notes"}, "/srv/ref:/ref:ro"],
     }
-    answer = _create(
-        client, "finn", template="coding-assistant", config=config, project="fin", tags=["a", "b"]
-    )
+    answer = _create(client, "finn", template="coding-assistant", config=config, project="fin", tags=["a", "b"])
     assert answer.status_code == 201, answer.text
     body = answer.json()
     assert body["id"] == body["name"] == "finn"
@@ -98,9 +96,7 @@ def test_create_existing_name_is_409(client: httpx.Client) -> None:
         ({"config": {}}, "name"),
     ],
 )
-def test_create_validation_422_names_the_field(
-    client: httpx.Client, body: dict[str, Any], field: str
-) -> None:
+def test_create_validation_422_names_the_field(client: httpx.Client, body: dict[str, Any], field: str) -> None:
     answer = client.post("/api/agents", json=body)
     assert field in _fields(answer)
     assert field in answer.json()["error"]
@@ -126,9 +122,7 @@ def test_list_filters(client: httpx.Client, gateway: ServerThread) -> None:
     gateway.call(_store(gateway).update_status(Agent, "lf-two", AgentStatus(phase=Phase.RUNNING)))
 
     def names(query: dict[str, str]) -> set[str]:
-        return {
-            a["name"] for a in client.get("/api/agents", params=query).json() if a["name"].startswith("lf-")
-        }
+        return {a["name"] for a in client.get("/api/agents", params=query).json() if a["name"].startswith("lf-")}
 
     assert names({}) == {"lf-one", "lf-two", "lf-three"}
     assert names({"project": "alpha"}) == {"lf-one", "lf-two"}
@@ -170,9 +164,7 @@ def test_put_merges_env_and_replaces_the_rest(client: httpx.Client, gateway: Ser
     assert body["config"]["env_vars"] == {"KEEP": "1", "CHANGE": "b", "NEW": "n"}
     assert body["config"]["memory_mb"] == 2048
     assert body["config"]["llm_model"] is None  # not in this config: replaced, i.e. back to the template's
-    assert (
-        body["project"] == "p1" and body["template"] == "coding-assistant"
-    )  # top-level fields omitted: kept
+    assert body["project"] == "p1" and body["template"] == "coding-assistant"  # top-level fields omitted: kept
     assert body["generation"] == before["generation"] + 1
     assert _stored(gateway, "upd").spec.resources.memory_mb == 2048
 
@@ -180,9 +172,7 @@ def test_put_merges_env_and_replaces_the_rest(client: httpx.Client, gateway: Ser
 def test_put_with_stale_resource_version_is_409(client: httpx.Client) -> None:
     created = _create(client, "stale").json()
     assert client.put("/api/agents/stale", json={"tags": ["x"]}).status_code == 200
-    answer = client.put(
-        "/api/agents/stale", json={"tags": ["y"], "resource_version": created["resource_version"]}
-    )
+    answer = client.put("/api/agents/stale", json={"tags": ["y"], "resource_version": created["resource_version"]})
     assert answer.status_code == 409
     assert client.get("/api/agents/stale").json()["tags"] == ["x"]
 
@@ -199,9 +189,7 @@ def test_secret_looking_env_values_are_masked_and_kept(client: httpx.Client, gat
     assert "sk-live-123" not in answer.text
     assert answer.json()["config"]["env_vars"] == {"OPENAI_API_KEY": "********", "MODE": "x"}
     echoed = answer.json()["config"]
-    assert (
-        client.put("/api/agents/masked", json={"config": {"env_vars": echoed["env_vars"]}}).status_code == 200
-    )
+    assert client.put("/api/agents/masked", json={"config": {"env_vars": echoed["env_vars"]}}).status_code == 200
     assert _stored(gateway, "masked").spec.env["OPENAI_API_KEY"] == "sk-live-123"
     assert "sk-live-123" not in client.get("/api/agents").text
 
@@ -211,10 +199,7 @@ def test_start_and_stop_patch_the_desired_state(client: httpx.Client, gateway: S
     stop = client.post("/api/agents/toggle/stop")
     assert stop.status_code == 202 and stop.json()["desired_state"] == "stopped"
     assert _stored(gateway, "toggle").spec.state == DesiredState.STOPPED
-    assert (
-        client.put("/api/agents/toggle", json={"config": {"memory_mb": 600}}).json()["desired_state"]
-        == "stopped"
-    )
+    assert client.put("/api/agents/toggle", json={"config": {"memory_mb": 600}}).json()["desired_state"] == "stopped"
     start = client.post("/api/agents/toggle/start")
     assert start.status_code == 202 and start.json()["desired_state"] == "running"
     assert _stored(gateway, "toggle").spec.state == DesiredState.RUNNING

@@ -72,9 +72,7 @@ def test_login_returns_bearer_pair_with_seed_lifetimes(gateway: ServerThread, to
 
 def test_no_token_is_refused(gateway: ServerThread) -> None:
     _refused(_get(gateway, None), "missing access token")
-    _refused(
-        httpx.get(gateway.url + "/api/agents", headers={"Authorization": "Basic YWRtaW46eA=="}), "missing"
-    )
+    _refused(httpx.get(gateway.url + "/api/agents", headers={"Authorization": "Basic YWRtaW46eA=="}), "missing")
 
 
 def test_tampered_signature_is_refused(gateway: ServerThread, tokens: dict[str, Any]) -> None:
@@ -161,9 +159,7 @@ def test_login_body_errors(gateway: ServerThread) -> None:
 def test_login_rate_limit_429_with_retry_after(tmp_path: Path) -> None:
     with start_gateway(tmp_path) as server:
         for _ in range(5):
-            assert (
-                httpx.post(server.url + "/auth/login", json={"password": "wrong guess!!"}).status_code == 401
-            )
+            assert httpx.post(server.url + "/auth/login", json={"password": "wrong guess!!"}).status_code == 401
         answer = httpx.post(server.url + "/auth/login", json={"password": PASSWORD})
         assert answer.status_code == 429, answer.text
         assert 1 <= int(answer.headers["retry-after"]) <= 60

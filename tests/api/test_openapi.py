@@ -55,9 +55,7 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
     create = doc["paths"]["/api/agents"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert create == {"$ref": "#/components/schemas/AgentCreate"}
     config = doc["components"]["schemas"]["AgentConfig"]["properties"]
-    assert {"llm_provider", "llm_model", "memory_mb", "cpu_cores", "env_vars", "secrets", "volumes"} <= set(
-        config
-    )
+    assert {"llm_provider", "llm_model", "memory_mb", "cpu_cores", "env_vars", "secrets", "volumes"} <= set(config)
     assert doc["paths"]["/api/agents"]["get"]["security"] == [{"bearerAuth": []}]
     assert "security" not in doc["paths"]["/health"]["get"]
 
@@ -85,8 +83,6 @@ def test_generated_requests_never_5xx_and_conform(api_schema: Any, tokens: dict[
             # 503 is the documented answer while the container engine is down (this gateway's runtime is
             # unreachable on purpose); any other 5xx is a bug.
             if answer.status_code >= 500:
-                assert answer.status_code == 503 and answer.json()["error"] == "runtime unavailable", (
-                    answer.text
-                )
+                assert answer.status_code == 503 and answer.json()["error"] == "runtime unavailable", answer.text
 
         check()

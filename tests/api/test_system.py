@@ -30,9 +30,7 @@ def test_runtime_status_reports_an_unreachable_engine(client: httpx.Client) -> N
     assert body["store"] and body["instance"].startswith("t-")
 
 
-def test_usage_metrics_503_when_engine_down_with_running_agents(
-    client: httpx.Client, gateway: ServerThread
-) -> None:
+def test_usage_metrics_503_when_engine_down_with_running_agents(client: httpx.Client, gateway: ServerThread) -> None:
     from controller.resources import Agent, AgentStatus, Phase
 
     client.post("/api/agents", json={"name": "busy"})
@@ -41,9 +39,7 @@ def test_usage_metrics_503_when_engine_down_with_running_agents(
     assert answer.status_code == 503 and answer.json()["error"] == "runtime unavailable"
 
 
-def test_prometheus_metrics_are_public_and_count_by_route_template(
-    client: httpx.Client, gateway: ServerThread
-) -> None:
+def test_prometheus_metrics_are_public_and_count_by_route_template(client: httpx.Client, gateway: ServerThread) -> None:
     client.get("/api/agents/some-agent-name")
     client.get("/api/agents/another-name")
     httpx.get(gateway.url + "/api/agents/unauthorized-one")

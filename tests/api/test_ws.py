@@ -82,10 +82,7 @@ def agent() -> Iterator[tuple[ChatAgent, ServerThread]]:
 @pytest.fixture(scope="module")
 def running(client: httpx.Client, gateway: ServerThread, agent: tuple[ChatAgent, ServerThread]) -> str:
     """An agent whose status says Running at the chat agent's endpoint (as the controller would write)."""
-    assert (
-        client.post("/api/agents", json={"name": "talker", "config": {"llm_model": "gpt-test"}}).status_code
-        == 201
-    )
+    assert client.post("/api/agents", json={"name": "talker", "config": {"llm_model": "gpt-test"}}).status_code == 201
     status = AgentStatus(phase=Phase.RUNNING, endpoint=agent[1].url)
     gateway.call(gateway.app.state.deps.store.update_status(Agent, "talker", status))
     return "talker"
@@ -127,32 +124,22 @@ def test_chat_streams_deltas_then_done(
     assert sent[1]["session"] == "main"
 
 
-def test_upstream_error_event_becomes_error_frame(
-    gateway: ServerThread, tokens: dict[str, Any], running: str
-) -> None:
+def test_upstream_error_event_becomes_error_frame(gateway: ServerThread, tokens: dict[str, Any], running: str) -> None:
     with _open(gateway, tokens, running) as ws:
         ws.send(json.dumps({"content": "fail"}))
         frames = _until_final(ws)
         assert frames[0]["content"] == "partial "
         error = frames[-1]
-        assert (
-            error["role"] == "system" and "invalid API key" in error["error"] and "talker" in error["content"]
-        )
+        assert error["role"] == "system" and "invalid API key" in error["error"] and "talker" in error["content"]
         ws.send(json.dumps({"content": "after the error"}))  # the session stays usable
         assert _until_final(ws)[-1]["done"] is True
 
 
-def test_upstream_http_error_and_cut_stream(
-    gateway: ServerThread, tokens: dict[str, Any], running: str
-) -> None:
+def test_upstream_http_error_and_cut_stream(gateway: ServerThread, tokens: dict[str, Any], running: str) -> None:
     with _open(gateway, tokens, running) as ws:
         ws.send(json.dumps({"content": "http500"}))
         error = _until_final(ws)[-1]
-        assert (
-            error["role"] == "system"
-            and error["error"] == "model server exploded"
-            and "500" in error["content"]
-        )
+        assert error["role"] == "system" and error["error"] == "model server exploded" and "500" in error["content"]
         ws.send(json.dumps({"content": "cut"}))
         frames = _until_final(ws)
         assert frames[0]["content"] == "half a rep" and frames[-1]["error"] == "stream ended early"
@@ -185,9 +172,7 @@ def test_stopped_agent_gets_error_frame_and_4409(
     client: httpx.Client, gateway: ServerThread, tokens: dict[str, Any]
 ) -> None:
     assert client.post("/api/agents", json={"name": "sleeper", "state": "stopped"}).status_code == 201
-    gateway.call(
-        gateway.app.state.deps.store.update_status(Agent, "sleeper", AgentStatus(phase=Phase.STOPPED))
-    )
+    gateway.call(gateway.app.state.deps.store.update_status(Agent, "sleeper", AgentStatus(phase=Phase.STOPPED)))
     with _open(gateway, tokens, "sleeper") as ws:
         frame = json.loads(ws.recv(timeout=10))
         assert frame["role"] == "system" and frame["error"] == "not running" and "stopped" in frame["content"]
@@ -216,9 +201,7 @@ def test_unreachable_endpoint_is_an_error_frame(
         assert frame["role"] == "system" and frame["error"] == "unreachable"
 
 
-def test_logs_stream_with_engine_down_closes_4503(
-    gateway: ServerThread, tokens: dict[str, Any], running: str
-) -> None:
+def test_logs_stream_with_engine_down_closes_4503(gateway: ServerThread, tokens: dict[str, Any], running: str) -> None:
     with connect(f"{gateway.ws_url}/api/agents/{running}/logs/stream?token={tokens['access_token']}") as ws:
         assert json.loads(ws.recv(timeout=10))["error"] == "runtime unavailable"
         with pytest.raises(ConnectionClosed) as closed:
