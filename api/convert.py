@@ -10,7 +10,7 @@ request's field names so a 422 names what the client sent (`config.memory_mb`, n
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from pydantic import ValidationError
 
@@ -23,8 +23,10 @@ from api.schemas import (
     AgentUpdate,
     ConditionOut,
     SecretIn,
+    StatusName,
     VolumeIn,
 )
+from api.schemas import DesiredState as DesiredStateName
 from controller.resources import Agent, AgentSpec, DesiredState, Phase
 
 MASK = "********"
@@ -160,9 +162,13 @@ def agent_from_update(current: Agent, body: AgentUpdate) -> Agent:
     return updated
 
 
-def status_name(agent: Agent) -> str:
+def status_name(agent: Agent) -> StatusName:
     phase = agent.status.phase if agent.status else Phase.PENDING
-    return phase.value.lower()
+    return cast(StatusName, phase.value.lower())
+
+
+def desired_state(agent: Agent) -> DesiredStateName:
+    return cast(DesiredStateName, agent.spec.state.value.lower())
 
 
 def config_out(spec: AgentSpec) -> AgentConfigOut:
@@ -188,8 +194,8 @@ def agent_out(agent: Agent) -> AgentOut:
     return AgentOut(
         id=agent.name,
         name=agent.name,
-        status=status_name(agent),  # type: ignore[arg-type]
-        desired_state=agent.spec.state.value.lower(),  # type: ignore[arg-type]
+        status=status_name(agent),
+        desired_state=desired_state(agent),
         template=agent.spec.template,
         config=config_out(agent.spec),
         project=agent.spec.project,

@@ -87,7 +87,7 @@ async def runtime_error(request: Request, exc: Exception) -> Response:
 
 async def http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, exc.detail or "error", headers=exc.headers)
+    return error_response(exc.status_code, exc.detail or "error", headers=dict(exc.headers or {}))
 
 
 async def unexpected(request: Request, exc: Exception) -> Response:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.context import Deps, deps, parse_body, query_int
-from api.convert import agent_from_create, agent_from_update, agent_out, status_name
+from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.schemas import (
@@ -42,8 +43,8 @@ LIST_FILTERS = (
 STATUSES = ("pending", "starting", "running", "stopped", "failed")
 
 
-def _json(model: object, status: int = 200) -> JSONResponse:
-    return JSONResponse(model.model_dump(mode="json"), status_code=status)  # type: ignore[attr-defined]
+def _json(model: BaseModel, status: int = 200) -> JSONResponse:
+    return JSONResponse(model.model_dump(mode="json"), status_code=status)
 
 
 def _check_catalog(d: Deps, agent: Agent) -> None:
@@ -154,9 +155,9 @@ async def _set_state(d: Deps, name: str, state: DesiredState) -> Agent:
 def _action(agent: Agent) -> JSONResponse:
     out = ActionOut(
         id=agent.name,
-        status=status_name(agent),  # type: ignore[arg-type]
-        desired_state=agent.spec.state.value.lower(),
-    )  # type: ignore[arg-type]
+        status=status_name(agent),
+        desired_state=desired_state(agent),
+    )
     return _json(out, 202)
 
 
@@ -178,8 +179,8 @@ async def _bulk(request: Request, state: DesiredState) -> JSONResponse:
     for name in names:
         await _set_state(d, name, state)
     out = BulkActionOut(
-        desired_state=state.value.lower(),
-        project=project,  # type: ignore[arg-type]
+        desired_state="running" if state == DesiredState.RUNNING else "stopped",
+        project=project,
         agents=names,
         count=len(names),
     )
@@ -270,7 +271,7 @@ async def agent_health(request: Request) -> JSONResponse:
     out = AgentHealthOut(
         id=agent.name,
         status=status_name(agent),
-        running=observed.running,  # type: ignore[arg-type]
+        running=observed.running,
         healthy=healthy,
         endpoint=endpoint,
         detail=detail,

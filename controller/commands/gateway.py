@@ -103,11 +103,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     """Store, runtime and catalog for this installation (CLAWPEN_STORE / CLAWPEN_RUNTIME choose)."""
-    from controller.catalog import load_catalog
-    from controller.runtime import open_runtime
-    from controller.store import open_store
+    from controller.wiring import open_catalog, open_runtime, open_store
 
-    return open_store(settings), open_runtime(settings), load_catalog(settings)
+    catalog = open_catalog(settings)  # first: a broken catalog fails before anything is opened
+    return open_store(settings), open_runtime(settings), catalog
 
 
 async def serve(settings: Settings, *, with_controller: bool, log_level: str = "info") -> None:
