@@ -66,7 +66,7 @@ def create_app(
             Middleware(RequestMetrics, routes=ROUTES),
             Middleware(AuthGuard, tokens=service.tokens),
         ],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
         max_body_size=MAX_BODY_BYTES,
     )

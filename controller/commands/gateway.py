@@ -25,7 +25,7 @@ from controller.settings import Settings
 log = logging.getLogger("clawpen")
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def register(sub: argparse._SubParsersAction) -> None:
     for name, help_text, with_controller in (
         ("up", "run the controller and the API gateway in one process (the default way to run)", True),
         ("gateway", "run only the API gateway (a controller runs elsewhere)", False),
