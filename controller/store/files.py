@@ -432,6 +432,25 @@ class FileStore:
             self._write_state(cls, name, state)
         return self._materialize(cls, name, _Observed(seen.raw, seen.resource, seen.error, state))
 
+    async def get_status(self, cls: type[Resource], name: str, namespace: str = NAMESPACE) -> BaseModel | None:
+        """The recorded status, also for a broken object (not in the Store protocol: the controller
+        uses it, when present, to avoid rewriting the same error onto a broken object)."""
+        self._check_kind(cls)
+        self._check_namespace(namespace)
+        self._check_name(cls, name)
+        return await asyncio.to_thread(self._get_status_sync, cls, name)
+
+    def _get_status_sync(self, cls: type[Resource], name: str) -> BaseModel | None:
+        seen = self._observe(cls, name)
+        if seen.raw is None:
+            raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
+        if seen.state is None or seen.state.get("status") is None:
+            return None
+        try:
+            return status_type(cls).model_validate(seen.state["status"])
+        except ValidationError:
+            return None
+
     async def delete(self, cls: type[Resource], name: str, namespace: str = NAMESPACE) -> None:
         self._check_kind(cls)
         self._check_namespace(namespace)
