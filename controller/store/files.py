@@ -25,6 +25,7 @@ checked into git applies cleanly).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import os
 import re
@@ -305,8 +306,8 @@ class FileStore:
         self._check_namespace(namespace)
         return await asyncio.to_thread(self._list_sync, cls)
 
-    def _list_sync(self, cls: type[R]) -> list[R]:
-        found: list[R] = []
+    def _list_sync(self, cls: type[R]) -> builtins.list[R]:
+        found: builtins.list[R] = []
         for name in spec_names(self.kind_dir(cls)):
             try:
                 found.append(self._get_sync(cls, name))
@@ -314,13 +315,15 @@ class FileStore:
                 continue
         return found
 
-    async def list_broken(self, cls: type[Resource], namespace: str | None = None) -> list[BrokenObject]:
+    async def list_broken(
+        self, cls: type[Resource], namespace: str | None = None
+    ) -> builtins.list[BrokenObject]:
         self._check_kind(cls)
         self._check_namespace(namespace)
         return await asyncio.to_thread(self._list_broken_sync, cls)
 
-    def _list_broken_sync(self, cls: type[Resource]) -> list[BrokenObject]:
-        broken: list[BrokenObject] = []
+    def _list_broken_sync(self, cls: type[Resource]) -> builtins.list[BrokenObject]:
+        broken: builtins.list[BrokenObject] = []
         for name in spec_names(self.kind_dir(cls)):
             seen = self._observe(cls, name)
             if seen.raw is not None and seen.error is not None:
@@ -432,7 +435,9 @@ class FileStore:
             self._write_state(cls, name, state)
         return self._materialize(cls, name, _Observed(seen.raw, seen.resource, seen.error, state))
 
-    async def get_status(self, cls: type[Resource], name: str, namespace: str = NAMESPACE) -> BaseModel | None:
+    async def get_status(
+        self, cls: type[Resource], name: str, namespace: str = NAMESPACE
+    ) -> BaseModel | None:
         """The recorded status, also for a broken object (not in the Store protocol: the controller
         uses it, when present, to avoid rewriting the same error onto a broken object)."""
         self._check_kind(cls)

@@ -90,7 +90,13 @@ def render_spec(obj: Resource) -> bytes:
 
 def spec_hash(obj: Resource) -> str:
     """Hash of the normalized spec: reformatting or comments do not count as a change."""
-    return digest(json.dumps(_spec(obj).dump(), sort_keys=True, separators=(",", ":")).encode())
+    return digest(
+        json.dumps(
+            _spec(obj).model_dump(by_alias=True, exclude_none=True, mode="json"),
+            sort_keys=True,
+            separators=(",", ":"),
+        ).encode()
+    )
 
 
 def same_content(a: Resource, b: Resource) -> bool:

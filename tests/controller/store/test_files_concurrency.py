@@ -81,8 +81,8 @@ def test_concurrent_writers_lose_nothing_and_readers_never_see_partial_files(tmp
             raise AssertionError(f"get() saw an invalid object: {err}") from None
         reads += 1
     outputs = [w.communicate(timeout=60) for w in writers]
-    for writer, (_out, err) in zip(writers, outputs, strict=True):
-        assert writer.returncode == 0, err
+    for writer, (_out, stderr) in zip(writers, outputs, strict=True):
+        assert writer.returncode == 0, stderr
     final = asyncio.run(store.get(Agent, "shared"))
     assert final.metadata.annotations["count"] == str(2 * ROUNDS)  # no lost update
     assert final.metadata.generation == 1 + 2 * ROUNDS  # every replace changed the spec once
