@@ -26,31 +26,16 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import logging
 import os
 import re
-import typing
-import uuid
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
-from controller.resources import (
-    Agent,
-    AgentStatus,
-    ObjectMeta,
-    Resource,
-    Team,
-    TeamStatus,
-    format_validation_error,
-    now,
-)
+from controller.resources import Agent, AgentStatus, Resource, Team, TeamStatus
 from controller.store.base import (
     BrokenObject,
     Conflict,
@@ -60,29 +45,19 @@ from controller.store.base import (
     StoreError,
     WatchEvent,
 )
-from controller.store.fileio import (
-    atomic_write,
-    digest,
-    exclusive_lock,
-    read_bytes,
-    remove_durably,
-    sweep_temp_files,
-)
+from controller.store.fileio import atomic_write, digest, read_bytes, remove_durably, sweep_temp_files
+from controller.store.filestate import Observed, StateDir, fresh_state, materialize
 from controller.store.filewatch import DirectoryWatcher, WatchMode, spec_names
 from controller.store.specfile import (
     NAMESPACE,
     SPEC_SUFFIX,
     BrokenSpec,
-    Dumper,
-    Loader,
     parse_spec,
     render_spec,
     same_content,
     spec_hash,
     status_type,
 )
-
-log = logging.getLogger(__name__)
 
 KINDS_STORED: tuple[type[Resource], ...] = (Agent, Team)
 # What may name a file here: wider than DNS-1123 so a misnamed file can still be reported and
@@ -94,44 +69,6 @@ class NamespaceNotSupported(StoreError):
     """The file store holds a single namespace."""
 
     status = 400
-
-
-# ---- the state record ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Observed:
-    """One consistent reading of an object's two files."""
-
-    raw: bytes | None
-    resource: Resource | None
-    error: str | None
-    state: dict[str, Any] | None
-
-    def synced_state(self, fresh_rv: typing.Callable[[], str]) -> dict[str, Any] | None:
-        """The state after taking the spec file into account, or None when already in step."""
-        assert self.raw is not None
-        file_hash = digest(self.raw)
-        current_spec = spec_hash(self.resource) if self.resource is not None else None
-        state = self.state
-        if state is None:
-            return {
-                "uid": str(uuid.uuid4()),
-                "creationTimestamp": now().isoformat(),
-                "generation": 1,
-                "resourceVersion": fresh_rv(),
-                "specHash": current_spec,
-                "fileHash": file_hash,
-                "status": None,
-            }
-        if state.get("fileHash") == file_hash:
-            return None
-        new = dict(state, fileHash=file_hash, resourceVersion=fresh_rv())
-        if current_spec is not None and current_spec != state.get("specHash"):
-            new["generation"] = int(state.get("generation") or 0) + 1
-        # specHash None means "last seen broken": any valid spec after that is a change.
-        new["specHash"] = current_spec
-        return new
 
 
 class FileStore:
@@ -153,22 +90,18 @@ class FileStore:
             raise ValueError(f"watch_mode must be auto, inotify or poll (got {watch_mode!r})")
         self.watch_mode: WatchMode = watch_mode
         self.poll_interval = poll_interval
-        self._state_root = self.home / ".state"
-        self._lock_path = self._state_root / "lock"
-        self._rv_path = self._state_root / "resource-version"
+        self._state = StateDir(self.home / ".state")
         self._watchers: dict[str, DirectoryWatcher] = {}
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._state_root.mkdir(exist_ok=True, mode=0o700)
+        self._state.root.mkdir(exist_ok=True, mode=0o700)
         for kind in KINDS_STORED:
             self.kind_dir(kind).mkdir(exist_ok=True, mode=0o700)
-            self._state_dir(kind).mkdir(exist_ok=True, mode=0o700)
-        with exclusive_lock(self._lock_path):  # no writer is mid-way while we hold it
+            self._state.directory(kind).mkdir(exist_ok=True, mode=0o700)
+        with self._state.lock():  # no writer is mid-way while we hold it
             for kind in KINDS_STORED:
                 sweep_temp_files(self.kind_dir(kind))
-                sweep_temp_files(self._state_dir(kind))
-            sweep_temp_files(self._state_root)
-
-    # ---- paths ---------------------------------------------------------------------------------
+                sweep_temp_files(self._state.directory(kind))
+            sweep_temp_files(self._state.root)
 
     def kind_dir(self, cls: type[Resource]) -> Path:
         return self.home / cls.PLURAL
@@ -176,134 +109,74 @@ class FileStore:
     def spec_path(self, cls: type[Resource], name: str) -> Path:
         return self.kind_dir(cls) / f"{name}{SPEC_SUFFIX}"
 
-    def _state_dir(self, cls: type[Resource]) -> Path:
-        return self._state_root / cls.PLURAL
-
-    def _state_path(self, cls: type[Resource], name: str) -> Path:
-        return self._state_dir(cls) / f"{name}.yaml"
-
     # ---- checks --------------------------------------------------------------------------------
 
     @staticmethod
-    def _check_namespace(namespace: str | None) -> None:
+    def _check(cls: type[Resource], namespace: str | None, name: str | None = None) -> None:
+        if cls not in KINDS_STORED:
+            raise TypeError(f"the file store keeps {', '.join(k.KIND for k in KINDS_STORED)}, not {cls!r}")
         if namespace not in (None, NAMESPACE):
             raise NamespaceNotSupported(
                 f"the file store has a single namespace, {NAMESPACE!r} (got {namespace!r})"
             )
-
-    @staticmethod
-    def _check_name(cls: type[Resource], name: str) -> None:
-        if not isinstance(name, str) or not SAFE_FILE_NAME.match(name):
+        if name is not None and (not isinstance(name, str) or not SAFE_FILE_NAME.match(name)):
             raise NotFound(f"{cls.KIND} {NAMESPACE}/{name}: not found ({name!r} is not a valid name)")
 
     @staticmethod
-    def _check_kind(cls: type[Resource]) -> None:
-        if cls not in KINDS_STORED:
-            raise TypeError(f"the file store keeps {', '.join(k.KIND for k in KINDS_STORED)}, not {cls!r}")
+    def _not_found(cls: type[Resource], name: str) -> NotFound:
+        return NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
 
     # ---- reading -------------------------------------------------------------------------------
 
-    def _read_state(self, cls: type[Resource], name: str) -> dict[str, Any] | None:
-        raw = read_bytes(self._state_path(cls, name))
-        if raw is None:
-            return None
-        try:
-            state = yaml.load(raw, Loader=Loader)
-        except yaml.YAMLError:
-            state = None
-        if not isinstance(state, dict) or not state.get("uid"):
-            # Only the store writes this file, atomically; if it is unreadable anyway, adopt anew.
-            log.warning(
-                "state file %s is unreadable; the object is adopted again", self._state_path(cls, name)
-            )
-            return None
-        return state
-
-    def _observe(self, cls: type[Resource], name: str) -> _Observed:
+    def _observe(self, cls: type[Resource], name: str) -> Observed:
         path = self.spec_path(cls, name)
         raw = read_bytes(path)
-        state = self._read_state(cls, name)
+        state = self._state.read(cls, name)
         if raw is None:
-            return _Observed(None, None, None, state)
+            return Observed(None, None, None, state)
         try:
-            return _Observed(raw, parse_spec(cls, path, raw), None, state)
+            return Observed(raw, parse_spec(cls, path, raw), None, state)
         except BrokenSpec as err:
-            return _Observed(raw, None, f"{path}: {err}", state)
+            return Observed(raw, None, f"{path}: {err}", state)
 
-    def _next_rv(self) -> str:
-        """Next value of the store-wide sequence; call only with the lock held."""
-        raw = read_bytes(self._rv_path)
-        try:
-            last = int(raw or b"0")
-        except ValueError:
-            last = 0
-        value = max(last + 1, 1)
-        atomic_write(self._rv_path, str(value).encode())
-        return str(value)
-
-    def _write_state(self, cls: type[Resource], name: str, state: dict[str, Any]) -> None:
-        atomic_write(self._state_path(cls, name), yaml.dump(state, Dumper=Dumper, sort_keys=False).encode())
-
-    def _load(self, cls: type[Resource], name: str) -> _Observed:
+    def _load(self, cls: type[Resource], name: str) -> Observed:
         """Read an object, adopting it or recording a hand edit first when needed (lazy sync)."""
         seen = self._observe(cls, name)
         if seen.raw is None:
-            raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
+            raise self._not_found(cls, name)
         if seen.synced_state(lambda: "") is None:
             return seen  # the common case: no write, no lock
-        with exclusive_lock(self._lock_path):
+        with self._state.lock():
             seen = self._observe(cls, name)  # a writer may have finished meanwhile
             if seen.raw is None:
-                raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
-            state = seen.synced_state(self._next_rv)
+                raise self._not_found(cls, name)
+            state = seen.synced_state(self._state.next_rv)
             if state is not None:
-                self._write_state(cls, name, state)
-                seen = _Observed(seen.raw, seen.resource, seen.error, state)
+                self._state.write(cls, name, state)
+                seen = seen.with_state(state)
         return seen
 
-    def _materialize(self, cls: type[R], name: str, seen: _Observed) -> R:
-        """The API view: spec from the user's file, server fields and status from the state."""
-        assert seen.state is not None
-        state = seen.state
-        server_fields = {
-            "namespace": NAMESPACE,
-            "uid": state["uid"],
-            "resource_version": str(state["resourceVersion"]),
-            "generation": int(state["generation"]),
-            "creation_timestamp": datetime.fromisoformat(str(state["creationTimestamp"])),
-        }
-        status = None
-        if state.get("status") is not None:
-            try:
-                status = status_type(cls).model_validate(state["status"])
-            except ValidationError as err:
-                log.warning("ignoring unreadable status of %s: %s", name, format_validation_error(err))
-        if seen.resource is None:
-            # A broken spec (only update_status returns one): the default spec, the name as filed.
-            meta = ObjectMeta.model_construct(
-                name=name, labels={}, annotations={}, finalizers=[], **server_fields
-            )
-            return cls.model_construct(metadata=meta, status=status)
-        meta = seen.resource.metadata.model_copy(update=server_fields)
-        return typing.cast(R, seen.resource.model_copy(update={"metadata": meta, "status": status}))
+    def _written(self, obj: R, raw: bytes, state: dict[str, object]) -> R:
+        """What a later get() will return: the written file read back, with its state."""
+        cls, name = type(obj), obj.metadata.name
+        return materialize(
+            cls, name, Observed(raw, parse_spec(cls, self.spec_path(cls, name), raw), None, state)
+        )
 
     # ---- the Store protocol --------------------------------------------------------------------
 
     async def get(self, cls: type[R], name: str, namespace: str = NAMESPACE) -> R:
-        self._check_kind(cls)
-        self._check_namespace(namespace)
-        self._check_name(cls, name)
+        self._check(cls, namespace, name)
         return await asyncio.to_thread(self._get_sync, cls, name)
 
     def _get_sync(self, cls: type[R], name: str) -> R:
         seen = self._load(cls, name)
         if seen.error is not None:
             raise InvalidObject(cls.KIND, NAMESPACE, name, seen.error)
-        return self._materialize(cls, name, seen)
+        return materialize(cls, name, seen)
 
     async def list(self, cls: type[R], namespace: str | None = None) -> list[R]:
-        self._check_kind(cls)
-        self._check_namespace(namespace)
+        self._check(cls, namespace)
         return await asyncio.to_thread(self._list_sync, cls)
 
     def _list_sync(self, cls: type[R]) -> builtins.list[R]:
@@ -318,8 +191,7 @@ class FileStore:
     async def list_broken(
         self, cls: type[Resource], namespace: str | None = None
     ) -> builtins.list[BrokenObject]:
-        self._check_kind(cls)
-        self._check_namespace(namespace)
+        self._check(cls, namespace)
         return await asyncio.to_thread(self._list_broken_sync, cls)
 
     def _list_broken_sync(self, cls: type[Resource]) -> builtins.list[BrokenObject]:
@@ -333,48 +205,34 @@ class FileStore:
 
     async def create(self, obj: R) -> R:
         cls = type(obj)
-        self._check_kind(cls)
-        self._check_namespace(obj.metadata.namespace)
+        self._check(cls, obj.metadata.namespace)
         return await asyncio.to_thread(self._create_sync, obj)
 
     def _create_sync(self, obj: R) -> R:
         cls, name = type(obj), obj.metadata.name
         raw = render_spec(obj)
-        with exclusive_lock(self._lock_path):
+        with self._state.lock():
             if self.spec_path(cls, name).exists():
                 raise Conflict(f"{cls.KIND} {NAMESPACE}/{name} already exists")
-            state = {
-                "uid": str(uuid.uuid4()),
-                "creationTimestamp": now().isoformat(),
-                "generation": 1,
-                "resourceVersion": self._next_rv(),
-                "specHash": spec_hash(obj),
-                "fileHash": digest(raw),
-                "status": None,
-            }
-            atomic_write(self.spec_path(cls, name), raw)
-            self._write_state(cls, name, state)
-        return self._materialize(cls, name, _Observed(raw, self._reparse(obj, raw), None, state))
-
-    def _reparse(self, obj: Resource, raw: bytes) -> Resource:
-        """What a later get() will see: the written file, read back (defaults and all)."""
-        return parse_spec(type(obj), self.spec_path(type(obj), obj.metadata.name), raw)
+            state = fresh_state(obj, raw, self._state.next_rv())
+            atomic_write(self.spec_path(cls, name), raw)  # spec first: a reader seeing it waits for state
+            self._state.write(cls, name, state)
+        return self._written(obj, raw, state)
 
     async def replace(self, obj: R) -> R:
         cls = type(obj)
-        self._check_kind(cls)
-        self._check_namespace(obj.metadata.namespace)
+        self._check(cls, obj.metadata.namespace)
         return await asyncio.to_thread(self._replace_sync, obj)
 
     def _replace_sync(self, obj: R) -> R:
         cls, name = type(obj), obj.metadata.name
         raw = render_spec(obj)
         wanted_rv = obj.metadata.resource_version
-        with exclusive_lock(self._lock_path):
+        with self._state.lock():
             seen = self._observe(cls, name)
             if seen.raw is None:
-                raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
-            synced = seen.synced_state(self._next_rv)
+                raise self._not_found(cls, name)
+            synced = seen.synced_state(self._state.next_rv)
             current = synced or seen.state
             assert current is not None
             if wanted_rv is not None:
@@ -394,7 +252,7 @@ class FileStore:
                 # Nothing to change: keep the user's file (formatting, comments) byte for byte.
                 raw = seen.raw
                 if synced is not None:
-                    self._write_state(cls, name, synced)
+                    self._state.write(cls, name, synced)
                 state = current
             else:
                 new_hash = spec_hash(obj)
@@ -406,49 +264,48 @@ class FileStore:
                     generation=generation,
                     specHash=new_hash,
                     fileHash=digest(raw),
-                    resourceVersion=self._next_rv(),
+                    resourceVersion=self._state.next_rv(),
                 )
                 atomic_write(self.spec_path(cls, name), raw)
-                self._write_state(cls, name, state)
-        return self._materialize(cls, name, _Observed(raw, self._reparse(obj, raw), None, state))
+                self._state.write(cls, name, state)
+        return self._written(obj, raw, state)
 
     async def update_status(
         self, cls: type[R], name: str, status: AgentStatus | TeamStatus, namespace: str = NAMESPACE
     ) -> R:
-        self._check_kind(cls)
-        self._check_namespace(namespace)
-        self._check_name(cls, name)
+        self._check(cls, namespace, name)
         expected = status_type(cls)
         if not isinstance(status, expected):
             raise TypeError(f"{cls.KIND} status must be a {expected.__name__}, not {type(status).__name__}")
         return await asyncio.to_thread(self._update_status_sync, cls, name, status)
 
     def _update_status_sync(self, cls: type[R], name: str, status: BaseModel) -> R:
-        with exclusive_lock(self._lock_path):
+        with self._state.lock():
             seen = self._observe(cls, name)
             if seen.raw is None:
-                raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
-            current = seen.synced_state(self._next_rv) or seen.state
+                raise self._not_found(cls, name)
+            current = seen.synced_state(self._state.next_rv) or seen.state
             assert current is not None
-            state = dict(current, status=status.model_dump(by_alias=True, exclude_none=True, mode="json"))
-            state["resourceVersion"] = self._next_rv()
-            self._write_state(cls, name, state)
-        return self._materialize(cls, name, _Observed(seen.raw, seen.resource, seen.error, state))
+            state = dict(
+                current,
+                status=status.model_dump(by_alias=True, exclude_none=True, mode="json"),
+                resourceVersion=self._state.next_rv(),
+            )
+            self._state.write(cls, name, state)
+        return materialize(cls, name, seen.with_state(state))
 
     async def get_status(
         self, cls: type[Resource], name: str, namespace: str = NAMESPACE
     ) -> BaseModel | None:
         """The recorded status, also for a broken object (not in the Store protocol: the controller
         uses it, when present, to avoid rewriting the same error onto a broken object)."""
-        self._check_kind(cls)
-        self._check_namespace(namespace)
-        self._check_name(cls, name)
+        self._check(cls, namespace, name)
         return await asyncio.to_thread(self._get_status_sync, cls, name)
 
     def _get_status_sync(self, cls: type[Resource], name: str) -> BaseModel | None:
         seen = self._observe(cls, name)
         if seen.raw is None:
-            raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
+            raise self._not_found(cls, name)
         if seen.state is None or seen.state.get("status") is None:
             return None
         try:
@@ -457,17 +314,15 @@ class FileStore:
             return None
 
     async def delete(self, cls: type[Resource], name: str, namespace: str = NAMESPACE) -> None:
-        self._check_kind(cls)
-        self._check_namespace(namespace)
-        self._check_name(cls, name)
+        self._check(cls, namespace, name)
         await asyncio.to_thread(self._delete_sync, cls, name)
 
     def _delete_sync(self, cls: type[Resource], name: str) -> None:
-        with exclusive_lock(self._lock_path):
+        with self._state.lock():
             removed = remove_durably(self.spec_path(cls, name))
-            remove_durably(self._state_path(cls, name))  # also clears state left by a hand delete
+            self._state.remove(cls, name)  # also clears state left behind by a hand delete
         if not removed:
-            raise NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
+            raise self._not_found(cls, name)
 
     # ---- watching ------------------------------------------------------------------------------
 
@@ -489,7 +344,7 @@ class FileStore:
     def watch(self, cls: type[Resource]) -> AsyncIterator[WatchEvent]:
         """Changes of `cls`'s spec files made after this call, by anyone (this store, another
         process, an editor, git). Must be called inside the running event loop."""
-        self._check_kind(cls)
+        self._check(cls, None)
         watcher = self._watcher(cls)
         queue = watcher.subscribe()
         events = self._events(cls, watcher, queue)
