@@ -60,9 +60,9 @@ from controller.store.specfile import (
 )
 
 KINDS_STORED: tuple[type[Resource], ...] = (Agent, Team)
-# What may name a file here: wider than DNS-1123 so a misnamed file can still be reported and
-# deleted, narrow enough that no name escapes its directory.
-SAFE_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$")
+# What may address a file here: any name a file in the directory can have (so a misnamed file can
+# still be reported and deleted), but never one that leaves it or names a hidden/temp file.
+SAFE_FILE_NAME = re.compile(r"^[^/\\\0.][^/\\\0]{0,249}$")
 
 
 class NamespaceNotSupported(StoreError):

@@ -64,6 +64,14 @@ def spec_names(directory: Path) -> list[str]:
     )
 
 
+def _identity(directory: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(directory)
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
 class DirectoryWatcher:
     """Scan-diff-broadcast loop over one directory; `is_valid(path, raw)` tells BROKEN from the rest."""
 
@@ -191,17 +199,25 @@ class DirectoryWatcher:
             self._broadcast(err)
 
     async def _run_inotify(self) -> None:
+        self.active_mode = "inotify"
+        while not self._stop.is_set() and self._subscribers:
+            # (Re)create the directory and watch it; a session ends when the directory is replaced
+            # (rm -rf, a checkout that recreates it): the kernel watch died with the old inode.
+            self.directory.mkdir(parents=True, exist_ok=True)
+            await self._inotify_session(_identity(self.directory))
+
+    async def _inotify_session(self, identity: tuple[int, int] | None) -> None:
         from watchfiles import awatch
 
-        def spec_file(_change: object, path: str) -> bool:
-            name = os.path.basename(path)
-            return name.endswith(SPEC_SUFFIX) and not is_temp_or_hidden(name)
+        directory = str(self.directory)
 
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.active_mode = "inotify"
+        def relevant(_change: object, path: str) -> bool:
+            name = os.path.basename(path)
+            return path == directory or (name.endswith(SPEC_SUFFIX) and not is_temp_or_hidden(name))
+
         batches = awatch(
             self.directory,
-            watch_filter=spec_file,
+            watch_filter=relevant,
             debounce=400,
             step=30,
             rust_timeout=int(SAFETY_RESCAN_SECONDS * 1000),
@@ -224,6 +240,8 @@ class DirectoryWatcher:
                 if not self._subscribers or self._stop.is_set():
                     return
                 await self._rescan()
+                if _identity(self.directory) != identity:
+                    return
                 pending = asyncio.ensure_future(anext(batches))
         finally:
             if not pending.done():

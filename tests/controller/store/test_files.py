@@ -239,8 +239,12 @@ async def test_delete_removes_both_files_also_for_a_broken_object(store: FileSto
     await store.create(agent("finn"))
     await store.update_status(Agent, "finn", AgentStatus(phase=Phase.RUNNING))
     spec_file(home, "Bad_Name").write_text("{")
+    spec_file(home, "with space").write_text(manifest("with space"))
     await store.update_status(Agent, "Bad_Name", AgentStatus(phase=Phase.FAILED))
-    assert [b.name for b in await store.list_broken(Agent)] == ["Bad_Name"]
+    broken = await store.list_broken(Agent)
+    assert [b.name for b in broken] == ["Bad_Name", "with space"]
+    assert "DNS-1123" in broken[1].error
+    await store.delete(Agent, "with space")
 
     await store.delete(Agent, "finn")
     await store.delete(Agent, "Bad_Name")
@@ -276,7 +280,7 @@ async def test_single_namespace(store: FileStore) -> None:
     assert await store.list(Agent, "default") == []
 
 
-@pytest.mark.parametrize("name", ["../escape", ".state", "a/b", "", ".hidden"])
+@pytest.mark.parametrize("name", ["../escape", "..", ".state", "a/b", "", ".hidden", "a\\b", "x\0"])
 async def test_names_never_leave_the_directory(store: FileStore, name: str) -> None:
     with pytest.raises(NotFound):
         await store.get(Agent, name)

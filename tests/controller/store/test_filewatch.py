@@ -7,6 +7,7 @@ absence of an event is shown by a later marker change arriving first.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -141,6 +142,18 @@ async def test_hand_delete_is_deleted(wstore: FileStore, home: Path) -> None:
     spec_file(home, "finn").unlink()
     event = await next_event(events)
     assert (event.type, event.name) == ("DELETED", "finn")
+
+
+async def test_directory_replaced_behind_our_back(wstore: FileStore, home: Path) -> None:
+    await wstore.create(agent("finn"))
+    events = wstore.watch(Agent)
+    shutil.rmtree(home / "agents")
+    event = await next_event(events)
+    assert (event.type, event.name) == ("DELETED", "finn")
+    (home / "agents").mkdir(exist_ok=True)  # the watcher may have recreated it already
+    spec_file(home, "nova").write_text(manifest("nova"))
+    event = await next_event(events)  # the new directory is watched (no safety rescan here)
+    assert (event.type, event.name) == ("ADDED", "nova")
 
 
 async def test_every_watcher_gets_every_event(wstore: FileStore) -> None:
