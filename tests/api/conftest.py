@@ -22,13 +22,9 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
 
 
 def make_store(settings: Settings) -> Any:
-    try:
-        from controller.store.files import FileStore
-    except ImportError:  # until the file store lands on main
-        from tests.api.memstore import MemoryStore
+    from controller.wiring import open_store
 
-        return MemoryStore()
-    return FileStore(settings.home)
+    return open_store(settings)  # the file store under the test's temporary CLAWPEN_HOME
 
 
 class UnreachableRuntime:
