@@ -124,10 +124,17 @@ async def get_agent(request: Request) -> JSONResponse:
 async def update_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentUpdate)
-    current = await d.agent(request.path_params["id"])
-    updated = agent_from_update(current, body)
-    _check_catalog(d, updated)
-    return _json(agent_out(await d.store.replace(updated)))
+    for _ in range(5):
+        current = await d.agent(request.path_params["id"])
+        updated = agent_from_update(current, body)
+        _check_catalog(d, updated)
+        try:
+            return _json(agent_out(await d.store.replace(updated)))
+        except Conflict:
+            if body.resource_version is not None:
+                raise  # the client asked for exactly that version: a stale one is its 409
+            await asyncio.sleep(0.01)  # the controller wrote status in between: apply again to the new one
+    raise ApiError(409, f"agent {request.path_params['id']!r} kept changing; try again")
 
 
 @operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS))
