@@ -29,7 +29,7 @@ from api.errors import field_errors
 from api.schemas import ChatIn
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
-from controller.store.base import NotFound
+from controller.store.base import NotFound, StoreError
 
 WS_UNKNOWN_AGENT = 4404
 WS_NOT_RUNNING = 4409
@@ -167,6 +167,9 @@ async def chat(ws: WebSocket) -> None:
             except NotFound:
                 await _close_with(ws, WS_UNKNOWN_AGENT, "unknown agent", f"agent {name!r} not found")
                 return
+            except StoreError as err:  # e.g. its file was hand-edited into something invalid
+                await _close_with(ws, WS_NOT_RUNNING, "invalid agent", str(err))
+                return
             problem = _not_ready(agent)
             if problem:
                 await _close_with(ws, WS_NOT_RUNNING, "not running", problem)
@@ -181,9 +184,12 @@ async def chat(ws: WebSocket) -> None:
                 await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
                 continue
             # Re-read: the agent may have been stopped or replaced (new endpoint) since the last message.
-            agent = await d.agent(name)
-            if _not_ready(agent):
+            try:
+                agent = await d.agent(name)
+            except StoreError:
                 continue  # the top of the loop closes with the reason
+            if _not_ready(agent):
+                continue
             task = asyncio.create_task(relay(ws, d, agent, frame))
             waiter = asyncio.create_task(gone.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
@@ -209,6 +215,9 @@ async def logs_stream(ws: WebSocket) -> None:
         agent = await d.agent(name)
     except NotFound:
         await _close_with(ws, WS_UNKNOWN_AGENT, "unknown agent", f"agent {name!r} not found")
+        return
+    except StoreError as err:
+        await _close_with(ws, WS_NOT_RUNNING, "invalid agent", str(err))
         return
     try:
         tail = max(0, min(10_000, int(ws.query_params.get("tail", "100"))))
