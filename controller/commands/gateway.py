@@ -125,6 +125,7 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             ws="websockets-sansio",
             proxy_headers=False,  # X-Forwarded-For would let any client pick its rate-limit bucket
             server_header=False,
+            timeout_graceful_shutdown=5,  # open chats and log streams must not keep Ctrl-C waiting
         )
         server = uvicorn.Server(config)
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
@@ -136,7 +137,10 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             controller.on_reconcile = controller.on_reconcile or record_reconcile
             tasks.add(asyncio.create_task(controller.run(), name="controller"))
         where = f"http://{settings.host}:{sock.getsockname()[1]}"
-        log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
+        while not server.started and not any(t.done() for t in tasks):
+            await asyncio.sleep(0.02)
+        if server.started:  # said only once it answers, so scripts may wait for this line
+            log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # Whichever half ends first takes the other down: a gateway without its controller (or the
         # reverse) would look healthy while nothing converges.
