@@ -17,6 +17,7 @@ import getpass
 import logging
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from controller.cli import CommandError
@@ -101,6 +102,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the Ctrl-C/SIGTERM it handled once it has shut down; we finish the
+        shutdown ourselves (controller, runtime, store) and exit 0, as a service manager expects."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
+
+
 def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     """Store, runtime and catalog for this installation (CLAWPEN_STORE / CLAWPEN_RUNTIME choose)."""
     from controller.wiring import open_catalog, open_runtime, open_store
@@ -113,6 +130,8 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
     import uvicorn
 
     from api.app import create_app
+
+    _Server = _server_class()
 
     sock = _listen(settings.host, settings.port)
     store, runtime, catalog = _open_parts(settings)
@@ -127,7 +146,7 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             server_header=False,
             timeout_graceful_shutdown=5,  # open chats and log streams must not keep Ctrl-C waiting
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
         if with_controller:
             from controller.metrics import record_reconcile
