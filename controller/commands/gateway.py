@@ -79,7 +79,9 @@ def set_password(args: argparse.Namespace) -> int:
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before anything starts, so a busy port is one clear line, not a half-started server."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it Nagle + delayed ACKs add ~40 ms to every keep-alive response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
