@@ -284,13 +284,14 @@ class FileStore:
             seen = self._observe(cls, name)
             if seen.raw is None:
                 raise self._not_found(cls, name)
-            current = seen.synced_state(self._state.next_rv) or seen.state
+            synced = seen.synced_state(self._state.next_rv)
+            current = synced or seen.state
             assert current is not None
-            state = dict(
-                current,
-                status=status.model_dump(by_alias=True, exclude_none=True, mode="json"),
-                resourceVersion=self._state.next_rv(),
-            )
+            wanted = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if synced is None and current.get("status") == wanted:
+                # The same status again (a resync): no write, no new resourceVersion, as in Kubernetes.
+                return materialize(cls, name, seen)
+            state = dict(current, status=wanted, resourceVersion=self._state.next_rv())
             self._state.write(cls, name, state)
         return materialize(cls, name, seen.with_state(state))
 
