@@ -315,8 +315,10 @@ async def test_no_temp_files_are_left_and_stale_ones_are_swept(store: FileStore,
         await store.update_status(Agent, f"a{i}", AgentStatus(phase=Phase.RUNNING))
         await store.replace(agent(f"a{i}", model="x"))
     assert no_temp_files(home) == []
-    crashed = home / "agents" / ".a0.yaml.abc123.tmp"  # what a writer killed mid-write leaves
+    crashed = home / "agents" / ".a0.yaml.k2j_9xq1.tmp"  # what a writer killed mid-write leaves
     crashed.write_text("partial")
+    users_own = home / "agents" / ".notes.tmp"  # not ours: never swept
+    users_own.write_text("keep me")
     assert [a.name for a in await store.list(Agent)] == [f"a{i}" for i in range(5)]
     FileStore(home)
-    assert no_temp_files(home) == []
+    assert no_temp_files(home) == [users_own]
