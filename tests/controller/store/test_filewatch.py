@@ -6,6 +6,7 @@ absence of an event is shown by a later marker change arriving first.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -213,6 +214,16 @@ async def test_watcher_sees_writes_from_another_process(wstore: FileStore, home:
     event = await next_event(events)
     assert (event.type, event.name) == ("ADDED", "remote")
     assert (await wstore.get(Agent, "remote")).spec.model == "m"
+
+
+async def test_abandoned_iterators_stop_receiving(wstore: FileStore) -> None:
+    kept = wstore.watch(Agent)
+    for _ in range(3):
+        wstore.watch(Agent)  # dropped at once, never iterated: must not keep a queue filling up
+    gc.collect()
+    await wstore.create(agent("finn"))
+    assert (await next_event(kept)).name == "finn"
+    assert len(wstore._watchers["Agent"]._subscribers) == 1
 
 
 async def test_close_ends_the_iterators(wstore: FileStore) -> None:
