@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.server_thread import ServerThread
 
 ReplyFn = Callable[[dict[str, Any]], str]
 
@@ -107,8 +107,7 @@ class FakeModelServer:
         self.requests: list[RecordedRequest] = []
         self._queue: list[Script] = []
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._thread: ServerThread | None = None
         self.app = Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
@@ -157,23 +156,13 @@ class FakeModelServer:
 
     # ---- lifecycle -------------------------------------------------------------------------------
     def start(self) -> FakeModelServer:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, 0))
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(self.app, log_level="warning", lifespan="off", http="h11", loop="asyncio")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
-        self._thread.start()
-        if not self.wait_for(lambda: bool(self._server and self._server.started), timeout=10):
-            raise RuntimeError("fake model server did not start")
+        self._thread = ServerThread(self.app, host=self.host, lifespan="off").start()
+        self.port = self._thread.port
         return self
 
     def stop(self) -> None:
-        if self._server:
-            self._server.should_exit = True
         if self._thread:
-            self._thread.join(timeout=10)
+            self._thread.stop()
 
     # ---- handlers --------------------------------------------------------------------------------
     async def _record(self, request: Request) -> tuple[RecordedRequest, Script]:
