@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "resources",  # apply, get, describe, delete, start, stop, logs
     "controller",  # controller, up
     "image",  # image build
+    "chat",  # chat NAME: interactive streamed chat with an agent
 ]
 
 
