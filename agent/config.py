@@ -30,6 +30,7 @@ class AgentConfig:
     base_url: str = ""
     model: str = ""
     api_key_name: str = ""
+    api_key_optional: bool = False  # local servers (vLLM, LiteLLM) name a key they may not require
     system_prompt_template: str = ""
     data_dir: Path = Path("/data")
     port: int = 8080
@@ -63,6 +64,7 @@ class AgentConfig:
             base_url=e.get("CLAWPEN_BASE_URL", "").strip(),
             model=e.get("CLAWPEN_MODEL", "").strip(),
             api_key_name=e.get("CLAWPEN_API_KEY_NAME", "").strip(),
+            api_key_optional=e.get("CLAWPEN_API_KEY_OPTIONAL", "").strip().lower() in ("1", "true", "yes"),
             system_prompt_template=e.get("CLAWPEN_SYSTEM_PROMPT", ""),
             data_dir=Path(e.get("CLAWPEN_DATA_DIR", "") or "/data"),
             port=int(number("CLAWPEN_AGENT_PORT", 8080)),
@@ -100,7 +102,7 @@ class AgentConfig:
             return f"CLAWPEN_BASE_URL {self.base_url!r} is not an http(s) URL"
         if self.api_key_name and not KEY_NAME.fullmatch(self.api_key_name):
             return f"CLAWPEN_API_KEY_NAME {self.api_key_name[:40]!r} is not a valid variable name"
-        if self.api_key_name and self.api_key() is None:
+        if self.api_key_name and not self.api_key_optional and self.api_key() is None:
             return (
                 f"API key {self.api_key_name} not found "
                 f"(neither {self.secrets_dir / self.api_key_name} nor the environment)"

@@ -322,3 +322,14 @@ def test_content_parts_are_accepted(agent: Agent, fake_model: FakeModelServer) -
     }
     assert httpx.post(f"{agent.url}/v1/chat/completions", json=body).status_code == 200
     assert fake_model.requests[0].messages[-1] == {"role": "user", "content": "hello"}
+
+
+def test_optional_key_may_be_absent(fake_model: FakeModelServer, tmp_path: Path) -> None:
+    env = env_for(fake_model, tmp_path, CLAWPEN_API_KEY_NAME="VLLM_API_KEY", CLAWPEN_API_KEY_OPTIONAL="true")
+    a = Agent(env)
+    try:
+        assert httpx.get(f"{a.url}/healthz").status_code == 200
+        assert a.chat("hi").status_code == 200
+        assert "authorization" not in fake_model.requests[-1].headers
+    finally:
+        a.server.stop()
