@@ -17,6 +17,7 @@ from agent.config import AgentConfig
 
 def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
     try:
         config = AgentConfig.from_env()
     except ValueError as err:

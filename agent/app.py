@@ -61,9 +61,7 @@ def _parse_messages(raw: Any) -> list[dict[str, str]]:
             raise BadRequest(f"messages[{i}] must be an object with role and content")
         role = m.get("role")
         if role not in CHAT_ROLES:
-            raise BadRequest(
-                f"messages[{i}].role must be one of {', '.join(CHAT_ROLES)} (got {str(role)[:20]!r})"
-            )
+            raise BadRequest(f"messages[{i}].role must be one of {', '.join(CHAT_ROLES)} (got {str(role)[:20]!r})")
         messages.append({"role": role, "content": _text_content(m.get("content"), i)})
     return messages
 
@@ -99,16 +97,12 @@ class AgentApp:
         base = {"agent": self.config.name, "namespace": self.config.namespace}
         if reason:
             return JSONResponse({"status": "unconfigured", "reason": reason, **base}, status_code=503)
-        return JSONResponse(
-            {"status": "ok", **base, "provider": self.config.provider, "model": self.config.model}
-        )
+        return JSONResponse({"status": "ok", **base, "provider": self.config.provider, "model": self.config.model})
 
     async def models(self, request: Request) -> Response:
         data = []
         if self.config.model:
-            data.append(
-                {"id": self.config.model, "object": "model", "owned_by": self.config.provider or "unknown"}
-            )
+            data.append({"id": self.config.model, "object": "model", "owned_by": self.config.provider or "unknown"})
         return JSONResponse({"object": "list", "data": data})
 
     async def chat_completions(self, request: Request) -> Response:
@@ -147,9 +141,7 @@ class AgentApp:
             raise BadRequest("request body must be a JSON object")
         return body
 
-    async def _upstream_messages(
-        self, messages: list[dict[str, str]], session: str | None
-    ) -> list[dict[str, str]]:
+    async def _upstream_messages(self, messages: list[dict[str, str]], session: str | None) -> list[dict[str, str]]:
         prompt = self.config.system_prompt()
         history = await asyncio.to_thread(self.sessions.read, session) if session else []
         return ([{"role": "system", "content": prompt}] if prompt else []) + history + messages
@@ -225,18 +217,14 @@ class AgentApp:
             headers = {"retry-after": f"{err.retry_after:.0f}"} if err.retry_after is not None else None
             return JSONResponse(err.to_json(), status_code=err.http_status, headers=headers)
         except OSError as err:
-            return _error(
-                500, f"agent cannot store session {session}: {err.strerror or err}", "storage_error"
-            )
+            return _error(500, f"agent cannot store session {session}: {err.strerror or err}", "storage_error")
         return JSONResponse(
             {
                 "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": self.config.model,
-                "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                ],
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             }
         )
 

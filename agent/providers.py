@@ -165,9 +165,7 @@ def _transport_error(cfg: ProviderConfig, err: httpx.HTTPError, started: bool) -
         return ProviderError(cfg.name, "connect", f"cannot connect to {cfg.base_url} ({type(err).__name__})")
     if isinstance(err, httpx.TimeoutException):
         what = "the next chunk" if started else "a response"
-        return ProviderError(
-            cfg.name, "timeout", f"no answer: timed out after {cfg.timeout:g}s waiting for {what}"
-        )
+        return ProviderError(cfg.name, "timeout", f"no answer: timed out after {cfg.timeout:g}s waiting for {what}")
     if isinstance(err, httpx.RemoteProtocolError | httpx.ReadError):
         return ProviderError(cfg.name, "dropped", "the connection dropped before the reply was complete")
     return ProviderError(cfg.name, "protocol", f"request failed ({type(err).__name__}: {err})")
@@ -222,12 +220,12 @@ def _timeout(cfg: ProviderConfig) -> httpx.Timeout:
 
 async def _sse_data(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
     """(event, data) pairs from a server-sent-event stream."""
-    event, data_lines = "", []
+    event, data_lines = "", list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data_lines:
                 yield event, "\n".join(data_lines)
-            event, data_lines = "", []
+            event, data_lines = "", list[str]()
         elif line.startswith(":"):
             continue
         elif line.startswith("event:"):
@@ -325,9 +323,7 @@ async def stream_chat(
             attempt += 1
             started = False
             try:
-                async with http.stream(
-                    "POST", url, headers=headers, json=body, timeout=_timeout(cfg)
-                ) as resp:
+                async with http.stream("POST", url, headers=headers, json=body, timeout=_timeout(cfg)) as resp:
                     if resp.status_code >= 400:
                         raise _status_error(cfg, resp.status_code, resp.headers, await resp.aread())
                     async for chunk in parse(cfg, resp):

@@ -27,9 +27,7 @@ class InvalidSession(ValueError):
 
 def validate_session_id(session: str) -> str:
     if not isinstance(session, str) or not SESSION_ID.fullmatch(session) or session in (".", ".."):
-        raise InvalidSession(
-            f"invalid session id {str(session)[:40]!r}: use 1-128 characters from A-Z a-z 0-9 _ . -"
-        )
+        raise InvalidSession(f"invalid session id {str(session)[:40]!r}: use 1-128 characters from A-Z a-z 0-9 _ . -")
     return session
 
 
@@ -61,11 +59,7 @@ class SessionStore:
             except ValueError:
                 log.warning("session %s: skipping unreadable line %d", session, number)
                 continue
-            if (
-                isinstance(record, dict)
-                and record.get("role") in ROLES
-                and isinstance(record.get("content"), str)
-            ):
+            if isinstance(record, dict) and record.get("role") in ROLES and isinstance(record.get("content"), str):
                 messages.append({"role": record["role"], "content": record["content"]})
         return messages
 

@@ -161,9 +161,7 @@ def test_without_session_the_agent_is_stateless(agent: Agent, fake_model: FakeMo
 
 
 @pytest.mark.parametrize("style", ["openai", "anthropic"])
-def test_session_history_is_stored_and_sent_next_turn(
-    fake_model: FakeModelServer, tmp_path: Path, style: str
-):
+def test_session_history_is_stored_and_sent_next_turn(fake_model: FakeModelServer, tmp_path: Path, style: str):
     fake_model.default = Script(reply=echo_count)
     a = Agent(env_for(fake_model, tmp_path, style=style))
     try:
@@ -235,9 +233,7 @@ def test_concurrent_turns_of_one_session_are_serialised(agent: Agent, fake_model
     assert sorted(r.split(" ")[0] for r in replies) == ["messages=2", "messages=4"]
 
 
-def test_client_disconnect_cancels_upstream_and_stores_nothing(
-    agent: Agent, fake_model: FakeModelServer
-) -> None:
+def test_client_disconnect_cancels_upstream_and_stores_nothing(agent: Agent, fake_model: FakeModelServer) -> None:
     fake_model.push(Script(reply=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.05))
     body = {"messages": [{"role": "user", "content": "long story"}], "stream": True, "session": "gone"}
     with httpx.stream("POST", f"{agent.url}/v1/chat/completions", json=body, timeout=10) as resp:
@@ -316,9 +312,7 @@ def test_invalid_json_is_400(agent: Agent) -> None:
 
 def test_content_parts_are_accepted(agent: Agent, fake_model: FakeModelServer) -> None:
     body = {
-        "messages": [
-            {"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]}
-        ]
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]}]
     }
     assert httpx.post(f"{agent.url}/v1/chat/completions", json=body).status_code == 200
     assert fake_model.requests[0].messages[-1] == {"role": "user", "content": "hello"}

@@ -67,8 +67,6 @@ def test_bad_setting_exits_with_one_line() -> None:
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
         "CLAWPEN_REQUEST_TIMEOUT": "soon",
     }
-    proc = subprocess.run(
-        [sys.executable, "-m", "agent"], env=env, capture_output=True, text=True, timeout=30
-    )
+    proc = subprocess.run([sys.executable, "-m", "agent"], env=env, capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "agent: bad configuration: CLAWPEN_REQUEST_TIMEOUT='soon' is not a number"

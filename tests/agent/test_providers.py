@@ -16,9 +16,7 @@ MESSAGES = [{"role": "system", "content": "be brief"}, {"role": "user", "content
 
 def cfg(server: FakeModelServer, style: str, **kw) -> ProviderConfig:
     base = server.url if style == "openai" else server.anthropic_url
-    defaults = dict(
-        name=f"Fake-{style}", api_style=style, base_url=base, model="m-1", api_key="sk-secret-123"
-    )
+    defaults = dict(name=f"Fake-{style}", api_style=style, base_url=base, model="m-1", api_key="sk-secret-123")
     defaults.update(backoff_seconds=0.01, timeout=5.0)
     defaults.update(kw)
     return ProviderConfig(**defaults)
@@ -78,9 +76,7 @@ async def test_no_key_sends_no_auth_header(fake_model: FakeModelServer) -> None:
 
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("streamed", [True, False])
-async def test_401_is_an_auth_error_naming_the_provider(
-    fake_model: FakeModelServer, style: str, streamed: bool
-):
+async def test_401_is_an_auth_error_naming_the_provider(fake_model: FakeModelServer, style: str, streamed: bool):
     fake_model.push(Script(status=401, error_message="Incorrect API key provided"))
     config = cfg(fake_model, style)
     with pytest.raises(ProviderError) as caught:
@@ -184,11 +180,7 @@ async def test_connect_error_is_retried_then_reported() -> None:
 
     with pytest.raises(ProviderError) as caught:
         await complete(config, MESSAGES, sleep=counting_sleep)
-    assert (
-        caught.value.code == "connect"
-        and "cannot connect" in str(caught.value)
-        and "Local" in str(caught.value)
-    )
+    assert caught.value.code == "connect" and "cannot connect" in str(caught.value) and "Local" in str(caught.value)
     assert attempts == 2
 
 

@@ -284,9 +284,7 @@ class FakeModelServer:
 
         return self._stream(rec, script, events())
 
-    def _stream(
-        self, rec: RecordedRequest, script: Script, events: AsyncIterator[tuple[str, bool]]
-    ) -> Response:
+    def _stream(self, rec: RecordedRequest, script: Script, events: AsyncIterator[tuple[str, bool]]) -> Response:
         async def body() -> AsyncIterator[str]:
             sent_content = 0
             try:

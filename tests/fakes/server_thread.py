@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
@@ -13,7 +13,7 @@ import uvicorn
 class ServerThread:
     """`with ServerThread(app) as url:` serves `app` on an ephemeral port until the block ends."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", lifespan: str = "on"):
+    def __init__(self, app: Any, host: str = "127.0.0.1", lifespan: Literal["auto", "on", "off"] = "on"):
         self.app, self.host, self.lifespan = app, host, lifespan
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -28,9 +28,7 @@ class ServerThread:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, 0))
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan=self.lifespan, http="h11", loop="asyncio"
-        )
+        config = uvicorn.Config(self.app, log_level="warning", lifespan=self.lifespan, http="h11", loop="asyncio")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
         self._thread.start()
