@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from agent.config import AgentConfig
 from agent.providers import ProviderError, complete, stream_chat
-from agent.sessions import InvalidSession, SessionStore, validate_session_id
+from agent.sessions import InvalidSession, SessionStore, trim_history, validate_session_id
 
 log = logging.getLogger("agent")
 MAX_BODY_BYTES = 1_000_000
@@ -144,6 +144,7 @@ class AgentApp:
     async def _upstream_messages(self, messages: list[dict[str, str]], session: str | None) -> list[dict[str, str]]:
         prompt = self.config.system_prompt()
         history = await asyncio.to_thread(self.sessions.read, session) if session else []
+        history = trim_history(history, self.config.history_chars)
         return ([{"role": "system", "content": prompt}] if prompt else []) + history + messages
 
     async def _remember(self, session: str | None, messages: list[dict[str, str]], reply: str) -> None:

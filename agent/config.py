@@ -35,6 +35,7 @@ class AgentConfig:
     data_dir: Path = Path("/data")
     port: int = 8080
     request_timeout: float = 120.0
+    history_chars: int = 200_000  # at most this much stored history is sent per turn (~50k tokens)
     secrets_dir: Path = Path("/run/secrets")
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
@@ -69,6 +70,7 @@ class AgentConfig:
             data_dir=Path(e.get("CLAWPEN_DATA_DIR", "") or "/data"),
             port=int(number("CLAWPEN_AGENT_PORT", 8080)),
             request_timeout=number("CLAWPEN_REQUEST_TIMEOUT", 120.0),
+            history_chars=int(number("CLAWPEN_HISTORY_CHARS", 200_000)),
             # Not part of the controller's contract: lets tests and non-container runs point elsewhere.
             secrets_dir=Path(e.get("CLAWPEN_SECRETS_DIR", "") or "/run/secrets"),
             env=e,

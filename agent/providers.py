@@ -25,7 +25,7 @@ import httpx
 
 ApiStyle = Literal["openai", "anthropic"]
 ANTHROPIC_VERSION = "2023-06-01"
-RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
 MAX_RETRY_AFTER_SECONDS = 10.0  # a longer Retry-After is reported to the user, not waited out
 _ERROR_DETAIL_CHARS = 300
 
@@ -187,6 +187,8 @@ def _anthropic_body(cfg: ProviderConfig, messages: Sequence[Message], stream: bo
             turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{m['content']}"}
         else:
             turns.append({"role": role, "content": m["content"]})
+    while turns and turns[0]["role"] == "assistant":  # the API wants the first turn to be the user's
+        turns.pop(0)
     body: dict[str, Any] = {"model": cfg.model, "max_tokens": cfg.max_tokens, "messages": turns}
     if system:
         body["system"] = system
@@ -340,6 +342,17 @@ async def stream_chat(
     finally:
         if own:
             await http.aclose()
+
+
+def completer(
+    cfg: ProviderConfig, client: httpx.AsyncClient | None = None
+) -> Callable[[list[Message]], Awaitable[str]]:
+    """`messages -> reply text` bound to one provider: what the teams' LLM router takes."""
+
+    async def call(messages: list[Message]) -> str:
+        return await complete(cfg, messages, client=client)
+
+    return call
 
 
 async def complete(

@@ -21,6 +21,25 @@ SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 ROLES = frozenset({"user", "assistant", "system"})
 
 
+def trim_history(history: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
+    """The newest messages that fit in `max_chars`, starting at a user turn.
+
+    The file keeps everything; only what is sent is bounded, so a long conversation degrades into
+    "remembers the recent part" instead of failing once it outgrows the model's context window.
+    """
+    kept: list[dict[str, Any]] = []
+    used = 0
+    for message in reversed(history):
+        used += len(message["content"])
+        if used > max_chars:
+            break
+        kept.append(message)
+    kept.reverse()
+    while kept and kept[0]["role"] != "user":
+        kept.pop(0)
+    return kept
+
+
 class InvalidSession(ValueError):
     """A session id that could escape the sessions directory or is otherwise unusable."""
 

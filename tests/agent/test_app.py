@@ -327,3 +327,22 @@ def test_optional_key_may_be_absent(fake_model: FakeModelServer, tmp_path: Path)
         assert "authorization" not in fake_model.requests[-1].headers
     finally:
         a.server.stop()
+
+
+def test_long_history_is_trimmed_to_the_recent_part(fake_model: FakeModelServer, tmp_path: Path) -> None:
+    fake_model.default = Script(reply="ok")  # 2 characters per reply
+    a = Agent(env_for(fake_model, tmp_path, CLAWPEN_HISTORY_CHARS="20", CLAWPEN_SYSTEM_PROMPT=""))
+    try:
+        for word in ("aaaaaaaa", "bbbbbbbb", "cccccccc", "dddddddd"):
+            a.chat(word, session="long")
+    finally:
+        a.server.stop()
+    # The last turn sent the newest history that fits 20 characters, starting at a user turn.
+    assert fake_model.requests[-1].messages == [
+        {"role": "user", "content": "bbbbbbbb"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "cccccccc"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "dddddddd"},
+    ]
+    assert len((tmp_path / "sessions" / "long.jsonl").read_text().splitlines()) == 8  # the file keeps all

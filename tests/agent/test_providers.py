@@ -202,3 +202,20 @@ async def test_echo_reply_sees_history(fake_model: FakeModelServer) -> None:
     fake_model.default = Script(reply=echo_count)
     text = "".join(await collect(cfg(fake_model, "anthropic")))
     assert text == "messages=1 system=1 last=hi there"
+
+
+async def test_completer_binds_a_provider_for_the_router(fake_model: FakeModelServer) -> None:
+    from agent.providers import completer
+    from tests.fakes.model_server import classifier
+
+    fake_model.default = Script(
+        reply=classifier(lambda text: ("billing", 0.9) if "invoice" in text else ("other", 0.2))
+    )
+    ask = completer(cfg(fake_model, "anthropic"))
+    assert '"intent": "billing"' in await ask([{"role": "user", "content": "my invoice is wrong"}])
+    assert '"intent": "other"' in await ask([{"role": "user", "content": "hello"}])
+
+
+async def test_anthropic_history_starting_with_assistant_is_trimmed(fake_model: FakeModelServer) -> None:
+    await collect(cfg(fake_model, "anthropic"), [{"role": "assistant", "content": "hi"}, *MESSAGES])
+    assert [m["role"] for m in fake_model.requests[0].messages] == ["user"]
