@@ -139,6 +139,8 @@ def _upstream_detail(body: bytes) -> str:
 
 def _status_error(cfg: ProviderConfig, status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
     detail = _upstream_detail(body)
+    if cfg.api_key and len(cfg.api_key) >= 8:
+        detail = detail.replace(cfg.api_key, "***")  # some providers echo the key they rejected
     suffix = f": {detail}" if detail else ""
     if status == 401:
         return ProviderError(cfg.name, "auth", f"HTTP 401 unauthorized (check the API key){suffix}", status)
@@ -220,20 +222,27 @@ def _timeout(cfg: ProviderConfig) -> httpx.Timeout:
     return httpx.Timeout(cfg.timeout, connect=cfg.connect_timeout)
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
-    """(event, data) pairs from a server-sent-event stream."""
+async def _sse_data(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs from a server-sent-event stream.
+
+    Comment lines are keep-alives (OpenRouter sends them while a model queues). They reset httpx's
+    read timeout, so a server that only ever sends keep-alives is caught here instead.
+    """
     event, data_lines = "", list[str]()
+    last_data = time.monotonic()
     async for line in response.aiter_lines():
         if line == "":
             if data_lines:
+                last_data = time.monotonic()
                 yield event, "\n".join(data_lines)
             event, data_lines = "", list[str]()
         elif line.startswith(":"):
-            continue
+            if time.monotonic() - last_data > cfg.timeout:
+                raise ProviderError(cfg.name, "timeout", f"no answer: only keep-alives for {cfg.timeout:g}s")
         elif line.startswith("event:"):
             event = line[6:].strip()
         elif line.startswith("data:"):
-            data_lines.append(line[5:].lstrip(" ") if line[5:6] == " " else line[5:])
+            data_lines.append(line[6:] if line[5:6] == " " else line[5:])
     if data_lines:
         yield event, "\n".join(data_lines)
 
@@ -250,7 +259,7 @@ def _json(cfg: ProviderConfig, data: str) -> dict[str, Any]:
 
 async def _openai_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str]:
     finished = False
-    async for _, data in _sse_data(response):
+    async for _, data in _sse_data(cfg, response):
         if data.strip() == "[DONE]":
             return
         event = _json(cfg, data)
@@ -267,7 +276,7 @@ async def _openai_chunks(cfg: ProviderConfig, response: httpx.Response) -> Async
 
 
 async def _anthropic_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str]:
-    async for event_name, data in _sse_data(response):
+    async for event_name, data in _sse_data(cfg, response):
         event = _json(cfg, data)
         kind = event.get("type", event_name)
         if kind == "content_block_delta":

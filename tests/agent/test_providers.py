@@ -219,3 +219,22 @@ async def test_completer_binds_a_provider_for_the_router(fake_model: FakeModelSe
 async def test_anthropic_history_starting_with_assistant_is_trimmed(fake_model: FakeModelServer) -> None:
     await collect(cfg(fake_model, "anthropic"), [{"role": "assistant", "content": "hi"}, *MESSAGES])
     assert [m["role"] for m in fake_model.requests[0].messages] == ["user"]
+
+
+async def test_rejected_key_echoed_by_provider_is_redacted(fake_model: FakeModelServer) -> None:
+    fake_model.push(Script(status=401, error_message="Incorrect API key provided: sk-secret-123."))
+    with pytest.raises(ProviderError) as caught:
+        await collect(cfg(fake_model, "openai"))
+    assert "sk-secret-123" not in str(caught.value) and "provided: ***." in str(caught.value)
+
+
+async def test_endless_keepalives_time_out(fake_model: FakeModelServer) -> None:
+    fake_model.push(Script(delay=5.0, keepalive_every=0.05))
+    with pytest.raises(ProviderError) as caught:
+        await collect(cfg(fake_model, "openai", timeout=0.4))
+    assert caught.value.code == "timeout" and "only keep-alives" in str(caught.value)
+
+
+async def test_keepalives_then_reply_is_fine(fake_model: FakeModelServer) -> None:
+    fake_model.push(Script(reply="late but here", delay=0.3, keepalive_every=0.05))
+    assert "".join(await collect(cfg(fake_model, "anthropic", timeout=2))) == "late but here"

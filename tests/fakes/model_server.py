@@ -36,7 +36,8 @@ class Script:
 
     reply: the text, or a function of the request body. chunks: how many pieces to stream it in (by
     words when None). status: answer with this HTTP error instead. drop_after: stream this many
-    chunks then cut the connection without finishing. delay: seconds before the response starts;
+    chunks then cut the connection without finishing. delay: seconds before the response starts
+    (spent sending SSE keep-alive comments every `keepalive_every` seconds when that is set);
     chunk_delay: seconds between streamed chunks.
     """
 
@@ -48,6 +49,11 @@ class Script:
     chunk_delay: float = 0.0
     drop_after: int | None = None
     chunks: int | None = None
+    keepalive_every: float = 0.0  # streamed: spend `delay` sending SSE comments this often, not silent
+
+    @property
+    def silent_delay(self) -> float:
+        return 0.0 if self.keepalive_every else self.delay
 
 
 def last_user_message(body: dict[str, Any]) -> str:
@@ -197,7 +203,7 @@ class FakeModelServer:
 
     async def _openai(self, request: Request) -> Response:
         rec, script = await self._record(request)
-        if script.delay:
+        if script.silent_delay or (script.delay and not rec.body.get("stream")):
             await asyncio.sleep(script.delay)
         if script.status:
             rec.completed = True
@@ -242,7 +248,7 @@ class FakeModelServer:
 
     async def _anthropic(self, request: Request) -> Response:
         rec, script = await self._record(request)
-        if script.delay:
+        if script.silent_delay or (script.delay and not rec.body.get("stream")):
             await asyncio.sleep(script.delay)
         if script.status:
             rec.completed = True
@@ -288,6 +294,11 @@ class FakeModelServer:
         async def body() -> AsyncIterator[str]:
             sent_content = 0
             try:
+                if script.keepalive_every:
+                    until = time.monotonic() + script.delay
+                    while time.monotonic() < until:
+                        yield ": keep-alive\n\n"
+                        await asyncio.sleep(script.keepalive_every)
                 async for item, is_content in events:
                     if is_content:
                         if script.drop_after is not None and sent_content >= script.drop_after:
