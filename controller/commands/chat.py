@@ -147,7 +147,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except InvalidObject as err:
             raise CommandError(str(err)) from None
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
-    with httpx.Client(timeout=timeout) as client:
+    # trust_env=False: the agent is on this host (or its network); an HTTP(S)_PROXY must not capture it.
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
         check_ready(client, endpoint, label)
         if args.message is not None:
             return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout) else 1
