@@ -238,3 +238,13 @@ async def test_endless_keepalives_time_out(fake_model: FakeModelServer) -> None:
 async def test_keepalives_then_reply_is_fine(fake_model: FakeModelServer) -> None:
     fake_model.push(Script(reply="late but here", delay=0.3, keepalive_every=0.05))
     assert "".join(await collect(cfg(fake_model, "anthropic", timeout=2))) == "late but here"
+
+
+async def test_timestamped_chunks_carry_their_send_time(fake_model: FakeModelServer) -> None:
+    import time
+
+    fake_model.push(Script(timestamps=True, chunks=5, chunk_delay=0.01))
+    before = time.perf_counter()
+    stamps = [float(c) for c in await collect(cfg(fake_model, "openai"))]
+    assert len(stamps) == 5 and stamps == sorted(stamps)
+    assert before < stamps[0] < time.perf_counter()

@@ -50,6 +50,7 @@ class Script:
     drop_after: int | None = None
     chunks: int | None = None
     keepalive_every: float = 0.0  # streamed: spend `delay` sending SSE comments this often, not silent
+    timestamps: bool = False  # OpenAI streamed: `chunks` chunks, each "<perf_counter() when sent> "
 
     @property
     def silent_delay(self) -> float:
@@ -93,6 +94,9 @@ class RecordedRequest:
     @property
     def messages(self) -> list[dict[str, Any]]:
         return list(self.body.get("messages", []))
+
+
+STAMP = "@@PERF_COUNTER@@"  # replaced by the send time as each chunk leaves (Script.timestamps)
 
 
 def _split(text: str, count: int | None) -> list[str]:
@@ -209,6 +213,8 @@ class FakeModelServer:
             rec.completed = True
             return self._error(script, anthropic=False)
         text = self._text(script, rec.body)
+        if script.timestamps:
+            text = " ".join([STAMP] * (script.chunks or 1))
         model = rec.body.get("model", "fake")
         if not rec.body.get("stream"):
             rec.completed = True
@@ -239,7 +245,7 @@ class FakeModelServer:
 
         async def events() -> AsyncIterator[tuple[str, bool]]:
             yield chunk({"role": "assistant"}), False
-            for piece in _split(text, script.chunks):
+            for piece in _split(text, None if script.timestamps else script.chunks):
                 yield chunk({"content": piece}), True
             yield chunk({}, "stop"), False
             yield "data: [DONE]\n\n", False
@@ -308,6 +314,8 @@ class FakeModelServer:
                         if sent_content and script.chunk_delay:
                             await asyncio.sleep(script.chunk_delay)
                         sent_content += 1
+                        if script.timestamps:
+                            item = item.replace(STAMP, f"{time.perf_counter():.6f}")
                     yield item
                 rec.completed = True
             except asyncio.CancelledError:
