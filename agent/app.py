@@ -180,9 +180,12 @@ class AgentApp:
             async with self._turn(session):
                 upstream = await self._upstream_messages(messages, session)
                 yield self._chunk(cid, created, {"role": "assistant"})
-                async for text in stream_chat(self.config.provider_config(), upstream, client=self.client):
-                    parts.append(text)
-                    yield self._chunk(cid, created, {"content": text})
+                # aclosing: however this generator ends (client gone included), the upstream closes now.
+                chunks = stream_chat(self.config.provider_config(), upstream, client=self.client)
+                async with contextlib.aclosing(chunks):
+                    async for text in chunks:
+                        parts.append(text)
+                        yield self._chunk(cid, created, {"content": text})
                 await self._remember(session, messages, "".join(parts))
             yield self._chunk(cid, created, {}, "stop")
             yield "data: [DONE]\n\n"

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -318,7 +318,7 @@ async def stream_chat(
     messages: Sequence[Message],
     client: httpx.AsyncClient | None = None,
     sleep: Sleep = asyncio.sleep,
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     """Yield the reply's text chunks as they arrive; raise ProviderError on any failure.
 
     Closing the iterator early (or cancelling the task) closes the upstream connection, which is how
