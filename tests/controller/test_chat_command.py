@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import socket
 import sys
@@ -13,6 +14,9 @@ import pytest
 from agent.app import create_app
 from agent.config import AgentConfig
 from controller.cli import main
+from controller.resources import API_VERSION, Agent, AgentStatus, Phase, parse_resource
+from controller.settings import Settings
+from controller.wiring import open_store
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 from tests.fakes.server_thread import ServerThread
 
@@ -96,3 +100,49 @@ def test_unreachable_agent(capsys) -> None:
 def test_bad_session_id(capsys) -> None:
     assert run(["finn", "--endpoint", "http://127.0.0.1:1", "--session", "a/b", "-m", "hi"]) == 1
     assert "error: --session: invalid session id 'a/b'" in capsys.readouterr().err
+
+
+# ---- the endpoint comes from the agent's status in the store (what users do) ---------------------------
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLAWPEN_HOME", str(home))
+    monkeypatch.setenv("CLAWPEN_STORE", "files")
+    monkeypatch.delenv("CLAWPEN_NAMESPACE", raising=False)
+    return home
+
+
+def put_agent(home: Path, name: str, status: AgentStatus | None) -> None:
+    async def write() -> None:
+        store = open_store(Settings.from_env())
+        try:
+            agent = parse_resource({"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": name}, "spec": {}})
+            await store.create(agent)
+            if status is not None:
+                await store.update_status(Agent, name, status)
+        finally:
+            await store.close()
+
+    asyncio.run(write())
+
+
+def test_endpoint_is_read_from_the_agent_status(home: Path, agent_url: str, model: FakeModelServer, capsys) -> None:
+    put_agent(home, "finn", AgentStatus(phase=Phase.RUNNING, endpoint=agent_url + "/"))
+    model.push(Script(reply="via the store"))
+    assert run(["finn", "-m", "hi"]) == 0
+    assert capsys.readouterr().out == "via the store\n"
+
+
+def test_agent_without_endpoint_says_so(home: Path, capsys) -> None:
+    put_agent(home, "idle", AgentStatus(phase=Phase.PENDING))
+    assert run(["idle", "-m", "hi"]) == 1
+    err = capsys.readouterr().err
+    assert "error: agent default/idle has no endpoint yet (phase Pending)" in err
+
+
+def test_unknown_agent_is_one_line(home: Path, capsys) -> None:
+    assert run(["ghost", "-m", "hi"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "ghost" in err and "\n" not in err
