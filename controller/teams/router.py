@@ -10,9 +10,10 @@ Scoring, and why:
 - A keyword's weight is its number of words: "bill client" is more specific than "bill". When a match
   lies inside a longer match (of any intent) it is dropped: the longer phrase explains those words.
 - An intent's score is the sum of its distinct matched keywords' weights (more matches, more score).
-- Confidence combines strength and separation: strength = 1 - 0.5**(best+1) (one single-word hit is
-  0.75, two are 0.875), separation = best / (best + runner-up). One clear hit routes at the default
-  threshold 0.7; a tie (separation 0.5) never does.
+- Confidence grows with the winner's margin over the runner-up: 1 - 0.5**(margin+1). One single-word
+  hit (margin 1) is 0.75 and routes at the default threshold 0.7; a two-word phrase against a single
+  word elsewhere also routes; a tie (margin 0) is 0.5 and never does; each further point of margin
+  halves the remaining doubt. Evidence for another intent therefore lowers confidence.
 - Ties break by the intents' declared order, so the same message always goes to the same agent.
 """
 
@@ -81,8 +82,8 @@ class _Match:
         )
 
 
-def strength(score: float) -> float:
-    return 1.0 - 0.5 ** (score + 1.0)
+def margin_confidence(margin: float) -> float:
+    return 1.0 - 0.5 ** (margin + 1.0)
 
 
 class KeywordRouter:
@@ -123,7 +124,7 @@ class KeywordRouter:
         if not ranked:
             return no_match(self.team, "no routing keyword matched")
         (best, top), runner = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
-        confidence = strength(top) * top / (top + runner)
+        confidence = margin_confidence(top - runner)
         reasoning = f"matched {', '.join(repr(k) for k in matched[best])} (score {top:g}"
         reasoning += f" vs {ranked[1][0]} {runner:g})" if len(ranked) > 1 else ")"
         low = confidence < spec.router.confidence_threshold
