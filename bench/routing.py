@@ -92,7 +92,9 @@ class Accuracy:
 
 
 def accuracy(cases: list[Case], outcome: Callable[[Case], str]) -> Accuracy:
-    right, by_kind, misses = 0, {}, []
+    right = 0
+    by_kind: dict[str, tuple[int, int]] = {}
+    misses: list[tuple[Case, str]] = []
     for case in cases:
         got = outcome(case)
         ok = got in case.accept

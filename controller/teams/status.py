@@ -8,8 +8,13 @@ agents are missing or not running instead of a chat that silently routes into no
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 from controller.resources import Agent, Condition, Phase, Team, TeamStatus, now
+
+
+def _running(agent: Agent) -> bool:
+    return agent.status is not None and agent.status.phase == Phase.RUNNING
 
 
 def derive_team_status(team: Team, agents: Iterable[Agent]) -> TeamStatus:
@@ -18,12 +23,11 @@ def derive_team_status(team: Team, agents: Iterable[Agent]) -> TeamStatus:
     by_name = {a.metadata.name: a for a in agents if a.metadata.namespace == namespace}
     wanted = list(dict.fromkeys(entry.agent for entry in team.spec.agents.values()))  # declared order
     missing = [name for name in wanted if name not in by_name]
-    not_running = [
-        name for name in wanted
-        if name in by_name and (by_name[name].status is None or by_name[name].status.phase != Phase.RUNNING)
-    ]
+    not_running = [name for name in wanted if name in by_name and not _running(by_name[name])]
     old = team.status.conditions if team.status else []
     previous = next((c for c in old if c.type == "Ready"), None)
+    phase: Literal["Ready", "Degraded"]
+    status: Literal["True", "False"]
     if not wanted:
         phase, status, reason, message = "Degraded", "False", "NoAgents", "the team routes to no agents"
     elif missing or not_running:
