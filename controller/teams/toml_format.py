@@ -136,8 +136,21 @@ def load_team_file(path: str | Path) -> Team:
 
 
 def load_toml_manifests(path: str | Path) -> list[Resource]:
-    """The hook for controller/manifests.py: a .toml manifest file holds exactly one Team."""
+    """A .toml manifest file holds exactly one Team."""
     return [load_team_file(path)]
+
+
+def team_documents(text: str) -> list[Any]:
+    """The Loader for controller/manifests.py (`register_loader(".toml", team_documents)`).
+
+    That loader interface gets only the text and prefixes errors with the file name itself, so the
+    team's name comes from [team].id or [team].name here: the shipped files set [team].id so both
+    ways of reading them agree.
+    """
+    try:
+        return [parse_team_toml(text, source="").dump()]
+    except ManifestError as err:
+        raise ManifestError(str(err).removeprefix(": ")) from None
 
 
 # ---- writing ---------------------------------------------------------------------------------------

@@ -166,3 +166,13 @@ def test_non_utf8_file_is_a_clear_error(tmp_path: Path) -> None:
     path.write_bytes(b'[team]\nname = "caf\xe9"\n')
     with pytest.raises(ManifestError, match="not UTF-8"):
         load_team_file(path)
+
+
+def test_manifest_loader_errors_leave_the_file_name_to_the_caller() -> None:
+    from controller.teams.toml_format import team_documents
+
+    with pytest.raises(ManifestError) as err:
+        team_documents('[team]\nname="x"\n[router]\nmode="magic"\n')
+    assert str(err.value).startswith("[router].mode: ")
+    [doc] = team_documents(MINIMAL)
+    assert doc["kind"] == "Team" and doc["metadata"]["name"] == "tiny-team"
