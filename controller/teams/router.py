@@ -27,7 +27,7 @@ from controller.resources import Team
 from controller.teams.text import content_stems, words
 
 UNKNOWN = "unknown"
-Method = Literal["keyword", "llm", "fallback", "sticky", "clarify"]
+Method = Literal["keyword", "llm", "fallback", "sticky", "clarify", "user"]
 
 
 @dataclass(frozen=True)
