@@ -36,7 +36,8 @@ from api.routes.ws import _now, _read_client, error_frame, relay
 from api.schemas import ChatIn
 from controller.resources import DNS1123_LABEL, Agent, Phase, Team
 from controller.store.base import NotFound, StoreError
-from controller.teams.conversation import Clarify, Conversation, Route as RouteTo
+from controller.teams.conversation import Clarify, Conversation
+from controller.teams.conversation import Route as RouteTo
 from controller.teams.llm_router import Complete, classify
 from controller.teams.model import RouterModel, resolve_router_model
 from controller.teams.registry import TeamRegistry
