@@ -176,3 +176,19 @@ def test_manifest_loader_errors_leave_the_file_name_to_the_caller() -> None:
     assert str(err.value).startswith("[router].mode: ")
     [doc] = team_documents(MINIMAL)
     assert doc["kind"] == "Team" and doc["metadata"]["name"] == "tiny-team"
+
+
+def test_apply_reads_toml_through_the_manifest_loader(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`clawpen apply -f teams/` once `register_loader(".toml", team_documents)` is wired."""
+    from controller import manifests
+    from controller.teams.toml_format import team_documents
+
+    monkeypatch.setitem(manifests.LOADERS, ".toml", team_documents)
+    resources = manifests.load_manifests(ROOT / "teams")
+    kinds = {(r.KIND, r.name) for r in resources}
+    assert {("Team", "finance-team"), ("Team", "platform-support"), ("Agent", "finn"), ("Agent", "hal")} <= kinds
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[team]\nname="x"\n[router]\nconfidence_threshold=2\n')
+    with pytest.raises(ManifestError) as err:
+        manifests.load_manifests(bad)
+    assert str(err.value).startswith(f"{bad}: [router].confidence_threshold:")
