@@ -100,3 +100,12 @@ def load_manifests(path: Path) -> list[Resource]:
             origin[key] = file
             resources.append(resource)
     return resources
+
+
+def _register_builtin_loaders() -> None:
+    from controller.teams.toml_format import team_documents
+
+    register_loader(".toml", team_documents)
+
+
+_register_builtin_loaders()

@@ -140,15 +140,14 @@ def load_toml_manifests(path: str | Path) -> list[Resource]:
     return [load_team_file(path)]
 
 
-def team_documents(text: str) -> list[Any]:
-    """The Loader for controller/manifests.py (`register_loader(".toml", team_documents)`).
+def team_documents(path: Path, text: str) -> list[Any]:
+    """The Loader for controller/manifests.py (registered there for `.toml`).
 
-    That loader interface gets only the text and prefixes errors with the file name itself, so the
-    team's name comes from [team].id or [team].name here: the shipped files set [team].id so both
-    ways of reading them agree.
+    The loader prefixes errors with the file name itself; the team's name comes from [team].id,
+    [team].name or the file name, as in load_team_file.
     """
     try:
-        return [parse_team_toml(text, source="").dump()]
+        return [parse_team_toml(text, source="", stem=path.stem).dump()]
     except ManifestError as err:
         raise ManifestError(str(err).removeprefix(": ")) from None
 

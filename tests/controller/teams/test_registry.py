@@ -75,6 +75,6 @@ def test_missing_directory_is_empty(tmp_path: Path) -> None:
 
 def test_manifest_loader_hook_agrees_with_the_file_reader() -> None:
     for path in (ROOT / "teams").glob("*.toml"):
-        [doc] = team_documents(path.read_text())
+        [doc] = team_documents(path, path.read_text())
         team = parse_resource(doc)
         assert isinstance(team, Team) and team.name == path.stem

@@ -172,9 +172,9 @@ def test_manifest_loader_errors_leave_the_file_name_to_the_caller() -> None:
     from controller.teams.toml_format import team_documents
 
     with pytest.raises(ManifestError) as err:
-        team_documents('[team]\nname="x"\n[router]\nmode="magic"\n')
+        team_documents(Path('x.toml'), '[team]\nname="x"\n[router]\nmode="magic"\n')
     assert str(err.value).startswith("[router].mode: ")
-    [doc] = team_documents(MINIMAL)
+    [doc] = team_documents(Path('tiny-team.toml'), MINIMAL)
     assert doc["kind"] == "Team" and doc["metadata"]["name"] == "tiny-team"
 
 
