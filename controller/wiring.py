@@ -65,6 +65,13 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
     )
+    from controller.team_sync import team_status_task
+
     return Controller(
-        store, runtime, reconciler, workers=settings.workers, resync_seconds=settings.resync_seconds
+        store,
+        runtime,
+        reconciler,
+        workers=settings.workers,
+        resync_seconds=settings.resync_seconds,
+        extra_tasks=[team_status_task],
     )
