@@ -49,6 +49,10 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/api/agents/{id}/logs", "get"),
         ("/api/agents/{id}/metrics", "get"),
         ("/api/agents/{id}/health", "get"),
+        ("/api/teams", "get"),
+        ("/api/teams/reload", "post"),
+        ("/api/teams/{id}", "get"),
+        ("/api/teams/{id}/classify", "post"),
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == expected
