@@ -20,6 +20,8 @@ COMMAND_MODULES = [
     "resources",  # apply, get, describe, delete, start, stop, logs
     "controller",  # controller, up
     "image",  # image build
+    "secrets",  # secrets set, list, delete, rotate-key
+    "snapshot",  # snapshot create, list, restore, delete; export; import
 ]
 
 
