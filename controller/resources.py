@@ -286,7 +286,7 @@ class Resource(Model):
     KIND: ClassVar[str] = ""
     PLURAL: ClassVar[str] = ""
 
-    api_version: Literal["clawpen.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["clawpen.dev/v1alpha1"] = "clawpen.dev/v1alpha1"
     metadata: ObjectMeta
 
     @property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase
 from controller.runtime.base import Observed
@@ -85,7 +86,7 @@ def _phase(
 def _condition(
     previous: AgentStatus, type_: str, ok: bool, reason: str, message: str, now: datetime
 ) -> Condition:
-    status = "True" if ok else "False"
+    status: Literal["True", "False"] = "True" if ok else "False"
     before = previous.condition(type_)
     since = before.last_transition_time if before and before.status == status else now
     return Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=since)
