@@ -70,9 +70,13 @@ class SecretNotFound(SecretError, KeyError):
 
 
 class InvalidSecret(SecretError):
-    """A name or value that breaks a rule (HTTP 422)."""
+    """A name or value that breaks a rule (HTTP 422); `field` says which ("name", "value", "agent")."""
 
     status = 422
+
+    def __init__(self, message: str, field: str = "name"):
+        super().__init__(message)
+        self.field = field
 
 
 class SecretKeyMismatch(SecretError):
@@ -123,17 +127,17 @@ def check_name(name: str) -> str:
 
 def check_agent(agent: str) -> str:
     if not isinstance(agent, str) or not DNS1123_LABEL.match(agent):
-        raise InvalidSecret(f"invalid agent name {str(agent)[:80]!r}: must be a DNS-1123 label")
+        raise InvalidSecret(f"invalid agent name {str(agent)[:80]!r}: must be a DNS-1123 label", "agent")
     return agent
 
 
 def check_value(value: bytes) -> bytes:
     if not isinstance(value, bytes | bytearray):
-        raise InvalidSecret("secret value must be bytes")
+        raise InvalidSecret("secret value must be bytes", "value")
     if len(value) == 0:
-        raise InvalidSecret("secret value must not be empty")
+        raise InvalidSecret("secret value must not be empty", "value")
     if len(value) > MAX_VALUE_BYTES:
-        raise InvalidSecret(f"secret value is {len(value)} bytes; the limit is {MAX_VALUE_BYTES} (64 KiB)")
+        raise InvalidSecret(f"secret value is {len(value)} bytes; the limit is {MAX_VALUE_BYTES} (64 KiB)", "value")
     return bytes(value)
 
 
@@ -296,7 +300,10 @@ class SecretStore:
         check_agent(agent)
         found: dict[str, SecretInfo] = {}
         for name in names:
-            check_name(name)
+            try:
+                check_name(name)
+            except InvalidSecret:
+                continue  # a name no secret can have is simply missing (translate reports SecretMissing)
             for scope, owner in (("agent", agent), ("global", None)):
                 path = self._path(scope, owner, name)  # type: ignore[arg-type]
                 if path.exists():

@@ -21,7 +21,6 @@ import asyncio
 import builtins
 import contextlib
 import fcntl
-import io
 import json
 import os
 import re
@@ -314,18 +313,32 @@ class Snapshots:
     def export(self, agent: Agent, out: IO[bytes], progress: Progress = no_progress) -> SnapshotInfo:
         """Snapshot the agent now and write one archive (manifest, spec, data) to `out`."""
         info = self.create(agent, progress)
-        folder = self._dir(agent.metadata.name, info.id)
-        manifest = {"format": EXPORT_FORMAT, "agent": agent.metadata.name, "snapshot": info.public()}
-        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
-            _add_bytes(tar, "manifest.json", json.dumps(manifest, indent=1).encode())
-            _add_bytes(tar, "agent.yaml", (folder / "agent.yaml").read_bytes())
-            member = tar.gettarinfo(str(folder / "data.tar"), arcname="data.tar")
-            member.uid = member.gid = 0
-            member.uname = member.gname = ""
-            with (folder / "data.tar").open("rb") as fh:
-                tar.addfile(member, fh)
-        progress("export", info.size_bytes, info.size_bytes)
+        for chunk in self.export_chunks(agent.metadata.name, info.id, progress):
+            out.write(chunk)
         return info
+
+    def export_chunks(self, agent: str, sid: str, progress: Progress = no_progress) -> Iterator[bytes]:
+        """An existing snapshot as an export archive, streamed: a plain tar of manifest.json, agent.yaml
+        and data.tar (built by hand so a response can send it while it is read)."""
+        info = self.get(agent, sid)
+        folder = self._dir(agent, sid)
+        manifest = {"format": EXPORT_FORMAT, "agent": agent, "snapshot": info.public()}
+        spec = (folder / "agent.yaml").read_bytes()
+        for name, blob in (("manifest.json", json.dumps(manifest, indent=1).encode()), ("agent.yaml", spec)):
+            yield _header(name, len(blob)) + blob + b"\0" * (-len(blob) % 512)
+        data = folder / "data.tar"
+        size = data.stat().st_size
+        yield _header("data.tar", size)
+        done = 0
+        with data.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                done += len(chunk)
+                if done % (8 * CHUNK) < CHUNK or done == size:
+                    progress("export", done, size)
+                yield chunk
+        if done != size:
+            raise SnapshotError(f"snapshot {agent}/{sid} changed while it was exported")
+        yield b"\0" * (-size % 512) + b"\0" * 1024  # end-of-archive: two zero blocks
 
     def receive(
         self, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
@@ -487,12 +500,12 @@ def _upload(data: Path, progress: Progress) -> Iterator[bytes]:
             yield chunk
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def _header(name: str, size: int) -> bytes:
     member = tarfile.TarInfo(name)
-    member.size = len(data)
+    member.size = size
     member.mode = 0o600
     member.mtime = int(datetime.now(UTC).timestamp())
-    tar.addfile(member, io.BytesIO(data))
+    return member.tobuf(format=tarfile.PAX_FORMAT)
 
 
 def _parse_manifest(raw: bytes) -> dict[str, Any]:

@@ -158,7 +158,7 @@ def test_scoping_agent_b_gets_global_not_agent_a(store: SecretStore) -> None:
     store.set("API_KEY", b"global-value")
     store.set("API_KEY", b"a-own-value", agent="agent-a")
     store.set("ONLY_A", b"a-only", agent="agent-a")
-    got_b = store.resolve("agent-b", ["API_KEY", "ONLY_A", "MISSING"])
+    got_b = store.resolve("agent-b", ["API_KEY", "ONLY_A", "MISSING", "../ONLY_A"])
     assert set(got_b) == {"API_KEY"}
     assert got_b["API_KEY"].scope == "global"
     assert store.read(got_b["API_KEY"]) == b"global-value"
