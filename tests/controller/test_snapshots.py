@@ -7,10 +7,14 @@ instance label and is removed at the end.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import json
+import os
 import secrets
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +38,7 @@ from controller.snapshots import (
 pytestmark = pytest.mark.docker
 
 INSTANCE = f"t-snap-{secrets.token_hex(3)}"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +321,62 @@ def test_unknown_and_malformed_ids(snaps: Snapshots) -> None:
         snaps.get("finn", "../../etc")
     with pytest.raises(SnapshotNotFound):
         snaps.delete("finn", "20260101T000000000Z-abcdef")
+
+
+# ---- the CLI ---------------------------------------------------------------------------------------
+
+
+def clawpen(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLAWPEN_HOME": str(home), "CLAWPEN_INSTANCE": INSTANCE}
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args], capture_output=True, text=True, env=env, cwd=REPO,
+        timeout=300,
+    )
+
+
+def test_cli_snapshot_restore_export_import(client: docker.DockerClient, home: Path) -> None:
+    files = pytest.importorskip("controller.store.files", reason="the CLI needs the file store")
+    cli_home = home / "cli"
+    spec = agent("cli-a")
+    spec.spec.model = "m2"
+    asyncio.run(files.FileStore(cli_home).create(spec))
+    box = run_agent(client, "cli-a", Settings.from_env({}).image)
+    write(box, "/data/state.txt", b"before")
+    write_random(box, "/workspace/blob.bin", 12 * 1024 * 1024)
+    original = tree(box)
+
+    made = clawpen(cli_home, "snapshot", "create", "cli-a")
+    assert made.returncode == 0, made.stderr
+    sid = made.stdout.split()[1]
+    assert "snapshot:" in made.stderr  # progress on stderr, results on stdout
+    listed = clawpen(cli_home, "snapshot", "list", "cli-a")
+    assert sid in listed.stdout and "SHA256" in listed.stdout
+
+    write(box, "/data/state.txt", b"after")
+    restored = clawpen(cli_home, "snapshot", "restore", "cli-a", sid)
+    assert restored.returncode == 0, restored.stderr
+    assert tree(box) == original
+
+    archive = cli_home / "cli-a.tar"
+    exported = clawpen(cli_home, "export", "cli-a", "-o", str(archive))
+    assert exported.returncode == 0, exported.stderr
+    imported = clawpen(cli_home, "import", str(archive), "--name", "cli-b")
+    assert imported.returncode == 0, imported.stderr
+    shown = clawpen(cli_home, "get", "agents", "cli-b", "-o", "yaml")
+    assert shown.returncode == 0, shown.stderr
+    assert "model: m2" in shown.stdout
+    copy = run_agent(client, "cli-b", Settings.from_env({}).image)
+    assert tree(copy) == original
+
+    broken = cli_home / "broken.tar"
+    blob = bytearray(archive.read_bytes())
+    blob[len(blob) // 2] ^= 0x55
+    broken.write_bytes(bytes(blob))
+    refused = clawpen(cli_home, "import", str(broken), "--name", "cli-c")
+    assert refused.returncode == 1 and "corrupt or truncated" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert clawpen(cli_home, "get", "agents", "cli-c").returncode != 0
+
+    assert clawpen(cli_home, "snapshot", "delete", "cli-a", sid).returncode == 0
+    gone = clawpen(cli_home, "snapshot", "restore", "cli-a", sid)
+    assert gone.returncode == 1 and "no snapshot" in gone.stderr
