@@ -22,6 +22,7 @@ swaps it in; a crash at any step leaves either the old or the new store, never a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import builtins
@@ -34,7 +35,7 @@ import os
 import re
 import secrets as pysecrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -329,6 +330,17 @@ class SecretStore:
             return (self.dir / "changed").read_text()
         except FileNotFoundError:
             return ""
+
+    async def changes(self, interval: float = 1.0) -> AsyncIterator[str]:
+        """Yields the new stamp after each write by any process (a controller re-reconciles the agents
+        that use secrets, so a changed secret restarts exactly those whose plan hash moved)."""
+        last = self.stamp()
+        while True:
+            await asyncio.sleep(interval)
+            current = self.stamp()
+            if current != last:
+                last = current
+                yield current
 
     def rotate_key(self, new_key: bytes | None = None) -> None:
         """Re-encrypt every secret under a new key and swap the store in atomically."""

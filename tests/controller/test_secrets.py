@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import shutil
@@ -284,3 +285,33 @@ def test_cli_bad_name_and_empty_value(tmp_path: Path) -> None:
     assert bad.returncode == 1 and b"secret names match" in bad.stderr
     empty = run_cli(tmp_path, "set", "K", stdin=b"")
     assert empty.returncode == 1 and b"empty" in empty.stderr
+
+
+async def test_changes_reports_writes_from_any_process(tmp_path: Path) -> None:
+    watcher = SecretStore(tmp_path)
+    stream = watcher.changes(interval=0.01)
+    waiting = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    SecretStore(tmp_path).set("K", VALUE)  # another store instance, as the CLI would be
+    stamp = await asyncio.wait_for(waiting, timeout=10)
+    assert stamp == watcher.stamp() != ""
+    await stream.aclose()
+
+
+def test_cli_rotate_with_env_key_needs_the_new_key(tmp_path: Path) -> None:
+    key = base64.b64encode(os.urandom(32)).decode()
+    new_key = base64.b64encode(os.urandom(32)).decode()
+    env = {**os.environ, "CLAWPEN_HOME": str(tmp_path), "CLAWPEN_SECRET_KEY": key}
+    run = [sys.executable, "-m", "controller.cli", "secrets"]
+    assert subprocess.run([*run, "set", "K"], input=b"v", env=env, cwd=REPO, timeout=60).returncode == 0
+    refused = subprocess.run([*run, "rotate-key"], env=env, cwd=REPO, capture_output=True, timeout=60)
+    assert refused.returncode == 1 and b"--new-key-stdin" in refused.stderr
+    rotated = subprocess.run(
+        [*run, "rotate-key", "--new-key-stdin"], input=new_key.encode(), env=env, cwd=REPO, capture_output=True,
+        timeout=60,
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert new_key.encode() not in rotated.stdout + rotated.stderr
+    assert SecretStore(tmp_path, key=base64.b64decode(new_key)).get("K") == b"v"
+    assert not (tmp_path / "secret.key").exists()
