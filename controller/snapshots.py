@@ -296,7 +296,12 @@ class Snapshots:
             container.kill()
             with contextlib.suppress(docker.errors.APIError):
                 container.wait(timeout=30)
-            container.start()
+            try:
+                container.start()
+            except docker.errors.APIError:
+                container.reload()  # its restart policy may have started it already
+                if container.status not in ("running", "restarting"):
+                    raise
 
     def clone(self, agent: str, sid: str, new_name: str, progress: Progress = no_progress) -> Agent:
         """Fill a new agent's volumes from a snapshot; returns its manifest (the caller stores it)."""
