@@ -98,6 +98,10 @@ class SnapshotConflict(SnapshotError):
     status = 409
 
 
+class InvalidName(SnapshotError):
+    status = 422
+
+
 @dataclass(frozen=True)
 class SnapshotInfo:
     id: str
@@ -137,7 +141,7 @@ def manifest_of(agent: Agent) -> dict[str, Any]:
 
 def _check_agent(name: str) -> str:
     if not isinstance(name, str) or not DNS1123_LABEL.match(name):
-        raise SnapshotError(f"invalid agent name {str(name)[:80]!r}: must be a DNS-1123 label")
+        raise InvalidName(f"invalid agent name {str(name)[:80]!r}: must be a DNS-1123 label")
     return name
 
 
