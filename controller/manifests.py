@@ -17,12 +17,13 @@ import yaml
 
 from controller.resources import ManifestError, Resource, parse_resource
 
-# A loader turns one file's text into its documents (None for empty ones); it raises ManifestError
-# for syntax errors, with the file name left to the caller.
-Loader = Callable[[str], list[Any]]
+# A loader turns one file (its path, for loaders that derive a name from it, and its text) into
+# manifest documents (None for empty ones); it raises ManifestError for errors, and the caller
+# prefixes the file name.
+Loader = Callable[[Path, str], list[Any]]
 
 
-def _yaml_documents(text: str) -> list[Any]:
+def _yaml_documents(_path: Path, text: str) -> list[Any]:
     try:
         return list(yaml.safe_load_all(text))
     except yaml.YAMLError as err:
@@ -36,7 +37,8 @@ LOADERS: dict[str, Loader] = {".yaml": _yaml_documents, ".yml": _yaml_documents}
 
 
 def register_loader(suffix: str, loader: Loader) -> None:
-    """Teach load_manifests a new file type, e.g. register_loader(".toml", team_from_toml)."""
+    """Teach load_manifests a new file type, e.g. register_loader(".toml", team_documents), where
+    team_documents(path, text) returns [{"apiVersion": ..., "kind": "Team", "metadata": ..., ...}]."""
     LOADERS[suffix.lower()] = loader
 
 
@@ -70,7 +72,7 @@ def load_file(path: Path) -> list[Resource]:
     except OSError as err:
         raise ManifestError(f"{path}: cannot read ({err.strerror})") from None
     try:
-        documents = LOADERS[path.suffix.lower()](text)
+        documents = LOADERS[path.suffix.lower()](path, text)
     except ManifestError as err:
         raise ManifestError(f"{path}: {err}") from None
     resources: list[Resource] = []
@@ -98,3 +100,12 @@ def load_manifests(path: Path) -> list[Resource]:
             origin[key] = file
             resources.append(resource)
     return resources
+
+
+def _register_builtin_loaders() -> None:
+    from controller.teams.toml_format import team_documents
+
+    register_loader(".toml", team_documents)
+
+
+_register_builtin_loaders()

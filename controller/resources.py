@@ -311,6 +311,8 @@ class Agent(Resource):
 
 
 class TeamRouter(Model):
+    # The seed names its router ("finance-router"); kept so a TOML file round-trips unchanged.
+    name: str | None = Field(default=None, max_length=256)
     mode: Literal["keyword", "llm", "hybrid"] = "keyword"
     confidence_threshold: float = Field(default=0.7, ge=0, le=1)
     clarify_on_low_confidence: bool = True

@@ -14,6 +14,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -66,11 +67,15 @@ def remove_durably(path: Path) -> bool:
     return True
 
 
+# What atomic_write's mkstemp names look like: "." + target name + "." + 8 random chars + ".tmp".
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+
+
 def sweep_temp_files(directory: Path) -> int:
     """Remove temp files a crashed writer left behind. Call only while holding the write lock."""
     removed = 0
     for entry in directory.iterdir():
-        if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX) and entry.is_file():
+        if _TEMP_NAME.match(entry.name) and entry.is_file():
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
                 removed += 1

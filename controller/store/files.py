@@ -20,6 +20,16 @@ file name) is *broken*: get() raises InvalidObject naming the file and the probl
 it, list_broken() reports it, update_status() still records the controller's verdict, delete()
 removes it. Server fields and `status` found in a spec file are ignored (a `get -o yaml` output
 checked into git applies cleanly).
+
+Choices where the Store protocol leaves room (the kube store should agree where it can):
+- replace() without metadata.resourceVersion is unconditional (what `clawpen apply` does); with a
+  stale one, or any one against a broken object, it is a Conflict. A replace that changes nothing
+  (same spec, labels, annotations) writes nothing: the user's file keeps its formatting and comments.
+- update_status() with an unchanged status writes nothing; on a broken object it returns a
+  placeholder (default spec) carrying the status. get_status() reads the status of any object.
+- watch() reports changes made after the call (no initial ADDED burst: consumers list first).
+- A spec file deleted by hand leaves its state; if the file comes back (a revert) the object keeps
+  its uid and status. delete() removes both.
 """
 
 from __future__ import annotations
@@ -284,13 +294,14 @@ class FileStore:
             seen = self._observe(cls, name)
             if seen.raw is None:
                 raise self._not_found(cls, name)
-            current = seen.synced_state(self._state.next_rv) or seen.state
+            synced = seen.synced_state(self._state.next_rv)
+            current = synced or seen.state
             assert current is not None
-            state = dict(
-                current,
-                status=status.model_dump(by_alias=True, exclude_none=True, mode="json"),
-                resourceVersion=self._state.next_rv(),
-            )
+            wanted = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if synced is None and current.get("status") == wanted:
+                # The same status again (a resync): no write, no new resourceVersion, as in Kubernetes.
+                return materialize(cls, name, seen)
+            state = dict(current, status=wanted, resourceVersion=self._state.next_rv())
             self._state.write(cls, name, state)
         return materialize(cls, name, seen.with_state(state))
 

@@ -34,6 +34,7 @@ from controller.store.specfile import SPEC_SUFFIX  # noqa: E402
 # Even with inotify, rescan this often: covers a directory replaced behind our back and the short
 # window between taking the first snapshot and the kernel watch being in place.
 SAFETY_RESCAN_SECONDS = 5.0
+BROKEN_SETTLE_SECONDS = 0.1
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,19 @@ def _identity(directory: Path) -> tuple[int, int] | None:
     except FileNotFoundError:
         return None
     return (st.st_dev, st.st_ino)
+
+
+class _SessionStop:
+    """awatch's stop event for one session: set by the session's end or by the watcher's close()."""
+
+    def __init__(self, outer: asyncio.Event):
+        self._outer, self._own = outer, False
+
+    def is_set(self) -> bool:
+        return self._own or self._outer.is_set()
+
+    def set(self) -> None:
+        self._own = True
 
 
 class DirectoryWatcher:
@@ -130,7 +144,7 @@ class DirectoryWatcher:
         if task is not None and not task.done():
             try:
                 await asyncio.wait_for(asyncio.shield(task), timeout=2.0)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
@@ -171,6 +185,12 @@ class DirectoryWatcher:
     async def _rescan(self) -> None:
         new = await asyncio.to_thread(self._scan)
         changes = self._diff(new)
+        if any(c.type == "BROKEN" for c in changes):
+            # An editor writing in place shows a truncated file for an instant: look again shortly
+            # before calling it broken, so a save does not flash BROKEN at the controller.
+            await asyncio.sleep(BROKEN_SETTLE_SECONDS)
+            new = await asyncio.to_thread(self._scan)
+            changes = self._diff(new)
         self._snapshot = new
         for change in changes:
             self._broadcast(change)
@@ -210,6 +230,7 @@ class DirectoryWatcher:
         from watchfiles import awatch
 
         directory = str(self.directory)
+        session_stop = _SessionStop(self._stop)
 
         def relevant(_change: object, path: str) -> bool:
             name = os.path.basename(path)
@@ -224,7 +245,7 @@ class DirectoryWatcher:
             yield_on_timeout=True,
             recursive=False,
             force_polling=False,
-            stop_event=self._stop,
+            stop_event=session_stop,
         )
         pending: asyncio.Future[object] = asyncio.ensure_future(anext(batches))
         try:
@@ -245,7 +266,7 @@ class DirectoryWatcher:
                 pending = asyncio.ensure_future(anext(batches))
         finally:
             if not pending.done():
-                self._stop.set()  # lets the watcher thread return instead of waiting out its timeout
+                session_stop.set()  # lets the watcher thread return instead of waiting out its timeout
                 pending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration, Exception):
                     await pending

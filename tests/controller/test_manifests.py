@@ -100,11 +100,11 @@ def test_missing_unsupported_and_empty_paths(tmp_path: Path) -> None:
 
 def test_loaders_dispatch_on_suffix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manifests, "LOADERS", dict(manifests.LOADERS))
-    register_loader(
-        ".TXT",
-        lambda text: [
-            {"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": text.strip()}}
-        ],
-    )
+
+    def one_agent_per_file(path: Path, text: str) -> list[dict[str, object]]:
+        name = f"{path.stem}-{text.strip()}"
+        return [{"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name}}]
+
+    register_loader(".TXT", one_agent_per_file)
     (tmp_path / "x.txt").write_text("from-a-plugin\n")
-    assert [r.name for r in load_manifests(tmp_path / "x.txt")] == ["from-a-plugin"]
+    assert [r.name for r in load_manifests(tmp_path / "x.txt")] == ["x-from-a-plugin"]

@@ -23,7 +23,7 @@ def manifest(name: str, **spec) -> Agent:
 
 def container(plane, name: str):
     client = docker.from_env()
-    return client.containers.get(container_name(plane.settings.instance, "default", name))
+    return client.containers.get(container_name(plane.settings.instance, f"default/{name}"))
 
 
 def cgroup_memory_limit(c) -> int:

@@ -30,7 +30,7 @@ def manifest(name: str, secrets: list[str]) -> Agent:
 
 
 def container(plane, name: str):
-    return docker.from_env().containers.get(container_name(plane.settings.instance, "default", name))
+    return docker.from_env().containers.get(container_name(plane.settings.instance, f"default/{name}"))
 
 
 def read_secret(plane, name: str, secret: str) -> bytes | None:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from store_helpers import agent, manifest
 
-from controller.resources import Agent, AgentStatus, Condition, Phase, Team, TeamSpec, TeamStatus
+from controller.resources import Agent, AgentStatus, Condition, Phase, Team, TeamSpec, TeamStatus, now
 from controller.store.base import Conflict, InvalidObject, NotFound
 from controller.store.files import FileStore, NamespaceNotSupported
 
@@ -105,7 +105,8 @@ async def test_update_status_keeps_spec_file_and_generation(store: FileStore, ho
         phase=Phase.RUNNING,
         observed_generation=1,
         endpoint="http://127.0.0.1:49153",
-        conditions=[Condition(type="Ready", status="True", reason="Running")],
+        started_at=now(),
+        conditions=[Condition(type="Ready", status="True", reason="Running", last_transition_time=now())],
     )
     updated = await store.update_status(Agent, "finn", status)
     assert spec_file(home, "finn").read_bytes() == before
@@ -114,6 +115,8 @@ async def test_update_status_keeps_spec_file_and_generation(store: FileStore, ho
     got = await store.get(Agent, "finn")
     assert got.status is not None and got.status.endpoint == "http://127.0.0.1:49153"
     assert got.status.condition("Ready") is not None
+    again = await store.update_status(Agent, "finn", status)  # the same status: a no-op
+    assert again.metadata.resource_version == updated.metadata.resource_version
 
 
 async def test_status_in_replace_input_is_ignored(store: FileStore) -> None:
@@ -312,8 +315,10 @@ async def test_no_temp_files_are_left_and_stale_ones_are_swept(store: FileStore,
         await store.update_status(Agent, f"a{i}", AgentStatus(phase=Phase.RUNNING))
         await store.replace(agent(f"a{i}", model="x"))
     assert no_temp_files(home) == []
-    crashed = home / "agents" / ".a0.yaml.abc123.tmp"  # what a writer killed mid-write leaves
+    crashed = home / "agents" / ".a0.yaml.k2j_9xq1.tmp"  # what a writer killed mid-write leaves
     crashed.write_text("partial")
+    users_own = home / "agents" / ".notes.tmp"  # not ours: never swept
+    users_own.write_text("keep me")
     assert [a.name for a in await store.list(Agent)] == [f"a{i}" for i in range(5)]
     FileStore(home)
-    assert no_temp_files(home) == []
+    assert no_temp_files(home) == [users_own]

@@ -89,3 +89,41 @@ def test_concurrent_writers_lose_nothing_and_readers_never_see_partial_files(tmp
     assert final.status is not None and final.status.message in (f"one {ROUNDS - 1}", f"two {ROUNDS - 1}")
     assert reads > 0
     assert [p for p in home.rglob("*") if p.name.endswith(".tmp")] == []
+
+
+READER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from controller.resources import Agent
+    from controller.store.files import FileStore
+
+    async def main(home):
+        store = FileStore(Path(home))
+        for agent in await store.list(Agent):
+            print(agent.name, agent.metadata.uid, agent.metadata.generation)
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+def test_processes_adopting_the_same_hand_written_files_agree_on_uids(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    FileStore(home)
+    for i in range(100):
+        (home / "agents" / f"a{i}.yaml").write_text(
+            f"apiVersion: clawpen.dev/v1alpha1\nkind: Agent\nmetadata: {{name: a{i}}}\nspec: {{model: m}}\n"
+        )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", READER, str(home)], env=env, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(3)
+    ]
+    outputs = [r.communicate(timeout=60)[0] for r in readers]
+    assert all(r.returncode == 0 for r in readers)
+    assert len(outputs[0].splitlines()) == 100
+    assert outputs[0] == outputs[1] == outputs[2]  # one adoption each: same uid, generation 1 everywhere
+    assert all(line.endswith(" 1") for line in outputs[0].splitlines())

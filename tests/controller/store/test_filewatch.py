@@ -6,6 +6,7 @@ absence of an event is shown by a later marker change arriving first.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import subprocess
@@ -80,6 +81,19 @@ async def test_successive_edits_each_arrive(wstore: FileStore, home: Path) -> No
         assert (await wstore.get(Agent, "finn")).metadata.generation == version + 1
     watcher = wstore._watchers["Agent"]
     assert watcher.active_mode == wstore.watch_mode
+
+
+async def test_a_burst_of_edits_ends_with_the_last_version_seen(wstore: FileStore, home: Path) -> None:
+    await wstore.create(agent("finn", provider="openai", model="v0"))
+    events = wstore.watch(Agent)
+    for version in range(1, 31):
+        spec_file(home, "finn").write_text(manifest("finn", model=f"v{version}"))
+    while True:  # events may be coalesced, but one must come after the last write
+        event = await next_event(events)
+        # In-place writes in a tight loop may be caught truncated (BROKEN); the end state is what counts.
+        assert (event.type, event.name) in {("MODIFIED", "finn"), ("BROKEN", "finn")}
+        if (await wstore.get(Agent, "finn")).spec.model == "v30":
+            break
 
 
 async def test_rewrite_with_identical_bytes_is_not_an_event(wstore: FileStore, home: Path) -> None:
@@ -200,6 +214,16 @@ async def test_watcher_sees_writes_from_another_process(wstore: FileStore, home:
     event = await next_event(events)
     assert (event.type, event.name) == ("ADDED", "remote")
     assert (await wstore.get(Agent, "remote")).spec.model == "m"
+
+
+async def test_abandoned_iterators_stop_receiving(wstore: FileStore) -> None:
+    kept = wstore.watch(Agent)
+    for _ in range(3):
+        wstore.watch(Agent)  # dropped at once, never iterated: must not keep a queue filling up
+    gc.collect()
+    await wstore.create(agent("finn"))
+    assert (await next_event(kept)).name == "finn"
+    assert len(wstore._watchers["Agent"]._subscribers) == 1
 
 
 async def test_close_ends_the_iterators(wstore: FileStore) -> None:
