@@ -257,7 +257,7 @@ class Snapshots:
             return
         volumes = self._existing_volumes(key)
         if volumes is None:
-            raise SnapshotError(f"agent {key} has no container and no volumes yet: nothing to snapshot")
+            raise SnapshotConflict(f"agent {key} has no container and no volumes yet: nothing to snapshot")
         helper = self._helper(volumes, start=False)
         try:
             yield helper
@@ -427,7 +427,7 @@ class Snapshots:
         except docker.errors.NotFound:
             return None
         if container.labels.get(LABEL_INSTANCE) != self.settings.instance:
-            raise SnapshotError(
+            raise SnapshotConflict(
                 f"container {container.name} is not owned by Claw Pen instance {self.settings.instance}"
             )
         return container
@@ -437,7 +437,7 @@ class Snapshots:
         found = {m["Destination"]: m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"}
         missing = [t for t in TARGETS if t not in found]
         if missing:
-            raise SnapshotError(f"container {container.name} has no volume at {', '.join(missing)}")
+            raise SnapshotConflict(f"container {container.name} has no volume at {', '.join(missing)}")
         return {t: found[t] for t in TARGETS}
 
     def _existing_volumes(self, key: str) -> dict[str, str] | None:
@@ -471,7 +471,7 @@ class Snapshots:
         try:
             self.client.images.get(self.settings.image)
         except docker.errors.ImageNotFound:
-            raise SnapshotError(
+            raise SnapshotConflict(
                 f"image {self.settings.image!r} is not present locally; build it with `clawpen image build`"
             ) from None
         helper = self.client.containers.create(

@@ -15,6 +15,7 @@ import secrets as pysecrets
 from datetime import datetime
 from typing import Any
 
+import docker.errors
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -66,14 +67,29 @@ def _out(info: SnapshotInfo, status: int = 200) -> JSONResponse:
     return JSONResponse(SnapshotOut(**info.public()).model_dump(mode="json"), status_code=status)
 
 
+def _api_error(err: Exception) -> ApiError:
+    if isinstance(err, SnapshotError | ArchiveError):
+        return ApiError(err.status, str(err))
+    # The engine is down or refused: the same answer the runtime's errors get.
+    return ApiError(503, "runtime unavailable", f"Docker engine: {err}".splitlines()[0])
+
+
 async def _run(fn: Any, *args: Any) -> Any:
     try:
         return await asyncio.to_thread(fn, *args)
-    except (SnapshotError, ArchiveError) as err:
-        raise ApiError(err.status, str(err)) from None
+    except (SnapshotError, ArchiveError, docker.errors.DockerException) as err:
+        raise _api_error(err) from None
 
 
-@operation(Operation("Snapshot an agent's /data and /workspace now", response=SnapshotOut, status=201, tags=TAGS))
+@operation(
+    Operation(
+        "Snapshot an agent's /data and /workspace now (paused around the copy)",
+        response=SnapshotOut,
+        status=201,
+        errors=(409, 503),
+        tags=TAGS,
+    )
+)
 async def create_snapshot(request: Request) -> JSONResponse:
     agent = await deps(request).agent(request.path_params["id"])
     return _out(await _run(snapshots(request).create, agent), 201)
@@ -96,7 +112,7 @@ async def get_snapshot(request: Request) -> JSONResponse:
     Operation(
         "Restore an agent's volumes from a snapshot (verified first; the agent keeps its running state)",
         response=SnapshotOut,
-        errors=(422,),
+        errors=(409, 422, 503),
         tags=TAGS,
     )
 )
@@ -117,7 +133,12 @@ async def delete_snapshot(request: Request) -> Response:
 
 @operation(
     Operation(
-        "Create a new agent from a snapshot", body=CloneIn, response=AgentOut, status=201, errors=(409,), tags=TAGS
+        "Create a new agent from a snapshot",
+        body=CloneIn,
+        response=AgentOut,
+        status=201,
+        errors=(400, 409, 503),
+        tags=TAGS,
     )
 )
 async def clone_snapshot(request: Request) -> JSONResponse:
@@ -128,16 +149,17 @@ async def clone_snapshot(request: Request) -> JSONResponse:
         raise invalid([{"field": "name", "message": "must be a DNS-1123 label"}])
     try:
         created = await clone_agent(d.store, snapshots(request), agent.name, request.path_params["sid"], body.name)
-    except (SnapshotError, ArchiveError) as err:
-        raise ApiError(err.status, str(err)) from None
+    except (SnapshotError, ArchiveError, docker.errors.DockerException) as err:
+        raise _api_error(err) from None
     return JSONResponse(agent_out(created).model_dump(mode="json"), status_code=201)
 
 
 @operation(
     Operation(
         "Export an agent: a fresh snapshot with its spec, as one tar archive",
-        response=None,
+        response=bytes,
         media_type="application/x-tar",
+        errors=(409, 503),
         tags=TAGS,
     )
 )
@@ -160,7 +182,7 @@ async def export_agent(request: Request) -> Response:
         "Import an agent from an export archive (request body: the tar)",
         response=AgentOut,
         status=201,
-        errors=(409, 422),
+        errors=(400, 409, 422, 503),
         query=(Query("name", {"type": "string"}, "import under another name"),),
         tags=TAGS,
     )
