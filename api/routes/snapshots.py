@@ -26,8 +26,8 @@ from api.convert import agent_out
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.schemas import AgentOut
-from controller.archive import ArchiveError
-from controller.resources import DNS1123_LABEL
+from controller.archive import ArchiveError, verify_data_tar
+from controller.resources import DNS1123_LABEL, Agent
 from controller.snapshots import (
     SnapshotError,
     SnapshotInfo,
@@ -35,6 +35,7 @@ from controller.snapshots import (
     clone_agent,
     import_agent,
 )
+from controller.store.base import NotFound
 
 TAGS = ("snapshots",)
 MAX_IMPORT_BYTES = 64 * 1024**3  # the gateway's 1 MiB body limit does not apply to archives
@@ -152,6 +153,26 @@ async def clone_snapshot(request: Request) -> JSONResponse:
     except (SnapshotError, ArchiveError, docker.errors.DockerException) as err:
         raise _api_error(err) from None
     return JSONResponse(agent_out(created).model_dump(mode="json"), status_code=201)
+
+
+async def fill_from_snapshot(request: Request, agent: Agent, ref: str) -> None:
+    """For POST /api/agents with from_snapshot "AGENT/ID": the new agent's volumes get the snapshot's
+    data before its spec is stored (so the controller starts it on that data)."""
+    source, _, sid = ref.partition("/")
+    if not DNS1123_LABEL.match(source) or not sid:
+        raise invalid([{"field": "from_snapshot", "message": "must be AGENT/SNAPSHOT_ID"}])
+    d = deps(request)
+    try:
+        await d.store.get(Agent, agent.name, agent.metadata.namespace)
+    except NotFound:
+        pass
+    else:
+        raise ApiError(409, f"agent {agent.name!r} already exists")
+    snaps = snapshots(request)
+    info = await _run(snaps.get, source, sid)
+    data = snaps.root / source / info.id / "data.tar"
+    await _run(verify_data_tar, data, info.sha256)
+    await _run(snaps.fill_volumes, f"{agent.metadata.namespace}/{agent.name}", data)
 
 
 @operation(

@@ -162,6 +162,13 @@ def test_clone_from_snapshot(http: httpx.Client, gw: ServerThread, docker_client
     assert http.get("/api/agents/snap-clone").status_code == 200
     clone = run_agent(gw, docker_client, "snap-clone")
     assert read(clone, "/data/clone-me.txt") == b"same bytes"
+    created = http.post("/api/agents", json={"name": "snap-from", "from_snapshot": f"snap-a/{sid}"})
+    assert created.status_code == 201, created.text
+    assert read(run_agent(gw, docker_client, "snap-from"), "/data/clone-me.txt") == b"same bytes"
+    assert http.post("/api/agents", json={"name": "snap-f2", "from_snapshot": "nope"}).status_code == 422
+    unknown = http.post("/api/agents", json={"name": "snap-f2", "from_snapshot": "snap-a/20260101T000000000Z-abcdef"})
+    assert unknown.status_code == 404
+    assert http.get("/api/agents/snap-f2").status_code == 404
     again = http.post(f"/api/agents/snap-a/snapshots/{sid}/clone", json={"name": "snap-clone"})
     assert again.status_code == 409
     bad = http.post(f"/api/agents/snap-a/snapshots/{sid}/clone", json={"name": "Bad_Name"})
