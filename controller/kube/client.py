@@ -88,3 +88,66 @@ def merge_patch(old: Any, new: Any) -> Any:
         elif old[key] != value:
             patch[key] = merge_patch(old[key], value)
     return patch
+
+
+class RawApi:
+    """Plain JSON requests over the configured ApiClient (auth, TLS, host).
+
+    The generated typed APIs turn every object into pydantic models; the runtime builds and reads
+    plain dicts (the same shape as the golden files), so it talks JSON directly.
+    """
+
+    def __init__(self, api_client: ApiClient):
+        self.api_client = api_client
+
+    async def open(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        body: Any = None,
+        content_type: str = "application/json",
+        timeout: float | None = None,
+    ) -> Any:
+        """Send one request and return the raw response (for streams); raises ApiException."""
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = [
+            (k, str(v).lower() if isinstance(v, bool) else v)
+            for k, v in (query or {}).items()
+            if v is not None
+        ]
+        method_, url, headers_, body_, post = await self.api_client.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=params,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = await self.api_client.call_api(
+            method_, url, headers_, body_, post, _request_timeout=timeout
+        )
+        if not 200 <= response.status <= 299:
+            data = await response.read()
+            raise ApiException(
+                status=response.status, reason=response.reason, body=data.decode(errors="replace")
+            )
+        return response
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.open(method, path, **kwargs)
+        data = await response.read()
+        return json.loads(data) if data else None
+
+    async def get(self, path: str, **query: Any) -> Any:
+        return await self.request("GET", path, query=query)
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> Any:
+        return await self.request("POST", path, body=body)
+
+    async def merge_patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return await self.request("PATCH", path, body=body, content_type="application/merge-patch+json")
+
+    async def delete(self, path: str, **query: Any) -> Any:
+        return await self.request("DELETE", path, query=query)
