@@ -137,3 +137,12 @@ def test_missing_secret_value_is_refused() -> None:
     plan, _, owner = load_case("stopped-with-secrets-and-volume")
     with pytest.raises(objects.UnsupportedPlan, match="OPENAI_API_KEY"):
         objects.build(plan, {"GITHUB_TOKEN": b"x"}, owner)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_objects_validate_strictly_against_the_kubernetes_schemas(case: str) -> None:
+    import kubernetes_validate
+
+    plan, values, owner = load_case(case)
+    for obj in objects.build(plan, values, owner).all():
+        kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
