@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "resources",  # apply, get, describe, delete, start, stop, logs
     "controller",  # controller, up
     "image",  # image build
+    "operator",  # operator (kopf, Kubernetes mode)
 ]
 
 
