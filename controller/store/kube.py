@@ -31,6 +31,7 @@ log = logging.getLogger("clawpen.store.kube")
 R = TypeVar("R", bound=Resource)
 VERSION = "v1alpha1"
 MERGE_PATCH = "application/merge-patch+json"
+STATUS_TYPES: dict[str, type[AgentStatus] | type[TeamStatus]] = {"Agent": AgentStatus, "Team": TeamStatus}
 WATCH_TIMEOUT_SECONDS = 300  # server-side; the loop re-watches from the last resourceVersion
 
 
@@ -118,6 +119,18 @@ class KubeStore:
             api.get_namespaced_custom_object(API_GROUP, VERSION, ns, cls.PLURAL, name),
         )
         return self._parse(cls, body)
+
+    async def get_status(self, cls: type[Resource], name: str, namespace: str | None = None) -> Any:
+        """The stored status alone, readable even when the spec is not (for InvalidObject reports)."""
+        ns = namespace or self.namespace
+        api = await self._ready()
+        body = await self._call(
+            f"{cls.KIND} {ns}/{name}",
+            api.get_namespaced_custom_object(API_GROUP, VERSION, ns, cls.PLURAL, name),
+        )
+        status_type = STATUS_TYPES[cls.KIND]
+        raw = body.get("status")
+        return status_type.model_validate(raw) if isinstance(raw, dict) else None
 
     async def _list_raw(self, cls: type[Resource], namespace: str | None) -> list[dict[str, Any]]:
         api = await self._ready()

@@ -15,7 +15,7 @@ import pytest
 
 from controller.kube.client import api_client_for
 from controller.resources import Agent, AgentStatus, Condition, Phase, parse_resource
-from controller.store.base import NotFound
+from controller.store.base import InvalidObject, NotFound
 from controller.store.kube import KubeStore
 
 AGENTS = "clawpen.dev/v1alpha1/agents"
@@ -102,6 +102,11 @@ async def test_invalid_stored_object_is_reported_not_hidden(
     assert [a.name for a in await store.list(Agent)] == ["good"]
     (broken,) = await store.list_broken(Agent)
     assert broken.name == "bad" and "memoryMB" in broken.error
+    with pytest.raises(InvalidObject, match="memoryMB"):
+        await store.get(Agent, "bad")
+    kmock.objects[AGENTS, "default", "bad"].patch({"status": {"phase": "Failed", "message": "bad spec"}})
+    status = await store.get_status(Agent, "bad")
+    assert status is not None and status.phase == Phase.FAILED and status.message == "bad spec"
 
 
 async def test_watch_reports_changes_after_it_starts(store: KubeStore) -> None:
