@@ -125,7 +125,7 @@ def convert(node: dict[str, Any], defs: dict[str, Any], path: str = "") -> dict[
 
 def _ordered(node: dict[str, Any]) -> dict[str, Any]:
     """type and description first, so the generated YAML reads like a hand-written CRD."""
-    head = {k: node[k] for k in ("type", "description") if k in node}
+    head: dict[str, Any] = {k: node[k] for k in ("type", "description") if k in node}
     return {**head, **{k: v for k, v in node.items() if k not in head}}
 
 

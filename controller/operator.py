@@ -114,11 +114,11 @@ def build_registry(
     @kopf.on.resume(*AGENTS, registry=registry)
     @kopf.on.create(*AGENTS, registry=registry)
     @kopf.on.update(*AGENTS, registry=registry)
-    async def agent_changed(namespace: str, name: str, **_: Any) -> None:
+    async def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
         await ctx.reconcile(f"{namespace}/{name}")
 
     @kopf.daemon(*AGENTS, registry=registry, cancellation_timeout=30.0)
-    async def agent_resync(stopped: kopf.DaemonStopped, namespace: str, name: str, **_: Any) -> None:
+    async def agent_resync(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         delay = ctx.resync_seconds
         while not stopped:
@@ -128,7 +128,7 @@ def build_registry(
             delay = await ctx.reconcile(key)
 
     @kopf.on.delete(*AGENTS, registry=registry)
-    async def agent_deleted(namespace: str, name: str, **_: Any) -> None:
+    async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         async with ctx.lock(key):
             try:

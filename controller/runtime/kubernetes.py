@@ -359,7 +359,7 @@ class KubernetesRuntime:
                 f"stats of {key}: the metrics API is not available ({err}); install metrics-server",
                 reason="StatsUnavailable",
             ) from None
-        usage = next(
+        usage: dict[str, Any] = next(
             (c["usage"] for c in metrics.get("containers", []) if c["name"] == objects.CONTAINER), {}
         )
         spec = next(c for c in pod["spec"]["containers"] if c["name"] == objects.CONTAINER)

@@ -14,6 +14,7 @@ explicit nulls, so a field the controller cleared is removed rather than left st
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -151,7 +152,9 @@ class KubeStore:
                 continue  # reported by list_broken(); one bad object never hides the others
         return healthy
 
-    async def list_broken(self, cls: type[Resource], namespace: str | None = None) -> list[BrokenObject]:
+    async def list_broken(
+        self, cls: type[Resource], namespace: str | None = None
+    ) -> builtins.list[BrokenObject]:
         broken = []
         for body in await self._list_raw(cls, namespace):
             try:

@@ -47,10 +47,13 @@ class RecordingRuntime:
         self.removed.append(key)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 20.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not check():
-            await asyncio.sleep(0.05)
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] = str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out; state: {what()}") from None
 
 
 def agent_body(name: str, state: str = "Running") -> dict[str, Any]:
@@ -132,7 +135,8 @@ async def test_daemon_resyncs_and_delete_removes_then_releases(
     store = KubeStore(api_client_for(str(kmock.url)))
     try:
         await seed(kmock, "rhea")
-        await eventually(lambda: reconciler.calls.count("default/rhea") >= 3)  # handler, then resyncs
+        # The create handler, then the daemon's resyncs.
+        await eventually(lambda: reconciler.calls.count("default/rhea") >= 3, what=lambda: reconciler.calls)
         await store.delete(Agent, "rhea")
         await eventually(lambda: runtime.removed == ["default/rhea"])
         await eventually(
