@@ -1,37 +1,41 @@
-"""Placeholder agent program (stdlib only): /healthz and a chat route that says it is not ready.
+"""`python -m agent`: serve the chat contract on 0.0.0.0:$CLAWPEN_AGENT_PORT (default 8080).
 
-Replaced by the real program (agent/app.py) in the agent-program issue; the image contract stays:
-`python -m agent` listens on 0.0.0.0:$CLAWPEN_AGENT_PORT (default 8080).
+Pure-Python server stack (uvicorn with h11, asyncio loop) so the image needs no compiled wheels.
+A bad setting is reported in one line and exits non-zero, so `docker logs` says what is wrong.
 """
 
-import json
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from agent.app import create_app
+from agent.config import AgentConfig
 
 
-class Handler(BaseHTTPRequestHandler):
-    def _send(self, code: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_GET(self) -> None:  # noqa: N802
-        if self.path == "/healthz":
-            self._send(200, {"status": "ok", "agent": os.environ.get("CLAWPEN_AGENT_NAME", "")})
-        else:
-            self._send(404, {"error": "not found"})
-
-    def do_POST(self) -> None:  # noqa: N802
-        self._send(501, {"error": "chat is not implemented in the placeholder agent"})
-
-
-def main() -> None:
-    port = int(os.environ.get("CLAWPEN_AGENT_PORT", "8080"))
-    ThreadingHTTPServer(("0.0.0.0", port), Handler).serve_forever()
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per upstream call is noise
+    try:
+        config = AgentConfig.from_env()
+    except ValueError as err:
+        print(f"agent: bad configuration: {err}", file=sys.stderr)
+        return 2
+    uvicorn.run(
+        create_app(config),
+        host="0.0.0.0",
+        port=config.port,
+        http="h11",
+        loop="asyncio",
+        lifespan="on",
+        log_level="info",
+        access_log=False,  # the app logs one line per chat turn; health probes would drown them
+        timeout_graceful_shutdown=5,
+    )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

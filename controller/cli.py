@@ -18,8 +18,10 @@ from controller import __version__
 # Modules under controller/commands that each define register(subparsers).
 COMMAND_MODULES = [
     "resources",  # apply, get, describe, delete, start, stop, logs
-    "controller",  # controller, up
+    "controller",  # controller
     "image",  # image build
+    "gateway",  # up (controller + gateway), gateway, admin set-password
+    "chat",  # chat NAME: interactive streamed chat with an agent
     "operator",  # operator (kopf, Kubernetes mode)
 ]
 

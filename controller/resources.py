@@ -286,7 +286,7 @@ class Resource(Model):
     KIND: ClassVar[str] = ""
     PLURAL: ClassVar[str] = ""
 
-    api_version: Literal["clawpen.dev/v1alpha1"] = API_VERSION
+    api_version: Literal["clawpen.dev/v1alpha1"] = "clawpen.dev/v1alpha1"
     metadata: ObjectMeta
 
     @property
@@ -311,6 +311,8 @@ class Agent(Resource):
 
 
 class TeamRouter(Model):
+    # The seed names its router ("finance-router"); kept so a TOML file round-trips unchanged.
+    name: str | None = Field(default=None, max_length=256)
     mode: Literal["keyword", "llm", "hybrid"] = "keyword"
     confidence_threshold: float = Field(default=0.7, ge=0, le=1)
     clarify_on_low_confidence: bool = True

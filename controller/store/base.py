@@ -12,6 +12,7 @@ same reconcile core runs on a laptop and under kopf. Semantics follow the Kubern
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Literal, Protocol, TypeVar
@@ -79,7 +80,9 @@ class Store(Protocol):
 
     async def list(self, cls: type[R], namespace: str | None = None) -> list[R]: ...
 
-    async def list_broken(self, cls: type[Resource], namespace: str | None = None) -> list[BrokenObject]: ...
+    async def list_broken(
+        self, cls: type[Resource], namespace: str | None = None
+    ) -> builtins.list[BrokenObject]: ...
 
     async def create(self, obj: R) -> R: ...
 

@@ -1,0 +1,74 @@
+"""The gateway's app factory: routes, middleware and error handlers wired around a store and a runtime.
+
+`create_app` takes its collaborators instead of building them, so `clawpen up` (which shares them
+with the controller), `clawpen gateway`, the tests and the benchmark all assemble the same app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Mapping
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+from api import redact
+from api.auth import AuthService
+from api.context import Catalog, Deps
+from api.errors import EXCEPTION_HANDLERS
+from api.middleware import AuthGuard, RequestMetrics
+from api.routes import agents, auth, system, ws
+from controller.runtime.base import Runtime
+from controller.settings import Settings
+from controller.store.base import Store
+
+log = logging.getLogger("clawpen.api")
+
+ROUTES: list[BaseRoute] = [*system.ROUTES, *auth.ROUTES, *agents.ROUTES, *ws.ROUTES]
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(
+    settings: Settings,
+    store: Store,
+    runtime: Runtime,
+    catalog: Catalog,
+    *,
+    env: Mapping[str, str] | None = None,
+    auth_service: AuthService | None = None,
+) -> Starlette:
+    """Build the gateway. `env` is where CLAWPEN_ADMIN_PASSWORD is read on the first start."""
+    redact.install()
+    service = auth_service or AuthService.from_home(
+        settings.ensure_home(),
+        registration_enabled=settings.registration_enabled,
+        env=os.environ if env is None else env,
+    )
+    dependencies = Deps(settings=settings, store=store, runtime=runtime, catalog=catalog, auth=service)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # trust_env=False: the agent is on this host or a container network, never behind a proxy.
+        async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
+            dependencies.http = client
+            if not service.admin.exists():
+                log.warning("no admin password is set: run `clawpen admin set-password` (logins are refused)")
+            yield
+            dependencies.http = None
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(RequestMetrics, routes=ROUTES),
+            Middleware(AuthGuard, tokens=service.tokens),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+        max_body_size=MAX_BODY_BYTES,
+    )
+    app.state.deps = dependencies
+    return app

@@ -1,0 +1,129 @@
+"""Two middlewares, one job each: require an access token, and count requests.
+
+Both are plain ASGI so they see WebSockets as well as HTTP. The guard protects by path prefix
+(/api/), which makes "every /api route needs a token" a property of the app rather than something
+each route must remember.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from urllib.parse import parse_qs
+
+from starlette.routing import BaseRoute, Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.auth import AuthError, TokenIssuer
+from controller.metrics import http_request_seconds, http_requests_total
+
+PROTECTED_PREFIX = "/api/"
+PUBLIC_UNDER_API = ("/api/auth/refresh",)  # the original client refreshes here, with no valid access token
+WS_UNAUTHORIZED = 4401
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
+        tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+        if tokens:
+            return tokens[0]
+    return None
+
+
+class AuthGuard:
+    def __init__(self, app: ASGIApp, tokens: TokenIssuer):
+        self.app = app
+        self.tokens = tokens
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket") or not self._protected(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        token = _bearer(scope)
+        try:
+            if token is None:
+                raise AuthError("missing access token (Authorization: Bearer <token>)")
+            scope["auth"] = self.tokens.verify_access(token)
+        except AuthError as err:
+            if scope["type"] == "http":
+                await self._refuse_http(send, str(err))
+            else:
+                await self._refuse_ws(receive, send, str(err))
+            return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    def _protected(path: str) -> bool:
+        return path.startswith(PROTECTED_PREFIX) and path not in PUBLIC_UNDER_API
+
+    @staticmethod
+    async def _refuse_http(send: Send, message: str) -> None:
+        body = json.dumps({"error": message, "detail": None}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    @staticmethod
+    async def _refuse_ws(receive: Receive, send: Send, message: str) -> None:
+        # Accept first: a close before accept is an HTTP 403 that browsers hide; this way the client
+        # gets a frame saying why and the 4401 close code.
+        if (await receive())["type"] != "websocket.connect":
+            return
+        await send({"type": "websocket.accept"})
+        frame = {"role": "system", "error": "unauthorized", "content": message}
+        await send({"type": "websocket.send", "text": json.dumps(frame)})
+        await send({"type": "websocket.close", "code": WS_UNAUTHORIZED, "reason": "unauthorized"})
+
+
+class RequestMetrics:
+    """Requests by method, route template and status code, and HTTP latency."""
+
+    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()):
+        self.app = app
+        self.routes = routes  # to name the route of requests refused before routing (401s)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        code = 500 if scope["type"] == "http" else 1000
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            elif message["type"] == "websocket.close":
+                code = message.get("code", 1000)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            template = getattr(scope.get("route"), "path", None) or self._template(scope)
+            method = scope.get("method", "WS")
+            http_requests_total.labels(method, template, str(code)).inc()
+            if scope["type"] == "http":
+                http_request_seconds.labels(method, template).observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope) -> str:
+        for route in self.routes:
+            match, _ = route.matches(scope)
+            if match is not Match.NONE:
+                return str(getattr(route, "path", "unmatched"))
+        return "unmatched"

@@ -1,0 +1,1 @@
+"""One module per route group; each exports ROUTES, a declarative list the app concatenates."""

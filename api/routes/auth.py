@@ -1,0 +1,112 @@
+"""/auth/*: log in with the admin password, refresh tokens, and report how auth is configured.
+
+These routes are public by necessity; the login limiter is what keeps them from being a password
+oracle. Argon2 verification is CPU-heavy, so it runs in a worker thread and never stalls the loop.
+"""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.auth import TokenPair, check_password_rules
+from api.context import deps, parse_body
+from api.errors import ApiError
+from api.openapi import Operation, operation
+from api.schemas import AuthStatusOut, LoginRequest, RefreshRequest, RegisterRequest, TokenOut
+
+
+def _tokens(pair: TokenPair, status: int = 200) -> JSONResponse:
+    body = TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in)
+    return JSONResponse(body.model_dump(), status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+@operation(
+    Operation(
+        "Log in with the admin password",
+        body=LoginRequest,
+        response=TokenOut,
+        errors=(400, 401, 403, 429),
+        public=True,
+        tags=("auth",),
+    )
+)
+async def login(request: Request) -> JSONResponse:
+    auth = deps(request).auth
+    client = _client(request)
+    wait = auth.limiter.retry_after(client)
+    if wait:
+        raise ApiError(429, f"too many failed logins; retry in {wait} s", headers={"Retry-After": str(wait)})
+    body = await parse_body(request, LoginRequest)
+    if not auth.admin.exists():
+        raise ApiError(403, "no admin password is set; run `clawpen admin set-password`")
+    if not await run_in_threadpool(auth.admin.verify, body.password):
+        auth.limiter.failed(client)
+        raise ApiError(401, "wrong password", headers={"WWW-Authenticate": "Bearer"})
+    auth.limiter.succeeded(client)
+    return _tokens(auth.tokens.issue())
+
+
+@operation(
+    Operation(
+        "Set the admin password (only when registration is enabled and no admin exists)",
+        body=RegisterRequest,
+        response=TokenOut,
+        status=201,
+        errors=(400, 403, 409),
+        public=True,
+        tags=("auth",),
+    )
+)
+async def register(request: Request) -> JSONResponse:
+    auth = deps(request).auth
+    if not auth.registration_enabled:
+        raise ApiError(403, "registration is disabled; set the password with `clawpen admin set-password`")
+    body = await parse_body(request, RegisterRequest)
+    if auth.admin.exists():
+        raise ApiError(409, "an admin password is already set")
+    check_password_rules(body.password)
+    hashed = await run_in_threadpool(auth.admin.hash, body.password)
+    if auth.admin.exists():  # checked again with no await before the write: two racing registers, one wins
+        raise ApiError(409, "an admin password is already set")
+    auth.admin.store_hash(hashed)
+    return _tokens(auth.tokens.issue(), status=201)
+
+
+@operation(
+    Operation(
+        "Trade a refresh token for a new token pair (the old refresh token dies)",
+        body=RefreshRequest,
+        response=TokenOut,
+        errors=(400, 401),
+        public=True,
+        tags=("auth",),
+    )
+)
+async def refresh(request: Request) -> JSONResponse:
+    body = await parse_body(request, RefreshRequest)
+    return _tokens(deps(request).auth.tokens.rotate(body.refresh_token))
+
+
+@operation(Operation("How authentication is configured", response=AuthStatusOut, public=True, tags=("auth",)))
+async def status(request: Request) -> JSONResponse:
+    auth = deps(request).auth
+    out = AuthStatusOut(
+        auth_enabled=True, has_admin=auth.admin.exists(), registration_enabled=auth.registration_enabled
+    )
+    return JSONResponse(out.model_dump())
+
+
+ROUTES = [
+    Route("/auth/login", login, methods=["POST"]),
+    Route("/auth/register", register, methods=["POST"]),
+    Route("/auth/refresh", refresh, methods=["POST"]),
+    Route("/api/auth/refresh", refresh, methods=["POST"], name="refresh_api"),
+    Route("/auth/status", status, methods=["GET"]),
+]

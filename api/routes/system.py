@@ -1,0 +1,131 @@
+"""System routes: liveness, the catalog, runtime status, usage, Prometheus metrics, the schema.
+
+/health and /metrics are public: the first is for load balancers and `make up` scripts, the second
+for a Prometheus scraper on the same host (the gateway listens on 127.0.0.1 by default, and the
+metrics hold counts and timings, no names of agents or secrets).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from api.context import deps
+from api.convert import status_name
+from api.openapi import Operation, build_openapi, operation
+from api.routes.agents import metrics_out
+from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut
+from controller import __version__
+from controller.metrics import REGISTRY, agents_by_phase
+from controller.resources import Agent, Phase
+from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+
+TAGS = ("system",)
+
+
+@operation(Operation("Liveness of the gateway", response=HealthOut, public=True, tags=TAGS))
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse(HealthOut(version=__version__).model_dump())
+
+
+def _entries(items: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for key, value in sorted(items.items()):
+        data = value.model_dump(mode="json") if hasattr(value, "model_dump") else dict(value)
+        out.append({**data, "id": key})
+    return out
+
+
+@operation(Operation("Agent templates (templates/agents.yaml)", response=list[CatalogEntryOut], tags=TAGS))
+async def templates(request: Request) -> JSONResponse:
+    return JSONResponse(_entries(deps(request).catalog.templates))
+
+
+@operation(Operation("Model providers (templates/providers.yaml)", response=list[CatalogEntryOut], tags=TAGS))
+async def providers(request: Request) -> JSONResponse:
+    return JSONResponse(_entries(deps(request).catalog.providers))
+
+
+@operation(Operation("Runtime, its version, agent counts and the store kind", response=RuntimeStatusOut, tags=TAGS))
+async def runtime_status(request: Request) -> JSONResponse:
+    d = deps(request)
+    agents = await d.store.list(Agent, d.settings.namespace)
+    version, error = None, None
+    try:
+        version = await d.runtime.version()
+    except RuntimeError_ as err:
+        error = str(err)
+    out = RuntimeStatusOut(
+        runtime=d.runtime.name,
+        version=version,
+        available=error is None,
+        error=error,
+        store=getattr(d.store, "kind_name", type(d.store).__name__),
+        instance=d.settings.instance,
+        agents_total=len(agents),
+        agents_running=sum(1 for a in agents if status_name(a) == "running"),
+    )
+    return JSONResponse(out.model_dump())
+
+
+@operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
+async def usage(request: Request) -> JSONResponse:
+    d = deps(request)
+    agents = await d.store.list(Agent, d.settings.namespace)
+    running = [a for a in agents if status_name(a) == "running"]
+
+    async def one(agent: Agent) -> AgentMetricsOut | None:
+        try:
+            return metrics_out(agent.name, await d.runtime.stats(agent.key))
+        except RuntimeUnavailable:
+            raise
+        except RuntimeError_:
+            return None  # stopped between the list and the stats call
+
+    found = [m for m in await asyncio.gather(*(one(a) for a in running)) if m is not None]
+    out = GlobalMetricsOut(
+        agents_total=len(agents),
+        agents_running=len(running),
+        memory_mb_total=round(sum(m.memory_mb for m in found), 2),
+        cpu_percent_total=round(sum(m.cpu_percent for m in found), 2),
+        agents=found,
+    )
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+@operation(
+    Operation(
+        "Prometheus metrics (text exposition format)",
+        response=str,
+        public=True,
+        media_type=CONTENT_TYPE_LATEST,
+        tags=TAGS,
+    )
+)
+async def prometheus(request: Request) -> Response:
+    d = deps(request)
+    # Refreshed here, so the gauge is right even when the controller runs in another process.
+    agents = await d.store.list(Agent, d.settings.namespace)
+    for phase in Phase:
+        agents_by_phase.labels(phase.value.lower()).set(sum(1 for a in agents if status_name(a) == phase.value.lower()))
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(build_openapi(request.app.routes))
+
+
+ROUTES = [
+    Route("/health", health, methods=["GET"]),
+    Route("/api/templates", templates, methods=["GET"]),
+    Route("/api/providers", providers, methods=["GET"]),
+    Route("/api/runtime/status", runtime_status, methods=["GET"]),
+    Route("/api/metrics", usage, methods=["GET"]),
+    Route("/metrics", prometheus, methods=["GET"]),
+    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+]

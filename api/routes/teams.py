@@ -1,0 +1,384 @@
+"""/api/teams: the seed's team endpoints, and the routed team chat over a WebSocket.
+
+Teams come from two places: the teams directory (teams/*.toml, the seed's format, re-read whenever a
+file changes) and Team resources in the store (`clawpen apply -f team.yaml`); a stored Team wins over
+a file of the same name because applying it was the more deliberate act. A team's status is derived
+on each read from the Agents it routes to, so "why does my team not answer" is one GET away.
+
+Team chat: the client sends `{"content", "session"?}` frames, like agent chat. Each message is
+classified (keyword, LLM or hybrid, per the team) and then either
+  - answered with a clarification frame listing the options (the user's next message picks one, by
+    name, agent or number, and the original message is forwarded), or
+  - acknowledged with a routing frame `{routing_to, classification}`, followed by the chosen agent's
+    streamed answer: the agent chat relay's own frames, each tagged with `from_agent`.
+A follow-up in the same session stays with the same agent unless it clearly belongs elsewhere.
+An agent that is missing or not running gets an error frame naming it; the team chat stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from api.context import Deps, deps, parse_body
+from api.errors import ApiError, field_errors
+from api.openapi import Operation, operation
+from api.routes.ws import _now, _read_client, error_frame, relay
+from api.schemas import ChatIn
+from controller.resources import DNS1123_LABEL, Agent, Phase, Team
+from controller.store.base import NotFound, StoreError
+from controller.teams.conversation import Clarify, Conversation
+from controller.teams.conversation import Route as RouteTo
+from controller.teams.llm_router import Complete, classify
+from controller.teams.model import RouterModel, resolve_router_model
+from controller.teams.registry import TeamRegistry
+from controller.teams.router import Classification, KeywordRouter, agent_prefix
+from controller.teams.status import derive_team_status
+
+log = logging.getLogger("clawpen.api.teams")
+TAGS = ("teams",)
+WS_UNKNOWN_TEAM = 4404
+
+
+# ---- bodies and answers ---------------------------------------------------------------------------
+
+
+class ClassifyIn(BaseModel):
+    model_config = {"extra": "forbid"}
+    message: str = Field(min_length=1, max_length=16_000)
+
+
+class ClassificationOut(BaseModel):
+    intent: str
+    confidence: float = Field(ge=0, le=1)
+    matched_keywords: list[str]
+    needs_clarification: bool
+    agent: str | None
+    reasoning: str
+    method: str
+
+
+class TeamIntentOut(BaseModel):
+    intent: str
+    agent: str
+    description: str
+    keywords: list[str]
+    examples: list[str]
+
+
+class TeamStatusOut(BaseModel):
+    phase: str
+    message: str
+    missing_agents: list[str]
+    not_running_agents: list[str]
+
+
+class TeamOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    version: str | None
+    source: str  # "file" (teams/*.toml) or "store" (an applied Team resource)
+    mode: str
+    confidence_threshold: float
+    clarify_on_low_confidence: bool
+    provider: str | None
+    model: str | None
+    fallback_intent: str | None
+    intents: list[TeamIntentOut]
+    status: TeamStatusOut
+
+
+class TeamFileError(BaseModel):
+    file: str
+    message: str
+
+
+class ReloadOut(BaseModel):
+    teams: list[str]
+    errors: list[TeamFileError]
+
+
+# ---- where teams come from -------------------------------------------------------------------------
+
+
+def registry(conn: HTTPConnection) -> TeamRegistry:
+    """The app's team-directory registry, created on first use (one per app, like its deps)."""
+    state = conn.app.state
+    if getattr(state, "team_registry", None) is None:
+        state.team_registry = TeamRegistry(deps(conn).settings.teams_dir)
+    return state.team_registry  # type: ignore[no-any-return]
+
+
+async def all_teams(conn: HTTPConnection) -> dict[str, tuple[Team, str]]:
+    d = deps(conn)
+    out: dict[str, tuple[Team, str]] = {n: (t, "file") for n, t in registry(conn).current().teams.items()}
+    try:
+        stored = await d.store.list(Team, d.settings.namespace)
+    except (StoreError, TypeError, KeyError) as err:  # a store that does not keep Teams
+        log.debug("teams from the store unavailable: %s", err)
+        stored = []
+    for team in stored:
+        out[team.name] = (team, "store")
+    return out
+
+
+async def find_team(conn: HTTPConnection, name: str) -> tuple[Team, str]:
+    if DNS1123_LABEL.match(name):
+        found = (await all_teams(conn)).get(name)
+        if found is not None:
+            return found
+    raise ApiError(404, f"team {name!r} not found")
+
+
+def _lookup_key(d: Deps) -> Any:
+    """API keys for the router's model: the secret store (global scope) first, then the environment."""
+
+    def lookup(name: str) -> str | None:
+        with contextlib.suppress(Exception):  # no secret store on this build, or no such secret
+            from controller.secrets import SecretStore  # type: ignore[import-not-found,unused-ignore]
+
+            return SecretStore.from_settings(d.settings).get(name).decode()
+        return os.environ.get(name) or None
+
+    return lookup
+
+
+def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
+    """The team router's model as `messages -> text`, or None (then LLM and hybrid use keywords)."""
+    if team.spec.router.mode == "keyword":
+        return None
+    d = deps(conn)
+    resolved = resolve_router_model(team, d.catalog.providers, os.environ, _lookup_key(d))
+    if not isinstance(resolved, RouterModel):
+        log.info("team %s routes by keywords: %s", team.name, resolved)
+        return None
+    from agent.providers import ProviderConfig, completer
+
+    config = ProviderConfig(
+        name=resolved.provider, api_style=resolved.api_style, base_url=resolved.base_url,
+        model=resolved.model, api_key=resolved.api_key, timeout=30.0, max_retries=1,
+    )
+    return completer(config, client=d.http)
+
+
+async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
+    return await classify(team, message, completer_for(conn, team), KeywordRouter(team))
+
+
+def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:
+    status = derive_team_status(team, agents)
+    ready = status.conditions[0] if status.conditions else None
+    return TeamStatusOut(
+        phase=status.phase, message=ready.message if ready else "",
+        missing_agents=status.missing_agents, not_running_agents=status.not_running_agents,
+    )
+
+
+def team_out(team: Team, source: str, agents: list[Agent]) -> TeamOut:
+    spec = team.spec
+    intents = [
+        TeamIntentOut(
+            intent=intent, agent=entry.agent, description=entry.description,
+            keywords=list(spec.routing[intent].keywords) if intent in spec.routing else [],
+            examples=list(spec.routing[intent].examples) if intent in spec.routing else [],
+        )
+        for intent, entry in spec.agents.items()
+    ]
+    return TeamOut(
+        id=team.name, name=spec.display_name or team.name, description=spec.description,
+        version=spec.version, source=source, mode=spec.router.mode,
+        confidence_threshold=spec.router.confidence_threshold,
+        clarify_on_low_confidence=spec.router.clarify_on_low_confidence,
+        provider=spec.router.provider, model=spec.router.model, fallback_intent=spec.fallback_intent,
+        intents=intents, status=_status(team, agents),
+    )
+
+
+def classification_out(c: Classification) -> dict[str, Any]:
+    return ClassificationOut.model_validate(c.to_json()).model_dump(mode="json")
+
+
+# ---- HTTP -----------------------------------------------------------------------------------------
+
+
+@operation(Operation("List teams, with each team's status", response=list[TeamOut], tags=TAGS))
+async def list_teams(request: Request) -> JSONResponse:
+    d = deps(request)
+    agents = await d.store.list(Agent, d.settings.namespace)
+    teams = await all_teams(request)
+    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in sorted(teams.items())])
+
+
+@operation(Operation("Get one team's configuration and status", response=TeamOut, errors=(404,), tags=TAGS))
+async def get_team(request: Request) -> JSONResponse:
+    d = deps(request)
+    team, source = await find_team(request, request.path_params["id"])
+    agents = await d.store.list(Agent, d.settings.namespace)
+    return JSONResponse(team_out(team, source, agents).model_dump(mode="json"))
+
+
+@operation(
+    Operation("Classify a message: which intent and agent would answer it", body=ClassifyIn,
+              response=ClassificationOut, errors=(400, 404, 422), tags=TAGS)
+)
+async def classify_message(request: Request) -> JSONResponse:
+    team, _ = await find_team(request, request.path_params["id"])
+    body = await parse_body(request, ClassifyIn)
+    return JSONResponse(classification_out(await classify_with(request, team, body.message)))
+
+
+@operation(Operation("Re-read the teams directory now", response=ReloadOut, tags=TAGS))
+async def reload_teams(request: Request) -> JSONResponse:
+    current = registry(request).reload()
+    out = ReloadOut(
+        teams=sorted(current.teams),
+        errors=[TeamFileError(file=f, message=m) for f, m in sorted(current.errors.items())],
+    )
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+# ---- WebSocket chat -------------------------------------------------------------------------------
+
+
+class _FromAgent:
+    """The agent chat relay writes to this instead of the socket: each frame gets `from_agent`, and the
+    team's agent_response_prefix goes in front of the first streamed piece and the full text."""
+
+    def __init__(self, ws: WebSocket, agent: str, prefix: str) -> None:
+        self.ws, self.agent, self.prefix, self.started = ws, agent, prefix, False
+
+    async def send_json(self, frame: dict[str, Any]) -> None:
+        frame = {**frame, "from_agent": self.agent}
+        if self.prefix and frame.get("role") == "assistant" and isinstance(frame.get("content"), str):
+            if frame.get("done") or not self.started:
+                frame["content"] = self.prefix + frame["content"]
+            self.started = True
+        await self.ws.send_json(frame)
+
+
+def _options(team: Team, intents: tuple[str, ...]) -> list[dict[str, str]]:
+    return [
+        {"intent": i, "agent": team.spec.agents[i].agent, "description": team.spec.agents[i].description}
+        for i in intents
+    ]
+
+
+def _welcome(team: Team) -> dict[str, Any]:
+    spec = team.spec
+    lines = [f"Welcome to {spec.display_name or team.name}."]
+    if spec.description:
+        lines.append(spec.description)
+    lines.append("Ask anything; I will pass it to the right specialist.")
+    return {
+        "role": "assistant", "type": "welcome", "team": team.name, "content": " ".join(lines),
+        "intents": _options(team, tuple(spec.agents)), "timestamp": _now(),
+    }
+
+
+def _agent_problem(agent: Agent | None, name: str) -> str | None:
+    if agent is None:
+        return f"agent {name!r} does not exist; create it (see teams/examples/)"
+    status = agent.status
+    if status is None or status.phase != Phase.RUNNING:
+        phase = status.phase.value.lower() if status else "pending"
+        return f"agent {name!r} is {phase}, not running; start it and wait for status running"
+    if not status.endpoint:
+        return f"agent {name!r} has no chat endpoint yet"
+    return None
+
+
+async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str) -> None:
+    await ws.send_json({
+        "role": "assistant", "type": "routing", "content": decision.ack, "routing_to": decision.agent,
+        "classification": classification_out(decision.classification), "timestamp": _now(),
+    })
+    try:
+        agent: Agent | None = await d.agent(decision.agent)
+    except NotFound:
+        agent = None
+    problem = _agent_problem(agent, decision.agent)
+    if problem or agent is None:
+        await ws.send_json({**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent})
+        return
+    # The agent keeps history per session: one agent session per team session.
+    frame = ChatIn(content=decision.message, session=f"team.{team.name}.{session}"[:128])
+    await relay(_FromAgent(ws, agent.name, agent_prefix(team, decision.intent)), d, agent, frame)  # type: ignore[arg-type]
+
+
+async def team_chat(ws: WebSocket) -> None:
+    d = deps(ws)
+    name = ws.path_params["id"]
+    await ws.accept()
+    try:
+        team, _ = await find_team(ws, name)
+    except ApiError as err:
+        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+            await ws.send_json(error_frame("unknown team", err.message))
+            await ws.close(code=WS_UNKNOWN_TEAM, reason="unknown team")
+        return
+    await ws.send_json(_welcome(team))
+    sessions: dict[str, Conversation] = {}
+    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    gone = asyncio.Event()
+    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+
+    async def classify_fn(t: Team, message: str) -> Classification:
+        return await classify_with(ws, t, message)
+
+    try:
+        while True:
+            raw = await inbox.get()
+            if raw is None:
+                return
+            try:
+                frame = ChatIn.model_validate_json(raw)
+            except ValidationError as err:
+                fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
+                await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
+                continue
+            with contextlib.suppress(ApiError):  # pick up edits to the team file between messages
+                team, _ = await find_team(ws, name)
+            conversation = sessions.setdefault(frame.session, Conversation(team))
+            conversation.team = team
+            decision = await conversation.decide(frame.content, classify_fn)
+            if isinstance(decision, Clarify):
+                await ws.send_json({
+                    "role": "assistant", "type": "clarification", "content": decision.text,
+                    "options": _options(team, decision.options),
+                    "classification": classification_out(decision.classification), "timestamp": _now(),
+                })
+                continue
+            task = asyncio.create_task(_answer(ws, d, team, decision, frame.session))
+            waiter = asyncio.create_task(gone.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if not task.done():  # the client left: dropping the stream stops the agent generating
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                return
+            if task.exception() is not None:
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+ROUTES = [
+    Route("/api/teams", list_teams, methods=["GET"]),
+    Route("/api/teams/reload", reload_teams, methods=["POST"]),
+    Route("/api/teams/{id}", get_team, methods=["GET"]),
+    Route("/api/teams/{id}/classify", classify_message, methods=["POST"]),
+    WebSocketRoute("/api/teams/{id}/chat", team_chat),
+]

@@ -1,0 +1,275 @@
+"""WebSockets: the chat relay to an agent's chat contract, and a live log follower.
+
+Chat: each client frame `{"content", "session"?}` becomes one streaming POST to the agent's
+OpenAI-compatible /v1/chat/completions (the agent keeps the history per session, so only the new
+message travels). Server-sent deltas go out as they arrive, then one `done` frame with the full
+text. A client that goes away cancels the upstream request (the agent stops generating), and an
+agent that is not running gets an error frame and a close code instead of a hang:
+
+  4401 unauthorized (the auth guard) · 4404 unknown agent · 4409 agent not running / no endpoint
+  4503 the runtime cannot be reached
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from pydantic import ValidationError
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from api.context import Deps, deps
+from api.errors import field_errors
+from api.schemas import ChatIn
+from controller.resources import Agent, Phase
+from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+from controller.store.base import NotFound, StoreError
+
+WS_UNKNOWN_AGENT = 4404
+WS_NOT_RUNNING = 4409
+WS_RUNTIME_DOWN = 4503
+UPSTREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=5.0)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def error_frame(error: str, content: str) -> dict[str, Any]:
+    return {"role": "system", "error": error, "content": content, "timestamp": _now()}
+
+
+async def _close_with(ws: WebSocket, code: int, error: str, content: str) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        await ws.send_json(error_frame(error, content))
+        await ws.close(code=code, reason=error)
+
+
+def _not_ready(agent: Agent) -> str | None:
+    status = agent.status
+    if status is None or status.phase != Phase.RUNNING:
+        phase = status.phase.value.lower() if status else "pending"
+        return f"agent {agent.name!r} is {phase}, not running; start it and wait for status running"
+    if not status.endpoint:
+        return f"agent {agent.name!r} has no chat endpoint yet"
+    return None
+
+
+async def sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The `data` of each server-sent event (multi-line data joined with newlines)."""
+    buffer: list[str] = []
+    async for line in lines:
+        if line == "":
+            if buffer:
+                yield "\n".join(buffer)
+                buffer = []
+        elif line.startswith("data:"):
+            buffer.append(line[5:].removeprefix(" "))
+        # comments (":...") and other fields (event, id, retry) carry nothing we use
+    if buffer:
+        yield "\n".join(buffer)
+
+
+def _error_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("message") or value.get("error") or json.dumps(value))[:2000]
+    return str(value)[:2000]
+
+
+async def _read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asyncio.Event) -> None:
+    """Receive frames into `inbox` while a reply streams, and notice a disconnect at once."""
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            text = message.get("text")
+            if text is None and message.get("bytes") is not None:
+                text = message["bytes"].decode("utf-8", "replace")
+            if text is not None:
+                await inbox.put(text)
+    finally:
+        gone.set()
+        await inbox.put(None)
+
+
+async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
+    """One user message → the agent's stream → delta frames, then a done or an error frame."""
+    assert agent.status is not None and agent.status.endpoint and d.http is not None
+    url = agent.status.endpoint.rstrip("/") + "/v1/chat/completions"
+    payload = {
+        "model": agent.spec.model or "default",
+        "messages": [{"role": "user", "content": frame.content}],
+        "stream": True,
+        "session": frame.session,
+    }
+    parts: list[str] = []
+    finished = False
+    try:
+        async with d.http.stream("POST", url, json=payload, timeout=UPSTREAM_TIMEOUT) as answer:
+            if answer.status_code != 200:
+                body = (await answer.aread())[:4000].decode("utf-8", "replace")
+                try:
+                    detail = _error_text(json.loads(body).get("error", body))
+                except (ValueError, AttributeError):
+                    detail = body.strip() or answer.reason_phrase
+                await ws.send_json(error_frame(detail, f"agent {agent.name} answered {answer.status_code}: {detail}"))
+                return
+            async for data in sse_data(answer.aiter_lines()):
+                if data.strip() == "[DONE]":
+                    finished = True
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    await ws.send_json(error_frame("bad stream", f"agent {agent.name} sent a malformed event"))
+                    return
+                if isinstance(event, dict) and event.get("error") is not None:
+                    detail = _error_text(event["error"])
+                    await ws.send_json(error_frame(detail, f"agent {agent.name}: {detail}"))
+                    return
+                choice = (event.get("choices") or [{}])[0] if isinstance(event, dict) else {}
+                chunk = (choice.get("delta") or {}).get("content")
+                if chunk:
+                    parts.append(chunk)
+                    await ws.send_json({"role": "assistant", "content": chunk, "delta": True, "timestamp": _now()})
+                if choice.get("finish_reason"):
+                    finished = True
+    except httpx.TimeoutException:
+        await ws.send_json(error_frame("timeout", f"agent {agent.name} did not answer in time"))
+        return
+    except httpx.HTTPError as err:
+        await ws.send_json(error_frame("unreachable", f"agent {agent.name} is unreachable ({type(err).__name__})"))
+        return
+    if not finished:
+        await ws.send_json(error_frame("stream ended early", f"agent {agent.name}'s reply was cut off"))
+        return
+    await ws.send_json({"role": "assistant", "done": True, "content": "".join(parts), "timestamp": _now()})
+
+
+async def chat(ws: WebSocket) -> None:
+    d = deps(ws)
+    name = ws.path_params["id"]
+    await ws.accept()
+    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    gone = asyncio.Event()
+    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+    try:
+        while True:
+            try:
+                agent = await d.agent(name)
+            except NotFound:
+                await _close_with(ws, WS_UNKNOWN_AGENT, "unknown agent", f"agent {name!r} not found")
+                return
+            except StoreError as err:  # e.g. its file was hand-edited into something invalid
+                await _close_with(ws, WS_NOT_RUNNING, "invalid agent", str(err))
+                return
+            problem = _not_ready(agent)
+            if problem:
+                await _close_with(ws, WS_NOT_RUNNING, "not running", problem)
+                return
+            raw = await inbox.get()
+            if raw is None:
+                return
+            try:
+                frame = ChatIn.model_validate_json(raw)
+            except ValidationError as err:
+                fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
+                await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
+                continue
+            # Re-read: the agent may have been stopped or replaced (new endpoint) since the last message.
+            try:
+                agent = await d.agent(name)
+            except StoreError:
+                continue  # the top of the loop closes with the reason
+            if _not_ready(agent):
+                continue
+            task = asyncio.create_task(relay(ws, d, agent, frame))
+            waiter = asyncio.create_task(gone.wait())
+            await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            if not task.done():  # the client left: dropping the stream cancels the agent's generation
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+                return
+            if task.exception() is not None:  # a send to a client that just left
+                return
+    finally:
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+async def logs_stream(ws: WebSocket) -> None:
+    d = deps(ws)
+    name = ws.path_params["id"]
+    await ws.accept()
+    try:
+        agent = await d.agent(name)
+    except NotFound:
+        await _close_with(ws, WS_UNKNOWN_AGENT, "unknown agent", f"agent {name!r} not found")
+        return
+    except StoreError as err:
+        await _close_with(ws, WS_NOT_RUNNING, "invalid agent", str(err))
+        return
+    try:
+        tail = max(0, min(10_000, int(ws.query_params.get("tail", "100"))))
+    except ValueError:
+        tail = 100
+    gone = asyncio.Event()
+    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+
+    async def follow() -> None:
+        lines = d.runtime.logs(agent.key, tail=tail, follow=True)
+        try:
+            async for line in lines:
+                await ws.send_json(
+                    {
+                        "timestamp": line.timestamp.isoformat() if line.timestamp else None,
+                        "level": line.level,
+                        "message": line.message,
+                        "stream": line.stream,
+                    }
+                )
+        finally:
+            aclose = getattr(lines, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
+
+    task = asyncio.create_task(follow())
+    waiter = asyncio.create_task(gone.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            return
+        err = task.exception()
+        if isinstance(err, RuntimeUnavailable):
+            await _close_with(ws, WS_RUNTIME_DOWN, "runtime unavailable", str(err))
+        elif isinstance(err, RuntimeError_):
+            await _close_with(ws, WS_NOT_RUNNING, "no logs", str(err))
+        elif err is None:
+            with contextlib.suppress(Exception):
+                await ws.close(code=1000, reason="log stream ended")
+    finally:
+        waiter.cancel()
+        reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await reader
+
+
+ROUTES = [
+    WebSocketRoute("/api/agents/{id}/chat", chat),
+    WebSocketRoute("/api/agents/{id}/logs/stream", logs_stream),
+]

@@ -1,0 +1,183 @@
+"""`clawpen chat NAME`: talk to an agent from the terminal, tokens printed as they arrive.
+
+It reads the agent's endpoint from its status (the controller writes it) and speaks the agent's
+chat contract directly, with a session id (default `main`, the same default as the gateway's chat,
+so the terminal and the web UI continue one conversation). The agent keeps the history; this
+command sends only each new message. Ctrl-C during a reply stops it (closing the stream makes the
+agent cancel the model call); Ctrl-C or Ctrl-D at the prompt ends the chat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+import httpx
+
+from agent.sessions import InvalidSession, validate_session_id
+from controller.cli import CommandError
+from controller.commands._common import settings
+from controller.resources import Agent
+from controller.store.base import InvalidObject
+
+DEFAULT_SESSION = "main"
+CONNECT_TIMEOUT = 5.0
+# Between streamed chunks. The agent itself times out the model call (CLAWPEN_REQUEST_TIMEOUT, 120 s)
+# and reports it as an error event, so this only guards against an agent that vanished.
+READ_TIMEOUT = 300.0
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("chat", help="chat with an agent in the terminal (streams the reply)")
+    p.add_argument("name", help="the agent's name")
+    p.add_argument("--session", default=DEFAULT_SESSION, help=f"conversation id (default {DEFAULT_SESSION})")
+    p.add_argument("-n", "--namespace", help="the agent's namespace (default: CLAWPEN_NAMESPACE or default)")
+    p.add_argument("-m", "--message", help="send this one message, print the reply, and exit")
+    p.add_argument("--endpoint", help="the agent's URL, instead of reading it from the agent's status")
+    p.set_defaults(handler=cmd_chat)
+
+
+async def agent_endpoint(name: str, namespace: str) -> str:
+    """The agent's chat URL from its status, or a one-line reason it has none."""
+    from controller.wiring import open_store
+
+    store = open_store(settings())
+    try:
+        agent = await store.get(Agent, name, namespace)
+    finally:
+        await store.close()
+    status = agent.status
+    if status is None or not status.endpoint:
+        phase = status.phase.value if status else "Pending"
+        raise CommandError(
+            f"agent {namespace}/{name} has no endpoint yet (phase {phase}); "
+            f"is it running and is the controller up? see `clawpen describe agent {name}`"
+        )
+    return status.endpoint.rstrip("/")
+
+
+def check_ready(client: httpx.Client, endpoint: str, label: str) -> None:
+    try:
+        resp = client.get(f"{endpoint}/healthz")
+    except httpx.TransportError as err:
+        raise CommandError(f"cannot reach agent {label} at {endpoint} ({type(err).__name__})") from None
+    if resp.status_code == 503:
+        try:
+            reason = resp.json().get("reason", "not ready")
+        except ValueError:
+            reason = "not ready"
+        raise CommandError(f"agent {label} is not ready: {reason}")
+    if resp.status_code != 200:
+        raise CommandError(f"agent {label} health check answered HTTP {resp.status_code}")
+
+
+def stream_reply(client: httpx.Client, endpoint: str, session: str, content: str) -> Iterator[str]:
+    """The reply's text chunks; an error event or HTTP error becomes a CommandError."""
+    body = {"messages": [{"role": "user", "content": content}], "stream": True, "session": session}
+    with client.stream("POST", f"{endpoint}/v1/chat/completions", json=body) as resp:
+        if resp.status_code != 200:
+            resp.read()
+            raise CommandError(_error_text(resp.text, f"HTTP {resp.status_code}"))
+        for line in resp.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                event = json.loads(data)
+            except ValueError:
+                continue
+            if "error" in event:
+                raise CommandError(_error_text(data, "the agent reported an error"))
+            for choice in event.get("choices") or []:
+                text = (choice.get("delta") or {}).get("content")
+                if text:
+                    yield text
+    raise CommandError("the agent's stream ended before the reply was complete")
+
+
+def _error_text(raw: str, fallback: str) -> str:
+    try:
+        err = json.loads(raw).get("error", {})
+        return str(err.get("message") or fallback)
+    except (ValueError, AttributeError):
+        return fallback
+
+
+def _turn(client: httpx.Client, endpoint: str, session: str, content: str, out: TextIO) -> bool:
+    """Print one streamed reply; False when it failed (the message is printed to stderr)."""
+    try:
+        for chunk in stream_reply(client, endpoint, session, content):
+            out.write(chunk)
+            out.flush()
+    except CommandError as err:
+        out.write("\n")
+        print(f"error: {err}", file=sys.stderr)
+        return False
+    except httpx.TimeoutException:
+        out.write("\n")
+        print(f"error: the agent sent nothing for {READ_TIMEOUT:g}s", file=sys.stderr)
+        return False
+    except httpx.TransportError as err:
+        out.write("\n")
+        print(f"error: lost the connection to the agent ({type(err).__name__})", file=sys.stderr)
+        return False
+    out.write("\n")
+    out.flush()
+    return True
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    namespace = args.namespace or settings().namespace
+    try:
+        validate_session_id(args.session)
+    except InvalidSession as err:
+        raise CommandError(f"--session: {err}") from None
+    label = f"{namespace}/{args.name}"
+    if args.endpoint:
+        endpoint = args.endpoint.rstrip("/")
+    else:
+        try:
+            endpoint = asyncio.run(agent_endpoint(args.name, namespace))
+        except InvalidObject as err:
+            raise CommandError(str(err)) from None
+    timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
+    # trust_env=False: the agent is on this host (or its network); an HTTP(S)_PROXY must not capture it.
+    with httpx.Client(timeout=timeout, trust_env=False) as client:
+        check_ready(client, endpoint, label)
+        if args.message is not None:
+            return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout) else 1
+        return _interactive(client, endpoint, args.name, args.session)
+
+
+def _interactive(client: httpx.Client, endpoint: str, name: str, session: str) -> int:
+    tty = sys.stdin.isatty()
+    if tty:
+        print(f"chatting with {name} (session {session}); Ctrl-D to quit, Ctrl-C stops a reply", file=sys.stderr)
+    failures = 0
+    while True:
+        try:
+            line = input("you> " if tty else "")
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            break
+        if not line.strip():
+            continue
+        if tty:
+            sys.stdout.write(f"{name}> ")
+            sys.stdout.flush()
+        try:
+            ok = _turn(client, endpoint, session, line, sys.stdout)
+        except KeyboardInterrupt:
+            # Leaving the stream's `with` closed the connection: the agent cancels the model call.
+            print("\n[stopped]", file=sys.stderr)
+            continue
+        failures += 0 if ok else 1
+    return 1 if failures and not tty else 0

@@ -1,0 +1,37 @@
+"""`clawpen controller`: the reconcile loop alone (the gateway is `clawpen up`/`clawpen gateway`)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from controller.commands._common import settings
+from controller.wiring import build_controller, open_runtime, open_store
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("controller", help="run the reconcile loop (file store + Docker by default)")
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=cmd_controller)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
+
+
+async def cmd_controller(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    cfg = settings()
+    store, runtime = open_store(cfg), open_runtime(cfg)
+    controller = build_controller(cfg, store, runtime)
+    logging.getLogger("clawpen").info(
+        "controller up: store=%s (%s) runtime=%s instance=%s", cfg.store, cfg.home, cfg.runtime, cfg.instance
+    )
+    try:
+        await controller.run()
+    finally:
+        await runtime.close()
+        await store.close()
+    return 0

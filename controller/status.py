@@ -1,0 +1,96 @@
+"""derive_status(): what the user sees, computed from the spec and what the runtime reports. Pure.
+
+Phases follow the Kubernetes habit: one Ready condition carries the reason (a CamelCase word a
+script can match) and a message a person can act on. lastTransitionTime moves only when the
+condition's status actually changes, so rewriting an unchanged status is a no-op.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase
+from controller.runtime.base import Observed
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the controller could not make the spec true (translate or runtime failure)."""
+
+    reason: str
+    message: str
+    terminal: bool = True  # terminal: waits for a spec change; otherwise retried with backoff
+
+
+def derive_status(
+    agent: Agent,
+    observed: Observed | None,
+    *,
+    now: datetime,
+    plan_hash: str | None = None,
+    problem: Problem | None = None,
+    healthy: bool | None = None,
+    health_message: str | None = None,
+) -> AgentStatus:
+    previous = agent.status or AgentStatus()
+    want_running = agent.spec.state == DesiredState.RUNNING
+    obs = observed or Observed(key=agent.key, exists=False)
+
+    phase, ready, reason, message = _phase(want_running, obs, problem, healthy, health_message)
+    conditions = [_condition(previous, "Ready", ready, reason, message, now)]
+    return AgentStatus(
+        phase=phase,
+        observed_generation=agent.metadata.generation,
+        conditions=conditions,
+        endpoint=obs.endpoint if obs.running else None,
+        started_at=obs.started_at if obs.running else None,
+        restart_count=obs.restart_count,
+        plan_hash=plan_hash,
+        container_id=obs.container_id,
+        message=message if not ready else None,
+    )
+
+
+def _phase(
+    want_running: bool,
+    obs: Observed,
+    problem: Problem | None,
+    healthy: bool | None,
+    health_message: str | None,
+) -> tuple[Phase, bool, str, str]:
+    if problem is not None:
+        return Phase.FAILED if problem.terminal else Phase.PENDING, False, problem.reason, problem.message
+    if not want_running:
+        if obs.running:
+            return Phase.RUNNING, False, "Stopping", "stop requested; the container is still running"
+        return Phase.STOPPED, False, "Stopped", "spec.state is Stopped"
+    if not obs.exists:
+        return Phase.PENDING, False, "Creating", "the container is being created"
+    if obs.oom_killed and not obs.running:
+        return Phase.FAILED, False, "OOMKilled", "the container ran out of memory; raise spec.resources.memoryMB"
+    if obs.running:
+        if healthy:
+            return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"
+        why = health_message or "waiting for the agent's /healthz"
+        return Phase.STARTING, False, "Starting" if healthy is None else "NotReady", why
+    if obs.state == "restarting":
+        return Phase.STARTING, False, "Restarting", f"the container is restarting (restarts: {obs.restart_count})"
+    if obs.exit_code not in (None, 0):
+        detail = f": {obs.error}" if obs.error else ""
+        return Phase.FAILED, False, "Crashed", f"the container exited with code {obs.exit_code}{detail}"
+    return Phase.STARTING, False, "Starting", f"the container is {obs.state}"
+
+
+def _condition(
+    previous: AgentStatus, type_: str, ok: bool, reason: str, message: str, now: datetime
+) -> Condition:
+    status: Literal["True", "False"] = "True" if ok else "False"
+    before = previous.condition(type_)
+    since = before.last_transition_time if before and before.status == status else now
+    return Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=since)
+
+
+def status_changed(old: AgentStatus | None, new: AgentStatus) -> bool:
+    return old is None or old.model_dump() != new.model_dump()

@@ -1,0 +1,376 @@
+"""FileStore: the embedded Store, a directory of YAML files under $CLAWPEN_HOME.
+
+Layout (one namespace, "default"):
+    <home>/agents/<name>.yaml          user-owned: apiVersion, kind, metadata (name, labels,
+    <home>/teams/<name>.yaml           annotations) and spec — never status or server fields
+    <home>/.state/<plural>/<name>.yaml controller-owned: uid, creationTimestamp, generation,
+                                       resourceVersion, hashes of the spec last seen, status
+    <home>/.state/resource-version     the last resourceVersion handed out (one sequence for all)
+    <home>/.state/lock                 flock serializing every write across processes
+
+Why the split: a person (or `git pull`) owns the spec file and the controller owns the state file,
+so a status write never rewrites a file someone is editing, and a hand edit never loses status.
+The cost is that a hand edit happens behind the store's back; it is noticed lazily on the next read
+(the file's hash differs from the one in state) and turned into what an API write would have
+done: a new resourceVersion, and generation + 1 when the spec itself changed. A hand-written file
+with no state yet is adopted the same way (uid and creationTimestamp assigned on first read).
+
+A spec file that cannot be read (bad YAML, not a mapping, invalid spec, wrong kind, name not the
+file name) is *broken*: get() raises InvalidObject naming the file and the problem, list() skips
+it, list_broken() reports it, update_status() still records the controller's verdict, delete()
+removes it. Server fields and `status` found in a spec file are ignored (a `get -o yaml` output
+checked into git applies cleanly).
+
+Choices where the Store protocol leaves room (the kube store should agree where it can):
+- replace() without metadata.resourceVersion is unconditional (what `clawpen apply` does); with a
+  stale one, or any one against a broken object, it is a Conflict. A replace that changes nothing
+  (same spec, labels, annotations) writes nothing: the user's file keeps its formatting and comments.
+- update_status() with an unchanged status writes nothing; on a broken object it returns a
+  placeholder (default spec) carrying the status. get_status() reads the status of any object.
+- watch() reports changes made after the call (no initial ADDED burst: consumers list first).
+- A spec file deleted by hand leaves its state; if the file comes back (a revert) the object keeps
+  its uid and status. delete() removes both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import os
+import re
+import weakref
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from controller.resources import Agent, AgentStatus, Resource, Team, TeamStatus
+from controller.store.base import (
+    BrokenObject,
+    Conflict,
+    InvalidObject,
+    NotFound,
+    R,
+    StoreError,
+    WatchEvent,
+)
+from controller.store.fileio import atomic_write, digest, read_bytes, remove_durably, sweep_temp_files
+from controller.store.filestate import Observed, StateDir, fresh_state, materialize
+from controller.store.filewatch import DirectoryWatcher, WatchMode, spec_names
+from controller.store.specfile import (
+    NAMESPACE,
+    SPEC_SUFFIX,
+    BrokenSpec,
+    parse_spec,
+    render_spec,
+    same_content,
+    spec_hash,
+    status_type,
+)
+
+KINDS_STORED: tuple[type[Resource], ...] = (Agent, Team)
+# What may address a file here: any name a file in the directory can have (so a misnamed file can
+# still be reported and deleted), but never one that leaves it or names a hidden/temp file.
+SAFE_FILE_NAME = re.compile(r"^[^/\\\0.][^/\\\0]{0,249}$")
+
+
+class NamespaceNotSupported(StoreError):
+    """The file store holds a single namespace."""
+
+    status = 400
+
+
+class FileStore:
+    """The Store protocol over a directory of YAML files (see the module docstring)."""
+
+    kind_name = "files"
+
+    def __init__(
+        self,
+        home: Path,
+        *,
+        watch_mode: Literal["auto", "inotify", "poll"] = "auto",
+        poll_interval: float = 1.0,
+    ):
+        self.home = Path(home).expanduser()
+        if os.environ.get("CLAWPEN_WATCH", "").lower() == "poll":
+            watch_mode = "poll"
+        if watch_mode not in ("auto", "inotify", "poll"):
+            raise ValueError(f"watch_mode must be auto, inotify or poll (got {watch_mode!r})")
+        self.watch_mode: WatchMode = watch_mode
+        self.poll_interval = poll_interval
+        self._state = StateDir(self.home / ".state")
+        self._watchers: dict[str, DirectoryWatcher] = {}
+        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._state.root.mkdir(exist_ok=True, mode=0o700)
+        for kind in KINDS_STORED:
+            self.kind_dir(kind).mkdir(exist_ok=True, mode=0o700)
+            self._state.directory(kind).mkdir(exist_ok=True, mode=0o700)
+        with self._state.lock():  # no writer is mid-way while we hold it
+            for kind in KINDS_STORED:
+                sweep_temp_files(self.kind_dir(kind))
+                sweep_temp_files(self._state.directory(kind))
+            sweep_temp_files(self._state.root)
+
+    def kind_dir(self, cls: type[Resource]) -> Path:
+        return self.home / cls.PLURAL
+
+    def spec_path(self, cls: type[Resource], name: str) -> Path:
+        return self.kind_dir(cls) / f"{name}{SPEC_SUFFIX}"
+
+    # ---- checks --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _check(cls: type[Resource], namespace: str | None, name: str | None = None) -> None:
+        if cls not in KINDS_STORED:
+            raise TypeError(f"the file store keeps {', '.join(k.KIND for k in KINDS_STORED)}, not {cls!r}")
+        if namespace not in (None, NAMESPACE):
+            raise NamespaceNotSupported(
+                f"the file store has a single namespace, {NAMESPACE!r} (got {namespace!r})"
+            )
+        if name is not None and (not isinstance(name, str) or not SAFE_FILE_NAME.match(name)):
+            raise NotFound(f"{cls.KIND} {NAMESPACE}/{name}: not found ({name!r} is not a valid name)")
+
+    @staticmethod
+    def _not_found(cls: type[Resource], name: str) -> NotFound:
+        return NotFound(f"{cls.KIND} {NAMESPACE}/{name} not found")
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    def _observe(self, cls: type[Resource], name: str) -> Observed:
+        path = self.spec_path(cls, name)
+        raw = read_bytes(path)
+        state = self._state.read(cls, name)
+        if raw is None:
+            return Observed(None, None, None, state)
+        try:
+            return Observed(raw, parse_spec(cls, path, raw), None, state)
+        except BrokenSpec as err:
+            return Observed(raw, None, f"{path}: {err}", state)
+
+    def _load(self, cls: type[Resource], name: str) -> Observed:
+        """Read an object, adopting it or recording a hand edit first when needed (lazy sync)."""
+        seen = self._observe(cls, name)
+        if seen.raw is None:
+            raise self._not_found(cls, name)
+        if seen.synced_state(lambda: "") is None:
+            return seen  # the common case: no write, no lock
+        with self._state.lock():
+            seen = self._observe(cls, name)  # a writer may have finished meanwhile
+            if seen.raw is None:
+                raise self._not_found(cls, name)
+            state = seen.synced_state(self._state.next_rv)
+            if state is not None:
+                self._state.write(cls, name, state)
+                seen = seen.with_state(state)
+        return seen
+
+    def _written(self, obj: R, raw: bytes, state: dict[str, object]) -> R:
+        """What a later get() will return: the written file read back, with its state."""
+        cls, name = type(obj), obj.metadata.name
+        return materialize(
+            cls, name, Observed(raw, parse_spec(cls, self.spec_path(cls, name), raw), None, state)
+        )
+
+    # ---- the Store protocol --------------------------------------------------------------------
+
+    async def get(self, cls: type[R], name: str, namespace: str = NAMESPACE) -> R:
+        self._check(cls, namespace, name)
+        return await asyncio.to_thread(self._get_sync, cls, name)
+
+    def _get_sync(self, cls: type[R], name: str) -> R:
+        seen = self._load(cls, name)
+        if seen.error is not None:
+            raise InvalidObject(cls.KIND, NAMESPACE, name, seen.error)
+        return materialize(cls, name, seen)
+
+    async def list(self, cls: type[R], namespace: str | None = None) -> list[R]:
+        self._check(cls, namespace)
+        return await asyncio.to_thread(self._list_sync, cls)
+
+    def _list_sync(self, cls: type[R]) -> builtins.list[R]:
+        found: builtins.list[R] = []
+        for name in spec_names(self.kind_dir(cls)):
+            try:
+                found.append(self._get_sync(cls, name))
+            except (InvalidObject, NotFound):  # broken: see list_broken; NotFound: deleted meanwhile
+                continue
+        return found
+
+    async def list_broken(
+        self, cls: type[Resource], namespace: str | None = None
+    ) -> builtins.list[BrokenObject]:
+        self._check(cls, namespace)
+        return await asyncio.to_thread(self._list_broken_sync, cls)
+
+    def _list_broken_sync(self, cls: type[Resource]) -> builtins.list[BrokenObject]:
+        broken: builtins.list[BrokenObject] = []
+        for name in spec_names(self.kind_dir(cls)):
+            seen = self._observe(cls, name)
+            if seen.raw is not None and seen.error is not None:
+                path = str(self.spec_path(cls, name))
+                broken.append(BrokenObject(cls.KIND, NAMESPACE, name, seen.error, path))
+        return broken
+
+    async def create(self, obj: R) -> R:
+        cls = type(obj)
+        self._check(cls, obj.metadata.namespace)
+        return await asyncio.to_thread(self._create_sync, obj)
+
+    def _create_sync(self, obj: R) -> R:
+        cls, name = type(obj), obj.metadata.name
+        raw = render_spec(obj)
+        with self._state.lock():
+            if self.spec_path(cls, name).exists():
+                raise Conflict(f"{cls.KIND} {NAMESPACE}/{name} already exists")
+            state = fresh_state(obj, raw, self._state.next_rv())
+            atomic_write(self.spec_path(cls, name), raw)  # spec first: a reader seeing it waits for state
+            self._state.write(cls, name, state)
+        return self._written(obj, raw, state)
+
+    async def replace(self, obj: R) -> R:
+        cls = type(obj)
+        self._check(cls, obj.metadata.namespace)
+        return await asyncio.to_thread(self._replace_sync, obj)
+
+    def _replace_sync(self, obj: R) -> R:
+        cls, name = type(obj), obj.metadata.name
+        raw = render_spec(obj)
+        wanted_rv = obj.metadata.resource_version
+        with self._state.lock():
+            seen = self._observe(cls, name)
+            if seen.raw is None:
+                raise self._not_found(cls, name)
+            synced = seen.synced_state(self._state.next_rv)
+            current = synced or seen.state
+            assert current is not None
+            if wanted_rv is not None:
+                if seen.error is not None:
+                    raise Conflict(
+                        f"{cls.KIND} {NAMESPACE}/{name}: the stored object is invalid ({seen.error}); "
+                        "replace it without a resourceVersion to overwrite it"
+                    )
+                if str(wanted_rv) != str(current["resourceVersion"]):
+                    raise Conflict(
+                        f"{cls.KIND} {NAMESPACE}/{name} was modified (resourceVersion {wanted_rv} is stale, "
+                        f"current is {current['resourceVersion']}); read it again and retry"
+                    )
+            if obj.metadata.uid is not None and obj.metadata.uid != current["uid"]:
+                raise Conflict(f"{cls.KIND} {NAMESPACE}/{name}: uid {obj.metadata.uid} does not match")
+            if seen.resource is not None and same_content(seen.resource, obj):
+                # Nothing to change: keep the user's file (formatting, comments) byte for byte.
+                raw = seen.raw
+                if synced is not None:
+                    self._state.write(cls, name, synced)
+                state = current
+            else:
+                new_hash = spec_hash(obj)
+                generation = int(current["generation"])
+                if new_hash != current.get("specHash"):
+                    generation += 1
+                state = dict(
+                    current,
+                    generation=generation,
+                    specHash=new_hash,
+                    fileHash=digest(raw),
+                    resourceVersion=self._state.next_rv(),
+                )
+                atomic_write(self.spec_path(cls, name), raw)
+                self._state.write(cls, name, state)
+        return self._written(obj, raw, state)
+
+    async def update_status(
+        self, cls: type[R], name: str, status: AgentStatus | TeamStatus, namespace: str = NAMESPACE
+    ) -> R:
+        self._check(cls, namespace, name)
+        expected = status_type(cls)
+        if not isinstance(status, expected):
+            raise TypeError(f"{cls.KIND} status must be a {expected.__name__}, not {type(status).__name__}")
+        return await asyncio.to_thread(self._update_status_sync, cls, name, status)
+
+    def _update_status_sync(self, cls: type[R], name: str, status: BaseModel) -> R:
+        with self._state.lock():
+            seen = self._observe(cls, name)
+            if seen.raw is None:
+                raise self._not_found(cls, name)
+            synced = seen.synced_state(self._state.next_rv)
+            current = synced or seen.state
+            assert current is not None
+            wanted = status.model_dump(by_alias=True, exclude_none=True, mode="json")
+            if synced is None and current.get("status") == wanted:
+                # The same status again (a resync): no write, no new resourceVersion, as in Kubernetes.
+                return materialize(cls, name, seen)
+            state = dict(current, status=wanted, resourceVersion=self._state.next_rv())
+            self._state.write(cls, name, state)
+        return materialize(cls, name, seen.with_state(state))
+
+    async def get_status(
+        self, cls: type[Resource], name: str, namespace: str = NAMESPACE
+    ) -> BaseModel | None:
+        """The recorded status, also for a broken object (not in the Store protocol: the controller
+        uses it, when present, to avoid rewriting the same error onto a broken object)."""
+        self._check(cls, namespace, name)
+        return await asyncio.to_thread(self._get_status_sync, cls, name)
+
+    def _get_status_sync(self, cls: type[Resource], name: str) -> BaseModel | None:
+        seen = self._observe(cls, name)
+        if seen.raw is None:
+            raise self._not_found(cls, name)
+        if seen.state is None or seen.state.get("status") is None:
+            return None
+        try:
+            return status_type(cls).model_validate(seen.state["status"])
+        except ValidationError:
+            return None
+
+    async def delete(self, cls: type[Resource], name: str, namespace: str = NAMESPACE) -> None:
+        self._check(cls, namespace, name)
+        await asyncio.to_thread(self._delete_sync, cls, name)
+
+    def _delete_sync(self, cls: type[Resource], name: str) -> None:
+        with self._state.lock():
+            removed = remove_durably(self.spec_path(cls, name))
+            self._state.remove(cls, name)  # also clears state left behind by a hand delete
+        if not removed:
+            raise self._not_found(cls, name)
+
+    # ---- watching ------------------------------------------------------------------------------
+
+    def _watcher(self, cls: type[Resource]) -> DirectoryWatcher:
+        watcher = self._watchers.get(cls.KIND)
+        if watcher is None:
+
+            def is_valid(path: Path, raw: bytes) -> bool:
+                try:
+                    parse_spec(cls, path, raw)
+                except BrokenSpec:
+                    return False
+                return True
+
+            watcher = DirectoryWatcher(self.kind_dir(cls), is_valid, self.watch_mode, self.poll_interval)
+            self._watchers[cls.KIND] = watcher
+        return watcher
+
+    def watch(self, cls: type[Resource]) -> AsyncIterator[WatchEvent]:
+        """Changes of `cls`'s spec files made after this call, by anyone (this store, another
+        process, an editor, git). Must be called inside the running event loop."""
+        self._check(cls, None)
+        watcher = self._watcher(cls)
+        queue = watcher.subscribe()
+        events = self._events(cls, watcher, queue)
+        # A consumer that drops the iterator without closing it must not keep a queue filling up.
+        weakref.finalize(events, watcher.unsubscribe, queue)
+        return events
+
+    @staticmethod
+    async def _events(
+        cls: type[Resource], watcher: DirectoryWatcher, queue: asyncio.Queue[object]
+    ) -> AsyncIterator[WatchEvent]:
+        async for change in watcher.events(queue):
+            yield WatchEvent(change.type, cls.KIND, NAMESPACE, change.name)
+
+    async def close(self) -> None:
+        watchers, self._watchers = list(self._watchers.values()), {}
+        for watcher in watchers:
+            await watcher.close()

@@ -1,0 +1,1 @@
+"""Teams: the seed's TOML team format, message routing (keyword, LLM, hybrid) and team status."""

@@ -1,0 +1,192 @@
+"""LLM and hybrid routing: ask the team's configured model which intent a message belongs to.
+
+Why the parser is paranoid: a model asked for JSON answers with JSON in prose, in code fences, with a
+percentage for confidence, with the agent's name instead of the intent, or with nothing usable. The
+seed's LLM mode answered "unknown" for everything; ours reads whatever is recoverable and otherwise
+falls back to keyword routing, so a broken or unreachable model degrades routing, never the chat.
+
+The model is reached through a `Complete` callable (messages -> reply text). The controller builds one
+from the provider adapters in agent/providers.py; tests pass a scripted function. Keeping this module
+free of HTTP keeps the decision logic pure apart from that one await.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from controller.resources import Team
+from controller.teams.router import (
+    Classification,
+    KeywordRouter,
+    agent_for,
+    no_match,
+)
+
+Message = dict[str, str]
+Complete = Callable[[list[Message]], Awaitable[str]]
+
+NONE_ANSWERS = frozenset(
+    {"none", "unknown", "other", "null", "n/a", "no_match", "off-topic", "off_topic", ""}
+)
+MISSING_CONFIDENCE = 0.5  # a verdict without a confidence is treated as unsure, never as certain
+MAX_REASONING = 500
+FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the model said, normalised. intent None means "no intent fits"."""
+
+    intent: str | None
+    confidence: float
+    reasoning: str
+
+
+def build_messages(team: Team, message: str) -> list[Message]:
+    """The classification prompt: the team, each intent with its description and examples, the message."""
+    spec = team.spec
+    lines = [
+        f"You route messages for the team \"{spec.display_name or team.name}\".",
+    ]
+    if spec.description:
+        lines.append(f"Team purpose: {spec.description}")
+    lines += [
+        "Pick the single intent whose specialist should answer the user's message.",
+        "Intents:",
+    ]
+    for intent, entry in spec.agents.items():
+        lines.append(f"- {intent}: {entry.description or '(no description)'}")
+        routing = spec.routing.get(intent)
+        for example in routing.examples if routing else ():
+            lines.append(f"    example: {example}")
+    lines += [
+        'If no intent fits, answer with intent "none".',
+        "Reply with only a JSON object:",
+        '{"intent": "<intent>", "confidence": <0.0-1.0>, "reasoning": "<short>"}',
+    ]
+    return [{"role": "system", "content": "\n".join(lines)}, {"role": "user", "content": message}]
+
+
+def _json_objects(text: str) -> list[dict[str, Any]]:
+    """Every JSON object recoverable from the reply: fenced blocks first, then any {...} in the prose."""
+    candidates = [m.group(1) for m in FENCE.finditer(text)] + [text]
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    for chunk in candidates:
+        for start in (i for i, ch in enumerate(chunk) if ch == "{"):
+            try:
+                obj, _ = decoder.raw_decode(chunk, start)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                found.append(obj)
+    return found
+
+
+def _confidence(value: Any) -> float:
+    if isinstance(value, str):
+        value = value.strip().removesuffix("%")
+        try:
+            value = float(value)
+        except ValueError:
+            return MISSING_CONFIDENCE
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        return MISSING_CONFIDENCE
+    if 1.0 < value <= 100.0:  # a percentage
+        value = value / 100.0
+    return min(1.0, max(0.0, float(value)))
+
+
+def _intent(team: Team, value: Any) -> tuple[bool, str | None]:
+    """(understood, intent): the intent by name (any case), or by its agent's name; None for "no intent"."""
+    if value is None:
+        return True, None
+    if not isinstance(value, str):
+        return False, None
+    wanted = value.strip().strip("\"'").lower()
+    if wanted in NONE_ANSWERS:
+        return True, None
+    for intent, entry in team.spec.agents.items():
+        if wanted in (intent.lower(), entry.agent.lower()):
+            return True, intent
+    return False, None
+
+
+def parse_reply(team: Team, text: Any) -> Verdict | None:
+    """The model's verdict, or None when nothing usable is in the reply (then the caller falls back)."""
+    if not isinstance(text, str):
+        return None
+    for obj in _json_objects(text):
+        if "intent" not in obj:
+            continue
+        understood, intent = _intent(team, obj.get("intent"))
+        if not understood:
+            continue
+        reasoning = obj.get("reasoning")
+        reasoning = reasoning[:MAX_REASONING] if isinstance(reasoning, str) else ""
+        return Verdict(intent, _confidence(obj.get("confidence", MISSING_CONFIDENCE)), reasoning)
+    return None
+
+
+def _from_verdict(team: Team, verdict: Verdict) -> Classification:
+    if verdict.intent is None:
+        return no_match(team, f"the model found no matching intent: {verdict.reasoning}".rstrip(": "),
+                        confidence=verdict.confidence)
+    router = team.spec.router
+    low = verdict.confidence < router.confidence_threshold
+    return Classification(
+        intent=verdict.intent,
+        confidence=verdict.confidence,
+        matched_keywords=(),
+        needs_clarification=low and router.clarify_on_low_confidence,
+        agent=agent_for(team, verdict.intent),
+        reasoning=verdict.reasoning or "chosen by the model",
+        method="llm",
+        scores=((verdict.intent, verdict.confidence),),
+    )
+
+
+async def ask_model(team: Team, message: str, complete: Complete, timeout: float | None) -> Verdict | str:
+    """The model's verdict, or a one-line reason why there is none (error, timeout, garbage)."""
+    try:
+        reply = await asyncio.wait_for(complete(build_messages(team, message)), timeout)
+    except TimeoutError:
+        return f"the model did not answer within {timeout:g}s"
+    except Exception as err:  # any provider failure means "no verdict", never a failed chat
+        return f"the model failed: {str(err).splitlines()[0] if str(err) else type(err).__name__}"
+    verdict = parse_reply(team, reply)
+    return verdict if verdict is not None else "the model's reply had no usable {intent, confidence}"
+
+
+def _with_note(result: Classification, note: str) -> Classification:
+    return replace(result, reasoning=f"{result.reasoning}; {note}")
+
+
+async def classify(
+    team: Team,
+    message: str,
+    complete: Complete | None = None,
+    router: KeywordRouter | None = None,
+    timeout: float | None = 30.0,
+) -> Classification:
+    """Classify by the team's router mode. Without a usable model, llm and hybrid act like keyword."""
+    router = router or KeywordRouter(team)
+    mode = team.spec.router.mode
+    threshold = team.spec.router.confidence_threshold
+    keyword = router.classify(message)
+    if mode == "keyword":
+        return keyword
+    if mode == "hybrid" and keyword.method == "keyword" and keyword.confidence >= threshold:
+        return keyword
+    if complete is None:
+        return _with_note(keyword, "no model configured for LLM routing")
+    verdict = await ask_model(team, message, complete, timeout)
+    if isinstance(verdict, str):
+        return _with_note(keyword, f"{verdict}; used keywords")
+    return _from_verdict(team, verdict)

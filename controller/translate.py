@@ -1,0 +1,179 @@
+"""translate(): Agent spec + catalog + resolved secrets → WorkloadPlan. Pure: no I/O, no clock.
+
+Everything that can be wrong with a spec is found here, before any container is touched, and
+raised as a TranslateError whose reason becomes the agent's Ready condition (InvalidSpec,
+UnknownTemplate, UnknownProvider, MissingVariable, SecretMissing). Precedence, lowest first:
+provider defaults < template < spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from controller.catalog import Catalog, Provider
+from controller.interpolate import InterpolationError, interpolate, interpolate_map
+from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
+from controller.resources import Agent, DesiredState
+
+
+class TranslateError(Exception):
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class ResolvedSecret(Protocol):
+    """What translate needs of a secret: where it came from and its version, never its value."""
+
+    @property
+    def scope(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+def volume_targets() -> tuple[str, str]:
+    return ("/data", "/workspace")
+
+
+def translate(
+    agent: Agent,
+    catalog: Catalog,
+    secrets: Mapping[str, ResolvedSecret],
+    *,
+    instance: str,
+    image: str,
+    environ: Mapping[str, str],
+) -> WorkloadPlan:
+    spec = agent.spec
+    template = None
+    if spec.template:
+        template = catalog.templates.get(spec.template)
+        if template is None:
+            known = ", ".join(sorted(catalog.templates)) or "none"
+            raise TranslateError("UnknownTemplate", f"spec.template: no template {spec.template!r} (known: {known})")
+    tconf = template.config if template else None
+
+    provider_key = spec.provider or (tconf.llm_provider if tconf else None) or catalog.default_provider
+    provider = catalog.providers.get(provider_key)
+    if provider is None:
+        known = ", ".join(sorted(catalog.providers))
+        raise TranslateError("UnknownProvider", f"spec.provider: no provider {provider_key!r} (known: {known})")
+
+    try:
+        model = spec.model or (tconf.llm_model if tconf else None) or provider.default_model
+        if not model:
+            raise TranslateError("InvalidSpec", f"spec.model: required for provider {provider_key!r} (no default)")
+        model = interpolate(model, environ, "spec.model")
+        base_url = _base_url(spec.base_url, provider, provider_key, environ)
+        env = interpolate_map(template.env, environ, f"template {spec.template}.env") if template else {}
+        env.update(interpolate_map(spec.env, environ, "spec.env"))
+    except InterpolationError as err:
+        raise TranslateError("MissingVariable", str(err)) from None
+    except ValueError as err:
+        raise TranslateError("InvalidSpec", str(err)) from None
+
+    if spec.resources is not None:
+        memory_mb, cpu = spec.resources.effective(
+            _template_memory(tconf, catalog), _template_cpu(tconf, catalog)
+        )
+    else:
+        memory_mb, cpu = _template_memory(tconf, catalog), _template_cpu(tconf, catalog)
+
+    secret_mounts = _secret_mounts(agent, template.secrets if template else [], provider, secrets)
+    reserved = sorted(k for k in env if k.startswith("CLAWPEN_"))
+    if reserved:
+        raise TranslateError("InvalidSpec", f"spec.env.{reserved[0]}: the CLAWPEN_ prefix is reserved")
+
+    system_prompt = spec.system_prompt or (tconf.system_prompt if tconf else None) or ""
+    env.update(
+        {
+            "CLAWPEN_AGENT_NAME": agent.metadata.name,
+            "CLAWPEN_AGENT_NAMESPACE": agent.metadata.namespace,
+            "CLAWPEN_AGENT_PROJECT": spec.project or "",
+            "CLAWPEN_PROVIDER": provider_key,
+            "CLAWPEN_PROVIDER_NAME": provider.name,
+            "CLAWPEN_API_STYLE": provider.api_style,
+            "CLAWPEN_BASE_URL": base_url,
+            "CLAWPEN_MODEL": model,
+            "CLAWPEN_API_KEY_NAME": provider.env_key or "",
+            "CLAWPEN_SYSTEM_PROMPT": system_prompt,
+            "CLAWPEN_DATA_DIR": "/data",
+        }
+    )
+
+    mounts = tuple(Mount(v.source, v.target, v.read_only) for v in spec.volumes)
+    labels = {k: v for k, v in agent.metadata.labels.items() if not k.startswith(LABEL_PREFIX)}
+    return WorkloadPlan(
+        namespace=agent.metadata.namespace,
+        name=agent.metadata.name,
+        instance=instance,
+        image=spec.image or image,
+        env=dict(sorted(env.items())),
+        memory_mb=memory_mb,
+        cpu=cpu,
+        restart_policy=spec.restart_policy,
+        mounts=mounts,
+        secrets=secret_mounts,
+        labels=labels,
+        running=spec.state == DesiredState.RUNNING,
+    )
+
+
+def _base_url(override: str | None, provider: Provider, key: str, environ: Mapping[str, str]) -> str:
+    if override:
+        return interpolate(override, environ, "spec.baseURL")
+    if not provider.base_url:
+        raise TranslateError("InvalidSpec", f"spec.baseURL: required for provider {key!r} (it has no default)")
+    try:
+        return interpolate(provider.base_url, environ, f"providers.{key}.base_url")
+    except InterpolationError as err:
+        raise TranslateError(
+            "MissingVariable", f"{err} (set it in the controller's environment, or set spec.baseURL)"
+        ) from None
+
+
+def _template_memory(tconf: object, catalog: Catalog) -> int:
+    return getattr(tconf, "memory_mb", None) or catalog.default_memory_mb
+
+
+def _template_cpu(tconf: object, catalog: Catalog) -> float:
+    return getattr(tconf, "cpu_cores", None) or catalog.default_cpu
+
+
+def _secret_mounts(
+    agent: Agent, template_secrets: list[str], provider: Provider, resolved: Mapping[str, ResolvedSecret]
+) -> tuple[SecretMount, ...]:
+    wanted: dict[str, bool] = {name: False for name in template_secrets}
+    for ref in agent.spec.secrets:
+        wanted[ref.name] = ref.as_env
+    missing = [name for name in wanted if name not in resolved]
+    if missing:
+        raise TranslateError(
+            "SecretMissing",
+            f"spec.secrets: {', '.join(missing)} not found for agent {agent.metadata.name} or globally "
+            f"(set with `clawpen secrets set NAME [--agent {agent.metadata.name}]`)",
+        )
+    # The provider's key is mounted when the store has it, even if not listed: it is what the agent
+    # needs to work, and listing it again in every manifest is noise. Absent, the agent reports it.
+    if provider.env_key and provider.env_key not in wanted and provider.env_key in resolved:
+        wanted[provider.env_key] = False
+    return tuple(
+        SecretMount(name=name, scope=resolved[name].scope, version=resolved[name].version, as_env=as_env)
+        for name, as_env in sorted(wanted.items())
+    )
+
+
+def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:
+    """Every secret name translate may want for this agent (what the reconciler resolves)."""
+    names = [ref.name for ref in agent.spec.secrets]
+    template = catalog.templates.get(agent.spec.template or "")
+    if template:
+        names += template.secrets
+    provider_key = agent.spec.provider or (template.config.llm_provider if template else None)
+    provider = catalog.providers.get(provider_key or catalog.default_provider)
+    if provider and provider.env_key:
+        names.append(provider.env_key)
+    return sorted(set(names))

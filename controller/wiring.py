@@ -1,0 +1,77 @@
+"""Build the configured store, runtime, catalog and controller from Settings.
+
+The one place that knows which implementation goes with which setting, so the CLI, `clawpen up`
+and the operator assemble the same thing.
+"""
+
+from __future__ import annotations
+
+import os
+
+from controller.catalog import Catalog, load_catalog
+from controller.events import EventLog
+from controller.manager import Controller
+from controller.reconcile import Reconciler, SecretSource
+from controller.runtime.base import Runtime
+from controller.settings import Settings
+from controller.store.base import Store
+
+
+def open_store(settings: Settings) -> Store:
+    if settings.store == "files":
+        from controller.store.files import FileStore
+
+        return FileStore(settings.ensure_home())
+    if settings.store == "kube":
+        from controller.store.kube import KubeStore
+
+        return KubeStore.from_settings(settings)  # type: ignore[attr-defined]
+    raise ValueError(f"CLAWPEN_STORE: unknown store {settings.store!r} (use files or kube)")
+
+
+def open_runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "docker":
+        from controller.runtime.docker import DockerRuntime
+
+        return DockerRuntime(settings.instance)
+    if settings.runtime == "kubernetes":
+        from controller.runtime.kubernetes import KubernetesRuntime
+
+        return KubernetesRuntime.from_settings(settings)  # type: ignore[attr-defined]
+    raise ValueError(f"CLAWPEN_RUNTIME: unknown runtime {settings.runtime!r} (use docker or kubernetes)")
+
+
+def open_secrets(settings: Settings) -> SecretSource | None:
+    try:
+        from controller.secrets import SecretStore
+    except ImportError:
+        return None
+    return SecretStore.from_settings(settings)  # type: ignore[return-value]
+
+
+def open_catalog(settings: Settings) -> Catalog:
+    return load_catalog(settings.templates_dir)
+
+
+def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Controller:
+    catalog = catalog or open_catalog(settings)
+    reconciler = Reconciler(
+        store,
+        runtime,
+        catalog,
+        instance=settings.instance,
+        image=settings.image,
+        secrets=open_secrets(settings),
+        environ=os.environ,
+        events=EventLog(settings.ensure_home() / "events"),
+    )
+    from controller.team_sync import team_status_task
+
+    return Controller(
+        store,
+        runtime,
+        reconciler,
+        workers=settings.workers,
+        resync_seconds=settings.resync_seconds,
+        extra_tasks=[team_status_task],
+    )

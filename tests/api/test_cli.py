@@ -1,0 +1,48 @@
+"""`clawpen admin set-password` as a user runs it: a real process, the password on stdin."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from api.auth import AdminPassword
+
+
+def _clawpen(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CLAWPEN_HOME": str(home)}
+    env.pop("CLAWPEN_ADMIN_PASSWORD", None)
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_set_password_from_stdin(tmp_path: Path) -> None:
+    done = _clawpen(tmp_path, "admin", "set-password", stdin="a long enough secret\n")
+    assert done.returncode == 0, done.stderr
+    assert "admin password set" in done.stdout and "a long enough secret" not in done.stdout + done.stderr
+    admin = AdminPassword(tmp_path)
+    assert stat.S_IMODE(admin.path.stat().st_mode) == 0o600
+    assert admin.verify("a long enough secret") and not admin.verify("a long enough secret\n")
+    again = _clawpen(tmp_path, "admin", "set-password", stdin="another long secret\n")
+    assert again.returncode == 0 and AdminPassword(tmp_path).verify("another long secret")
+
+
+def test_short_password_is_refused_with_one_line(tmp_path: Path) -> None:
+    done = _clawpen(tmp_path, "admin", "set-password", stdin="short\n")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: password must be at least 12 characters; nothing changed"
+    assert not AdminPassword(tmp_path).exists()
+
+
+def test_password_is_not_an_argument(tmp_path: Path) -> None:
+    done = _clawpen(tmp_path, "admin", "set-password", "a long enough secret")
+    assert done.returncode == 2 and "unrecognized arguments" in done.stderr

@@ -1,0 +1,177 @@
+"""End to end: `clawpen up` as a user runs it (one process: controller + gateway), driven over REST,
+against the real Docker engine: create → running → logs → PUT memory (container replaced with the
+new limit) → stop → start → delete. Only containers of this run's unique instance are touched."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from controller.plan import LABEL_INSTANCE
+from controller.settings import Settings
+
+pytestmark = pytest.mark.docker
+PASSWORD = "end to end password"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _docker() -> Any:
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as err:  # noqa: BLE001 - any failure here means "no engine to test against"
+        pytest.skip(f"no Docker engine answers: {err}")
+    return client
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Any:
+    try:
+        import controller.runtime.docker  # noqa: F401
+    except ImportError:
+        pytest.skip("controller.runtime.docker is not on this branch yet")
+    client = _docker()
+    image = Settings.from_env({}).image
+    try:
+        client.images.get(image)
+    except Exception:  # noqa: BLE001
+        pytest.skip(f"agent image {image} is not built (run `clawpen image build`)")
+    return client
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[tuple[str, str]]:
+    instance = f"t-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "CLAWPEN_HOME": str(tmp_path_factory.mktemp("up-home")),
+        "CLAWPEN_INSTANCE": instance,
+        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
+        "CLAWPEN_RESYNC_SECONDS": "2",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = None
+    seen = []
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
+            url = found.group(1) if found else None
+        assert url, "clawpen up did not report its address:\n" + "".join(seen)
+        # Keep draining the output so the process never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=lambda: [seen.append(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
+        yield url, instance
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
+            container.remove(force=True, v=True)
+        for volume in docker_client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
+            volume.remove(force=True)
+        for network in docker_client.networks.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
+            network.remove()
+    assert proc.returncode == 0, "".join(seen[-30:])
+
+
+def _wait(check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _containers(docker_client: Any, instance: str) -> list[Any]:
+    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"})
+
+
+def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any) -> None:
+    url, instance = up
+    assert httpx.get(f"{url}/health").json()["status"] == "ok"
+    token = httpx.post(f"{url}/auth/login", json={"password": PASSWORD}).json()["access_token"]
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    created = api.post("/api/agents", json={"name": "e2e", "config": {"llm_provider": "ollama", "memory_mb": 256}})
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "pending"
+
+    def status() -> dict[str, Any]:
+        return api.get("/api/agents/e2e").json()
+
+    running = _wait(lambda: (s := status())["status"] == "running" and s, "status running")
+    assert running["endpoint"] and any(c["type"] == "Ready" for c in running["conditions"])
+    (container,) = _containers(docker_client, instance)
+    assert container.status == "running"
+    assert container.attrs["HostConfig"]["Memory"] == 256 * 1024 * 1024
+
+    logs = api.get("/api/agents/e2e/logs", params={"tail": 50})
+    assert logs.status_code == 200 and isinstance(logs.json(), list)
+    for line in logs.json():
+        assert set(line) >= {"timestamp", "level", "message"}
+    metrics = api.get("/api/agents/e2e/metrics").json()
+    assert 0 < metrics["memory_mb"] <= 256 and metrics["memory_limit_mb"] == 256
+    health = api.get("/api/agents/e2e/health").json()
+    assert health["running"] is True and health["healthy"] is True
+
+    # PUT changes the memory limit; the controller replaces the container with the new one.
+    assert api.put("/api/agents/e2e", json={"config": {"llm_provider": "ollama", "memory_mb": 384}}).status_code == 200
+
+    def replaced() -> bool:
+        found = _containers(docker_client, instance)
+        return (
+            len(found) == 1
+            and found[0].attrs["HostConfig"]["Memory"] == 384 * 1024 * 1024
+            and found[0].status == "running"
+        )
+
+    _wait(replaced, "a running container with the 384 MB limit")
+    _wait(lambda: status()["status"] == "running", "status running after the update")
+
+    assert api.post("/api/agents/e2e/stop").status_code == 202
+    _wait(lambda: status()["status"] == "stopped", "status stopped")
+    assert all(c.status != "running" for c in _containers(docker_client, instance))
+
+    assert api.post("/api/agents/e2e/start").status_code == 202
+    _wait(lambda: status()["status"] == "running", "status running again")
+
+    runtime = api.get("/api/runtime/status").json()
+    assert runtime["available"] is True and runtime["agents_running"] == 1 and runtime["store"] == "files"
+    assert api.get("/api/metrics").json()["agents"][0]["id"] == "e2e"
+
+    assert api.delete("/api/agents/e2e").status_code == 204
+    _wait(lambda: not _containers(docker_client, instance), "the container to be removed")
+    assert api.get("/api/agents/e2e").status_code == 404
+    assert "clawpen_reconcile_total" in httpx.get(f"{url}/metrics").text

@@ -1,0 +1,88 @@
+"""The published schema matches the server: schemathesis generates requests from /openapi.json and
+sends them to the running gateway with a valid token; no request may cause a 5xx, and answers must
+match the documented status codes, content types and bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+
+from tests.api.harness import ServerThread
+
+
+@pytest.fixture(scope="module")
+def api_schema(gateway: ServerThread, client: httpx.Client) -> Any:
+    # A few agents so generated names sometimes hit one (and its routes get past the 404).
+    for name in ("a", "b0", "agent-1"):
+        client.post("/api/agents", json={"name": name, "project": "p"})
+    return schemathesis.openapi.from_url(gateway.url + "/openapi.json")
+
+
+def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
+    doc = httpx.get(gateway.url + "/openapi.json").json()
+    assert doc["openapi"].startswith("3.1")
+    expected = {
+        ("/auth/login", "post"),
+        ("/auth/register", "post"),
+        ("/auth/refresh", "post"),
+        ("/api/auth/refresh", "post"),
+        ("/auth/status", "get"),
+        ("/health", "get"),
+        ("/metrics", "get"),
+        ("/api/templates", "get"),
+        ("/api/providers", "get"),
+        ("/api/runtime/status", "get"),
+        ("/api/metrics", "get"),
+        ("/api/agents", "get"),
+        ("/api/agents", "post"),
+        ("/api/agents/{id}", "get"),
+        ("/api/agents/{id}", "put"),
+        ("/api/agents/{id}", "delete"),
+        ("/api/agents/{id}/start", "post"),
+        ("/api/agents/{id}/stop", "post"),
+        ("/api/agents/start-all", "post"),
+        ("/api/agents/stop-all", "post"),
+        ("/api/agents/{id}/logs", "get"),
+        ("/api/agents/{id}/metrics", "get"),
+        ("/api/agents/{id}/health", "get"),
+    }
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == expected
+    create = doc["paths"]["/api/agents"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert create == {"$ref": "#/components/schemas/AgentCreate"}
+    config = doc["components"]["schemas"]["AgentConfig"]["properties"]
+    assert {"llm_provider", "llm_model", "memory_mb", "cpu_cores", "env_vars", "secrets", "volumes"} <= set(config)
+    assert doc["paths"]["/api/agents"]["get"]["security"] == [{"bearerAuth": []}]
+    assert "security" not in doc["paths"]["/health"]["get"]
+
+
+def test_generated_requests_never_5xx_and_conform(api_schema: Any, tokens: dict[str, Any]) -> None:
+    # Driven through hypothesis directly: schemathesis' pytest loader does not support this pytest yet.
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    operations = [result.ok() for result in api_schema.get_all_operations()]
+    assert len(operations) >= 20
+    for operation in operations:
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        def check(case: Any) -> None:
+            # Rules that span fields or need the filesystem's view (forbidden mounts, env names) live in the
+            # Agent model, not in JSON Schema, so "schema-valid data must be accepted" cannot hold; every
+            # other check (no 5xx, documented codes, content types, response bodies) does.
+            answer = case.call_and_validate(
+                headers=headers,
+                excluded_checks=[
+                    schemathesis.checks.positive_data_acceptance,
+                    schemathesis.checks.not_a_server_error,
+                ],
+            )
+            # 503 is the documented answer while the container engine is down (this gateway's runtime is
+            # unreachable on purpose); any other 5xx is a bug.
+            if answer.status_code >= 500:
+                assert answer.status_code == 503 and answer.json()["error"] == "runtime unavailable", answer.text
+
+        check()

@@ -1,0 +1,1 @@
+"""Fakes of external services the tests may not reach for real (only model-provider APIs)."""
