@@ -6,7 +6,9 @@ notifications; kopf turns them into handler calls. Every handler does one thing:
 - a daemon per Agent → reconcile again after the core's requeue hint (fast while an agent starts)
   or every resync interval (drift repair: a deleted StatefulSet is re-created, status refreshed);
 - delete → runtime.remove(key), guarded by our own finalizer `clawpen.dev/finalizer` so the
-  workload is gone (on a Docker host too, where no garbage collector cascades) before the Agent is.
+  workload is gone (on a Docker host too, where no garbage collector cascades) before the Agent is;
+- Teams get no finalizer (nothing to clean up): Team events, and a short period (a team's status
+  follows its agents' phases), wake one loop that re-derives every team's status.
 Handlers for one key never overlap (a lock per key), so a spec change arriving while the daemon
 reconciles waits its turn instead of applying a plan twice.
 
@@ -18,9 +20,10 @@ posts only warnings and errors as Kubernetes Events.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -32,6 +35,7 @@ from controller.runtime.base import Runtime, RuntimeError_
 FINALIZER = f"{API_GROUP}/finalizer"
 VERSION = "v1alpha1"
 AGENTS = (API_GROUP, VERSION, "agents")
+TEAMS = (API_GROUP, VERSION, "teams")
 
 log = logging.getLogger("clawpen.operator")
 
@@ -48,7 +52,11 @@ class OperatorContext:
     runtime: Runtime
     resync_seconds: float = 30.0
     retry_seconds: float = 5.0
+    # Re-derives every Team's status (controller.team_sync.sync_team_statuses over the store).
+    sync_teams: Callable[[], Awaitable[Any]] | None = None
+    team_period: float = 2.0
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    team_wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -69,6 +77,19 @@ class OperatorContext:
                 return self.retry_seconds
         requeue = getattr(result, "requeue_after", None)
         return min(requeue, self.resync_seconds) if requeue else self.resync_seconds
+
+    async def team_loop(self) -> None:
+        """Re-derive team statuses on Team events and every team_period seconds."""
+        if self.sync_teams is None:
+            return
+        while True:
+            try:
+                await self.sync_teams()
+            except Exception:  # noqa: BLE001 - one bad pass never stops the loop
+                log.exception("team status sync failed")
+            self.team_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.team_wake.wait(), timeout=self.team_period)
 
 
 def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300.0) -> None:
@@ -105,9 +126,20 @@ def build_registry(
     """A fresh registry with our handlers (no global state: tests build their own)."""
     registry = kopf.OperatorRegistry()
 
+    background: list[asyncio.Task[None]] = []
+
     @kopf.on.startup(registry=registry)
-    def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    async def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, server_timeout=server_timeout)
+        background.append(asyncio.create_task(ctx.team_loop(), name="clawpen-team-status"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def _stop_background(**_: Any) -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        background.clear()
 
     kopf.on.login(registry=registry)(login_fn)
 
@@ -138,6 +170,10 @@ def build_registry(
                     f"removing the workload of {key}: {err}", delay=ctx.retry_seconds
                 ) from err
         ctx.locks.pop(key, None)
+
+    @kopf.on.event(*TEAMS, registry=registry)
+    async def team_event(**_: Any) -> None:
+        ctx.team_wake.set()
 
     return registry
 

@@ -38,9 +38,9 @@ def operator_settings(env: dict[str, str] | None = None) -> Settings:
 
 
 async def cmd_operator(args: argparse.Namespace) -> int:
-    from controller.wiring import build_reconciler, open_runtime, open_store
-
     from controller import operator
+    from controller.team_sync import sync_team_statuses
+    from controller.wiring import build_reconciler, open_runtime, open_store
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -50,7 +50,10 @@ async def cmd_operator(args: argparse.Namespace) -> int:
     cfg = operator_settings()
     store, runtime = open_store(cfg), open_runtime(cfg)
     ctx = operator.OperatorContext(
-        reconciler=build_reconciler(cfg, store, runtime), runtime=runtime, resync_seconds=cfg.resync_seconds
+        reconciler=build_reconciler(cfg, store, runtime),
+        runtime=runtime,
+        resync_seconds=cfg.resync_seconds,
+        sync_teams=lambda: sync_team_statuses(store),
     )
     logging.getLogger("clawpen").info(
         "operator up: runtime=%s instance=%s namespaces=%s",

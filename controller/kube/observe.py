@@ -5,7 +5,13 @@ code, OOM); this maps a pod's container status onto it so derive_status() needs 
 - waiting in CrashLoopBackOff → state "restarting" (the kubelet restarts it; the controller waits);
 - lastState.terminated.reason OOMKilled → oom_killed, with that exit code;
 - a waiting reason such as ImagePullBackOff becomes the state and `error` carries its message;
-- no pod while replicas is 0 → "stopped"; no pod yet while replicas is 1 → "pending".
+- replicas 0 → "stopped", whatever pods are still terminating.
+
+`running` means what start/stop control: the StatefulSet is scaled up and its pod is not
+crashing. A pod still being scheduled or pulling its image counts as running-but-not-ready (the
+Docker analogue is a started container that does not answer /healthz yet), so a stop requested
+at that moment scales to zero instead of waiting for a pod that may never start; readiness is
+reported separately (`healthy`, and the reconciler's /healthz probe).
 """
 
 from __future__ import annotations
@@ -54,8 +60,10 @@ def observed_from(
         "endpoint": endpoint,
     }
     replicas = (statefulset.get("spec") or {}).get("replicas", 1)
+    if replicas == 0:
+        return Observed(**common, state="stopped")
     if pod is None:
-        return Observed(**common, state="stopped" if replicas == 0 else "pending")
+        return Observed(**common, running=True, state="pending")
 
     status = container_status(pod)
     state = status.get("state") or {}
@@ -92,4 +100,4 @@ def observed_from(
             error=last.get("message") or last.get("reason"),
         )
     phase = ((pod.get("status") or {}).get("phase") or "Pending").lower()
-    return Observed(**common, state=reason or phase, error=waiting.get("message") or None)
+    return Observed(**common, running=True, state=reason or phase, error=waiting.get("message") or None)

@@ -12,7 +12,10 @@ ENDPOINT = "http://agent-finn.default.svc.cluster.local:8080"
 
 
 def sts(replicas: int = 1) -> dict[str, Any]:
-    return {"metadata": {"labels": {LABEL_PLAN_HASH: "abc", LABEL_INSTANCE: "i1"}}, "spec": {"replicas": replicas}}
+    return {
+        "metadata": {"labels": {LABEL_PLAN_HASH: "abc", LABEL_INSTANCE: "i1"}},
+        "spec": {"replicas": replicas},
+    }
 
 
 def pod(state: dict[str, Any], phase: str = "Running", ready: bool = False, **extra: Any) -> dict[str, Any]:
@@ -31,11 +34,17 @@ def test_absent_statefulset_is_not_there() -> None:
     assert not observed_from(KEY, None, None, ENDPOINT).exists
 
 
-def test_no_pod_means_stopped_or_pending_by_replicas() -> None:
+def test_scaled_to_zero_is_stopped_even_while_the_pod_terminates() -> None:
     stopped = observed_from(KEY, sts(0), None, ENDPOINT)
     assert (stopped.exists, stopped.running, stopped.state) == (True, False, "stopped")
     assert stopped.plan_hash == "abc" and stopped.instance == "i1" and stopped.endpoint == ENDPOINT
-    assert observed_from(KEY, sts(1), None, ENDPOINT).state == "pending"
+    terminating = observed_from(KEY, sts(0), pod({"running": {}}, ready=True), ENDPOINT)
+    assert (terminating.running, terminating.state) == (False, "stopped")
+
+
+def test_scaled_up_without_a_pod_yet_is_started_but_not_ready() -> None:
+    seen = observed_from(KEY, sts(1), None, ENDPOINT)
+    assert (seen.running, seen.state, seen.healthy) == (True, "pending", None)
 
 
 def test_running_and_ready() -> None:
@@ -52,7 +61,7 @@ def test_running_and_ready() -> None:
 def test_image_pull_backoff_is_a_waiting_state_with_its_message() -> None:
     waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image clawpen/agent:x"}}
     seen = observed_from(KEY, sts(), pod(waiting, phase="Pending"), ENDPOINT)
-    assert (seen.running, seen.state) == (False, "ImagePullBackOff")
+    assert (seen.running, seen.state, seen.healthy) == (True, "ImagePullBackOff", False)
     assert seen.error is not None and "pulling image" in seen.error
 
 
@@ -74,4 +83,4 @@ def test_oom_kill_is_reported() -> None:
 def test_pending_pod_without_container_status() -> None:
     bare = {"metadata": {"name": "agent-finn-0"}, "status": {"phase": "Pending"}}
     seen = observed_from(KEY, sts(), bare, ENDPOINT)
-    assert (seen.exists, seen.running, seen.state, seen.healthy) == (True, False, "pending", None)
+    assert (seen.exists, seen.running, seen.state, seen.healthy) == (True, True, "pending", None)

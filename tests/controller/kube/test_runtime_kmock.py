@@ -87,8 +87,8 @@ async def test_apply_creates_the_four_objects_owned_by_the_agent(
     ) == (b"sk-kmock")
     assert kmock.objects[SVC, "default", "agent-finn"]["spec"]["ports"][0]["port"] == 8080
     assert kmock.objects[NETPOL, "default", "agent-finn"]["spec"]["policyTypes"] == ["Ingress"]
-    assert observed.exists and observed.plan_hash == p.hash and not observed.running
-    assert observed.state == "pending"
+    assert observed.exists and observed.plan_hash == p.hash
+    assert (observed.running, observed.state, observed.healthy) == (True, "pending", None)  # no pod yet
     assert observed.endpoint == "http://agent-finn.default.svc.cluster.local:8080"
 
 
