@@ -220,10 +220,10 @@ async def test_stale_resource_version_is_a_409(cluster: dict[str, Any]) -> None:
 async def test_gateway_in_kube_store_mode(
     cluster: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    app_module = pytest.importorskip("api.app", reason="the gateway is not on this branch yet")
     import httpx
-    from controller.catalog import load_catalog
 
+    from api.app import create_app
+    from controller.catalog import load_catalog
     from controller.settings import Settings
 
     ns = cluster["namespace"]
@@ -231,7 +231,7 @@ async def test_gateway_in_kube_store_mode(
     settings = Settings(
         home=home, instance=cluster["instance"], store="kube", runtime="kubernetes", namespace=ns
     )
-    app = app_module.create_app(
+    app = create_app(
         settings,
         cluster["store"],
         cluster["runtime"],
