@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "chat",  # chat NAME: interactive streamed chat with an agent
     "secrets",  # secrets set, list, delete, rotate-key
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
+    "operator",  # operator (kopf, Kubernetes mode)
 ]
 
 
