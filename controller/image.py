@@ -132,14 +132,14 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
     return target
 
 
-def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress, force: bool) -> str:
+def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress) -> str:
     """Return the reference of the base image to build FROM, making or pulling it when needed."""
     if base is None:
         try:
             client.images.get(SLIM_BASE)
             return SLIM_BASE
         except docker.errors.ImageNotFound:
-            return ensure_debian_base(client, progress, force=force)
+            return ensure_debian_base(client, progress)
     try:
         client.images.get(base)
         return base
@@ -172,6 +172,7 @@ def _run_build(
     base_ref: str,
     labels: dict[str, str],
     progress: Progress,
+    no_cache: bool,
 ) -> str:
     image_id = ""
     last_error = ""
@@ -184,6 +185,7 @@ def _run_build(
         rm=True,
         forcerm=True,
         pull=False,
+        nocache=no_cache,
         decode=True,
     ):
         if "stream" in chunk:
@@ -210,6 +212,9 @@ def build_agent_image(
 ) -> BuildResult:
     """Make sure `tag` is an up-to-date agent image; build it when its inputs changed or when forced.
 
+    `force` rebuilds the agent image without Docker's layer cache; the base is remade only when its
+    recipe changed (it is shared by every agent image tag on the engine).
+
     Serialised by a lock file: parallel test sessions and `make` runs share one cache and one engine.
     """
     client = client or docker_client()
@@ -228,10 +233,10 @@ def _build_locked(
     wheel_dir: Path | None,
     progress: Progress,
 ) -> BuildResult:
-    base_ref = _pick_base(client, base, progress, force)
+    base_ref = _pick_base(client, base, progress)
     base_id = client.images.get(base_ref).id
     requirements = AGENT_DIR / "requirements.txt"
-    inputs = image_inputs_hash(base_id, [str(wheel_dir or "")])
+    inputs = image_inputs_hash(base_id)
     previous_id: str | None = None
     try:
         current = client.images.get(tag)
@@ -247,7 +252,7 @@ def _build_locked(
     try:
         progress(f"{tag}: building from {base_ref} (docker build --network none)")
         image_id = _run_build(
-            client, context, tag, base_ref, {LABEL_INPUTS: inputs, LABEL_VERSION: __version__}, progress
+            client, context, tag, base_ref, {LABEL_INPUTS: inputs, LABEL_VERSION: __version__}, progress, force
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
