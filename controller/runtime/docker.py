@@ -293,34 +293,47 @@ class DockerRuntime:
         return mounts
 
     def _write_secrets(self, plan: WorkloadPlan, values: dict[str, bytes]) -> Path:
-        """Write secret files on tmpfs: dir 0700 and files 0400, owned by the agent's uid when we can."""
+        """Write secret files on tmpfs: dir 0500 and files 0400, owned by the agent's uid when we can.
+
+        The directory is updated in place (temp file + rename), never recreated: a running container
+        has it bind-mounted, and a new directory would be invisible to it.
+        """
         for name in values:
             if not _SECRET_NAME.match(name):
                 raise RuntimeError_(f"secret name {name!r} cannot be a file name", reason="InvalidSpec")
         self.secrets_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.secrets_root, 0o700)  # the parent keeps other host users out in every case
         directory = secrets_dir(self.secrets_root, plan.key)
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(mode=0o700)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
         owner = _uid_gid(plan.user) if os.geteuid() == 0 else None
         # Not root: the container's uid is someone else, so it needs world-read on the leaf; the 0700
         # parent (ours) still keeps host users out, and the bind mount does not traverse it.
         file_mode, dir_mode = (0o400, 0o500) if owner else (0o444, 0o555)
         for name, value in values.items():
-            path = directory / name
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            temp = directory / f".{name}.tmp"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(value)
             if owner:
-                os.chown(path, *owner)
-            os.chmod(path, file_mode)
+                os.chown(temp, *owner)
+            os.chmod(temp, file_mode)
+            os.replace(temp, directory / name)
+        for stale in directory.iterdir():
+            if stale.name not in values:
+                stale.unlink()
         if owner:
             os.chown(directory, *owner)
         os.chmod(directory, dir_mode)
         return directory
 
     def _remove_secrets(self, key: str) -> None:
-        shutil.rmtree(secrets_dir(self.secrets_root, key), ignore_errors=True)
+        directory = secrets_dir(self.secrets_root, key)
+        try:
+            os.chmod(directory, 0o700)  # read-only (0500/0555) until now; unlinking needs write
+        except OSError:
+            return
+        shutil.rmtree(directory, ignore_errors=True)
 
     # -- lifecycle --------------------------------------------------------------------------------------
 

@@ -315,6 +315,14 @@ async def test_secrets_are_files_not_env(runtime, docker_client, agent_image, in
     assert file_value.decode() not in json.dumps(inside["env"])
     assert inside["env"]["OPT_IN_TOKEN"] == env_value.decode()  # explicitly asked for as env
 
+    # Reconciling the same plan again (the controller does it on every resync) keeps the file readable.
+    again = await runtime.apply(plan, {"api-token": file_value, "OPT_IN_TOKEN": env_value})
+    assert again.container_id == observed.container_id
+    code, out = exec_python(
+        docker_client, observed.container_id, "print(open('/run/secrets/api-token').read())"
+    )
+    assert (code, out.strip()) == (0, file_value.decode())
+
     inspected = json.dumps(docker_client.api.inspect_container(observed.container_id))
     assert file_value.decode() not in inspected
     mount = next(
