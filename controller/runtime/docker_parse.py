@@ -17,6 +17,7 @@ from controller.runtime.base import LogLine, Observed, Stats
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 _TIME = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)?$")
 _LEADING_LEVEL = re.compile(r"^\W{0,2}(ERROR|WARNING|WARN|INFO|DEBUG|CRITICAL|FATAL|TRACE)\b", re.IGNORECASE)
+_LEADING_TIME = re.compile(r"^\[?\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\]?\s*")
 _LEVELS = {"warn": "warning", "critical": "error", "fatal": "error", "trace": "debug", "err": "error"}
 
 
@@ -88,7 +89,8 @@ def _level_of(message: str) -> str | None:
                 if isinstance(record.get(field), str) and record[field]:
                     level = record[field].lower()
                     return _LEVELS.get(level, level)
-    match = _LEADING_LEVEL.match(text)
+    # Logging formats often put a timestamp first ("2026-11-24 05:00:00,123 INFO name: ...").
+    match = _LEADING_LEVEL.match(_LEADING_TIME.sub("", text, count=1))
     if match:
         level = match.group(1).lower()
         return _LEVELS.get(level, level)

@@ -74,12 +74,13 @@ def exec_python(client: docker.DockerClient, container_id: str, code: str) -> tu
     return result.exit_code, result.output.decode()
 
 
-async def wait_healthy(endpoint: str) -> dict:
+async def wait_answer(endpoint: str) -> dict:
+    """The agent's /healthz body once it answers (200 when configured, 503 while it has no model)."""
     async with httpx.AsyncClient() as http:
         for _ in range(200):
             try:
                 response = await http.get(f"{endpoint}/healthz", timeout=1)
-                if response.status_code == 200:
+                if response.status_code in (200, 503):
                     return response.json()
             except httpx.HTTPError:
                 pass
@@ -111,7 +112,7 @@ async def test_apply_runs_a_hardened_container(runtime, docker_client, agent_ima
     assert observed.exists and observed.running and observed.plan_hash == plan.hash
     assert observed.instance == instance
     assert observed.endpoint and observed.endpoint.startswith("http://127.0.0.1:")
-    assert (await wait_healthy(observed.endpoint))["status"] == "ok"
+    assert (await wait_answer(observed.endpoint))["agent"] == "hard"  # its env reached the agent
 
     attrs = docker_client.api.inspect_container(observed.container_id)
     host = attrs["HostConfig"]
@@ -192,7 +193,7 @@ async def test_stop_and_start(runtime, agent_image, instance) -> None:
     await runtime.start(plan.key)
     again = await runtime.observe(plan.key)
     assert again.running and again.container_id == created.container_id
-    await wait_healthy(again.endpoint)
+    await wait_answer(again.endpoint)
 
 
 async def test_remove_keeps_volumes_unless_asked(runtime, docker_client, agent_image, instance) -> None:
@@ -248,31 +249,49 @@ async def test_events_report_a_killed_container(runtime, docker_client, agent_im
     assert not after.running and after.exit_code == 137
 
 
-async def test_logs_return_and_follow_lines(runtime, agent_image, instance) -> None:
-    plan = make_plan(instance, agent_image, "hard")
-    observed = await runtime.observe(plan.key)
-    if not observed.running:
-        observed = await runtime.apply(plan)
-    await wait_healthy(observed.endpoint)
+def emit(client: docker.DockerClient, container_id: str, stdout: str = "", stderr: str = "") -> None:
+    """Write lines to the container's own stdout/stderr (PID 1's), as the agent program would."""
+    code, out = exec_python(
+        client,
+        container_id,
+        f"open('/proc/1/fd/1', 'w').write({stdout!r}); open('/proc/1/fd/2', 'w').write({stderr!r})",
+    )
+    assert code == 0, out
+
+
+async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image, instance) -> None:
+    plan = make_plan(instance, agent_image, "talker")
+    observed = await runtime.apply(plan)
+    emit(docker_client, observed.container_id, stdout='{"level": "warning", "msg": "disk at 91%"}\n')
+    emit(docker_client, observed.container_id, stderr="Traceback (most recent call last):\n")
+    emit(docker_client, observed.container_id, stderr="INFO: a normal note on stderr\n")
     lines = [line async for line in runtime.logs(plan.key, tail=50)]
-    assert any("GET /healthz" in line.message for line in lines)
+    by_text = {line.message: line for line in lines}
+    warning = by_text['{"level": "warning", "msg": "disk at 91%"}']
+    assert (warning.stream, warning.level) == ("stdout", "warning")
+    trace = by_text["Traceback (most recent call last):"]
+    assert (trace.stream, trace.level) == ("stderr", "error")
+    assert by_text["INFO: a normal note on stderr"].level == "info"
     assert all(line.timestamp is not None for line in lines)
+    assert [line.message for line in await _collect(runtime.logs(plan.key, tail=1))] == [lines[-1].message]
 
     follower = runtime.logs(plan.key, tail=0, follow=True)
-    marker = "/healthz?follow-marker"
 
     async def first_marker_line():
         async for line in follower:
-            if marker in line.message:
+            if "follow-marker" in line.message:
                 return line
 
     task = asyncio.create_task(first_marker_line())
-    await asyncio.sleep(0.3)
-    async with httpx.AsyncClient() as http:
-        await http.get(f"{observed.endpoint}{marker}")
+    await asyncio.sleep(0.3)  # the follow request is open before the line is written
+    emit(docker_client, observed.container_id, stdout="DEBUG follow-marker\n")
     line = await asyncio.wait_for(task, timeout=15)
     await follower.aclose()
-    assert line.stream == "stderr" and line.timestamp is not None
+    assert (line.stream, line.level) == ("stdout", "debug") and line.timestamp is not None
+
+
+async def _collect(stream) -> list:
+    return [item async for item in stream]
 
 
 async def test_stats_are_plausible(runtime, agent_image, instance) -> None:

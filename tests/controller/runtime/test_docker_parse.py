@@ -62,6 +62,9 @@ def test_log_levels_from_json_words_and_stream() -> None:
     assert parse_log_line(f"{stamp} [error] disk full", "stdout").level == "error"
     assert parse_log_line(f"{stamp} Traceback (most recent call last):", "stderr").level == "error"
     assert parse_log_line(f"{stamp} hello", "stdout").level == "info"
+    logged = parse_log_line(f"{stamp} 2026-11-24 05:00:00,123 INFO uvicorn.error: Started server", "stderr")
+    assert logged.level == "info"
+    assert parse_log_line(f"{stamp} [2026-11-24T05:00:00Z] WARNING slow", "stderr").level == "warning"
     untimed = parse_log_line("no timestamp here", "stdout")
     assert untimed.timestamp is None and untimed.message == "no timestamp here"
 
