@@ -1,0 +1,276 @@
+"""Build the agent image `clawpen/agent:<version>` without needing an image registry.
+
+No registry is reachable on the machines Claw Pen targets first (air-gapped hosts, CI sandboxes), so
+the default path makes its own base: Python 3.11 and the shared libraries it links, taken from the
+host's Debian archive with `apt-get download`, unpacked with `dpkg-deb -x` and `docker import`ed
+(controller.image_base). The agent program's wheels are installed on the host into a staging dir
+(`pip install --target`, from the package index or `--no-index` from a wheel dir) and copied in, so
+`docker build` runs with `--network none`. When `python:3.11-slim` is present (or asked for with
+`--base`, and pullable) it is used as the base instead.
+
+Every input (Dockerfile, agent sources, requirements, the base image's id) is hashed into a label:
+when nothing changed, a build is one `docker inspect` — `make test` calls it before every run.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from controller import __version__
+from controller.image_base import ImageBuildError, Progress, cache_root, docker_client, ensure_debian_base
+from controller.settings import REPO_ROOT
+
+LABEL_INPUTS = "clawpen.dev/image-inputs"
+LABEL_VERSION = "clawpen.dev/version"
+SLIM_BASE = "python:3.11-slim"
+IMAGE_FILES_DIR = REPO_ROOT / "templates" / "image"
+AGENT_DIR = REPO_ROOT / "agent"
+PYTHON_VERSION = "3.11"
+
+__all__ = ["BuildResult", "ImageBuildError", "build_agent_image", "image_inputs_hash"]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image: str
+    image_id: str
+    size_mb: float
+    built: bool  # False: an image with the same inputs was already there
+    base: str
+
+
+def _source_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
+
+
+def image_inputs_hash(base_id: str, extra: Iterable[str] = ()) -> str:
+    """Hash of everything the image is made of; equal hash → the existing image is reused."""
+    digest = hashlib.sha256()
+    for part in (__version__, base_id, platform.machine(), *extra):
+        digest.update(part.encode() + b"\0")
+    for root in (IMAGE_FILES_DIR, AGENT_DIR):
+        for path in _source_files(root):
+            digest.update(str(path.relative_to(REPO_ROOT)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _pip_platforms() -> list[str]:
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(platform.machine().lower(), platform.machine().lower())
+    # manylinux_2_36 is bookworm's glibc; pip does not expand a platform to older tags by itself.
+    return [f"manylinux_2_{minor}_{arch}" for minor in (36, 34, 31, 28)] + [
+        f"manylinux2014_{arch}",
+        f"manylinux2010_{arch}",
+        f"manylinux1_{arch}",
+        f"linux_{arch}",
+    ]
+
+
+def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Progress) -> Path:
+    """pip-install the agent's requirements for the image's Python into a cached dir on the host."""
+    reqs = requirements.read_bytes()
+    key = hashlib.sha256(reqs + str(wheel_dir).encode() + platform.machine().encode()).hexdigest()[:16]
+    target = cache_root() / "site" / key
+    if (target / ".complete").exists():
+        progress(f"agent requirements: reusing {target}")
+        return target
+    progress(f"agent requirements: installing wheels for Python {PYTHON_VERSION} into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(staging),
+        "--only-binary=:all:",
+        "--python-version",
+        PYTHON_VERSION,
+        "--implementation",
+        "cp",
+    ]
+    for tag in _pip_platforms():
+        cmd += ["--platform", tag]
+    if wheel_dir is not None:
+        cmd += ["--no-index", "--find-links", str(wheel_dir)]
+    cmd += ["-r", str(requirements)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        shutil.rmtree(staging, ignore_errors=True)
+        errors = [
+            line for line in proc.stderr.splitlines() if line.startswith("ERROR")
+        ] or proc.stderr.splitlines()
+        hint = (
+            ""
+            if wheel_dir
+            else "; for an offline build pass --wheels DIR (a `pip download` of the requirements)"
+        )
+        raise ImageBuildError(f"pip could not install {requirements.name}: {(errors or ['?'])[-1]}{hint}")
+    # Console scripts point at the host's interpreter: useless in the image.
+    shutil.rmtree(staging / "bin", ignore_errors=True)
+    (staging / ".complete").write_text("")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress) -> str:
+    """Return the reference of the base image to build FROM, making or pulling it when needed."""
+    if base is None:
+        try:
+            client.images.get(SLIM_BASE)
+            return SLIM_BASE
+        except docker.errors.ImageNotFound:
+            return ensure_debian_base(client, progress)
+    try:
+        client.images.get(base)
+        return base
+    except docker.errors.ImageNotFound:
+        pass
+    progress(f"base {base}: not present locally, pulling")
+    try:
+        client.images.pull(base)
+    except docker.errors.APIError as err:
+        raise ImageBuildError(
+            f"base image {base!r} is not present and cannot be pulled ({err.explanation or err}); "
+            "omit --base to build offline from Debian packages"
+        ) from None
+    return base
+
+
+def _stage_context(site: Path) -> Path:
+    context = Path(tempfile.mkdtemp(prefix="clawpen-image-"))
+    shutil.copy2(IMAGE_FILES_DIR / "Dockerfile", context / "Dockerfile")
+    shutil.copy2(IMAGE_FILES_DIR / "setup_image.py", context / "setup_image.py")
+    shutil.copytree(site, context / "site", ignore=shutil.ignore_patterns(".complete"))
+    shutil.copytree(AGENT_DIR, context / "agent", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return context
+
+
+def _run_build(
+    client: docker.DockerClient,
+    context: Path,
+    tag: str,
+    base_ref: str,
+    labels: dict[str, str],
+    progress: Progress,
+    no_cache: bool,
+) -> str:
+    image_id = ""
+    last_error = ""
+    for chunk in client.api.build(
+        path=str(context),
+        tag=tag,
+        buildargs={"BASE": base_ref},
+        labels=labels,
+        network_mode="none",
+        rm=True,
+        forcerm=True,
+        pull=False,
+        nocache=no_cache,
+        decode=True,
+    ):
+        if "stream" in chunk:
+            line = chunk["stream"].rstrip()
+            if line.startswith("Step "):
+                progress(f"  {line}")
+        if "error" in chunk:
+            last_error = str(chunk["error"]).strip()
+        if "aux" in chunk and "ID" in chunk["aux"]:
+            image_id = chunk["aux"]["ID"]
+    if last_error or not image_id:
+        raise ImageBuildError(f"docker build of {tag} failed: {last_error or 'no image produced'}")
+    return image_id
+
+
+def build_agent_image(
+    tag: str,
+    *,
+    client: docker.DockerClient | None = None,
+    force: bool = False,
+    base: str | None = None,
+    wheel_dir: Path | None = None,
+    progress: Progress = print,
+) -> BuildResult:
+    """Make sure `tag` is an up-to-date agent image; build it when its inputs changed or when forced.
+
+    `force` rebuilds the agent image without Docker's layer cache; the base is remade only when its
+    recipe changed (it is shared by every agent image tag on the engine).
+
+    Serialised by a lock file: parallel test sessions and `make` runs share one cache and one engine.
+    """
+    client = client or docker_client()
+    lock_path = cache_root() / "build.lock"
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _build_locked(tag, client, force, base, wheel_dir, progress)
+
+
+def _build_locked(
+    tag: str,
+    client: docker.DockerClient,
+    force: bool,
+    base: str | None,
+    wheel_dir: Path | None,
+    progress: Progress,
+) -> BuildResult:
+    base_ref = _pick_base(client, base, progress)
+    base_id = client.images.get(base_ref).id
+    requirements = AGENT_DIR / "requirements.txt"
+    inputs = image_inputs_hash(base_id)
+    previous_id: str | None = None
+    try:
+        current = client.images.get(tag)
+        previous_id = current.id
+        if not force and (current.labels or {}).get(LABEL_INPUTS) == inputs:
+            progress(f"{tag}: up to date ({_size_mb(current):.1f} MB)")
+            return BuildResult(tag, current.id, _size_mb(current), built=False, base=base_ref)
+    except docker.errors.ImageNotFound:
+        pass
+
+    site = stage_site_packages(requirements, wheel_dir, progress)
+    context = _stage_context(site)
+    try:
+        progress(f"{tag}: building from {base_ref} (docker build --network none)")
+        image_id = _run_build(
+            client, context, tag, base_ref, {LABEL_INPUTS: inputs, LABEL_VERSION: __version__}, progress, force
+        )
+    finally:
+        shutil.rmtree(context, ignore_errors=True)
+    image = client.images.get(image_id)
+    if previous_id and previous_id != image.id:
+        _remove_if_dangling(client, previous_id)
+    progress(f"{tag}: built {image.short_id} ({_size_mb(image):.1f} MB)")
+    return BuildResult(tag, image.id, _size_mb(image), built=True, base=base_ref)
+
+
+def _size_mb(image: docker.models.images.Image) -> float:
+    return float(image.attrs.get("Size", 0)) / 1e6
+
+
+def _remove_if_dangling(client: docker.DockerClient, image_id: str) -> None:
+    """Drop the image this build replaced, unless it is still tagged elsewhere or used by a container."""
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.APIError:
+        pass  # in use by a container: docker keeps it, and so do we

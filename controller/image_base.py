@@ -1,0 +1,218 @@
+"""A Python base image made from the host's Debian packages: `clawpen/base-python:3.11`.
+
+With no registry to pull `python:3.11-slim` from, the packages are the one source of a trusted
+Python we have: `apt-get download` the interpreter and exactly the shared libraries its stdlib
+extensions link (found with ldd over lib-dynload; nis and dbm are left out: they would drag in
+Kerberos and Berkeley DB for modules no agent uses), unpack them with `dpkg-deb -x` (no maintainer
+scripts run, so we do their work: the CA bundle, the python3 link), and `docker import` the tree.
+The result is labelled with a hash of the recipe and reused until the recipe changes. The .debs are
+cached under $XDG_CACHE_HOME/clawpen/debs so a rebuild needs no network at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+
+Progress = Callable[[str], None]
+
+BASE_REPOSITORY = "clawpen/base-python"
+BASE_TAG = "3.11"
+BASE_IMAGE = f"{BASE_REPOSITORY}:{BASE_TAG}"
+LABEL_RECIPE = "clawpen.dev/base-recipe"
+RECIPE_VERSION = "2"
+
+DEBIAN_PACKAGES = (
+    "python3.11-minimal",
+    "libpython3.11-minimal",
+    "libpython3.11-stdlib",
+    "libc6",
+    "libgcc-s1",
+    "libcrypt1",
+    "zlib1g",
+    "libssl3",
+    "libffi8",
+    "libexpat1",
+    "libbz2-1.0",
+    "liblzma5",
+    "libsqlite3-0",
+    "libuuid1",
+    "libncursesw6",
+    "libtinfo6",
+    "libreadline8",
+    "readline-common",
+    "media-types",
+    "netbase",
+    "ca-certificates",
+)
+# Documentation, translations and iconv modules: Python's codecs never use glibc's gconv.
+PRUNE = (
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+    "usr/share/lintian",
+    "usr/share/bug",
+    "usr/share/readline",
+    "usr/lib/x86_64-linux-gnu/gconv",
+    "usr/lib/aarch64-linux-gnu/gconv",
+    "usr/share/ca-certificates",
+    "usr/sbin",
+    "sbin",
+    "usr/lib/python3.11/pydoc_data",
+)
+PASSWD = (
+    "root:x:0:0:root:/root:/nonexistent\nagent:x:10001:10001:Claw Pen agent:/workspace:/nonexistent\n"
+    "nobody:x:65534:65534:nobody:/nonexistent:/nonexistent\n"
+)
+GROUP = "root:x:0:\nagent:x:10001:\nnogroup:x:65534:\n"
+NSSWITCH = (
+    "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\nnetworks: files\n"
+    "protocols: files\nservices: files\n"
+)
+
+
+class ImageBuildError(RuntimeError_):
+    def __init__(self, message: str):
+        super().__init__(message, reason="ImageBuildFailed")
+
+
+def cache_root() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "clawpen"
+
+
+def docker_client() -> docker.DockerClient:
+    try:
+        client = docker.from_env()
+        client.ping()
+        return client
+    except docker.errors.DockerException as err:
+        raise RuntimeUnavailable(f"cannot reach the Docker engine: {str(err).splitlines()[0]}") from None
+
+
+def recipe_hash() -> str:
+    blob = "\n".join((RECIPE_VERSION, *DEBIAN_PACKAGES, "--", *PRUNE, PASSWD, GROUP, NSSWITCH))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _apt_download(packages: list[str], dest: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["apt-get", "download", *packages], cwd=dest, capture_output=True, text=True)
+
+
+def download_debs(progress: Progress) -> list[Path]:
+    """The recipe's .deb files, from the cache or `apt-get download` (one `apt-get update` if needed)."""
+    if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
+        raise ImageBuildError(
+            "building the offline base needs apt-get and dpkg-deb (a Debian/Ubuntu host); "
+            "or pass --base IMAGE with a Python 3.11 image"
+        )
+    dest = cache_root() / "debs"
+    dest.mkdir(parents=True, exist_ok=True)
+    missing = [p for p in DEBIAN_PACKAGES if not list(dest.glob(f"{p}_*.deb"))]
+    if missing:
+        progress(f"base: apt-get download {len(missing)} packages into {dest}")
+        proc = _apt_download(missing, dest)
+        if proc.returncode != 0:
+            progress("base: apt-get download failed; running apt-get update once and retrying")
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
+            proc = _apt_download(missing, dest)
+        if proc.returncode != 0:
+            errors = [
+                ln for ln in proc.stderr.splitlines() if ln.startswith("E:")
+            ] or proc.stderr.splitlines()
+            raise ImageBuildError(f"apt-get download failed: {(errors or ['?'])[-1]}")
+    debs = []
+    for package in DEBIAN_PACKAGES:
+        found = sorted(dest.glob(f"{package}_*.deb"))
+        if not found:
+            raise ImageBuildError(f"apt-get download did not produce {package}")
+        debs.append(found[-1])
+    return debs
+
+
+def make_rootfs(debs: list[Path], rootfs: Path) -> None:
+    """Unpack the packages and do what their maintainer scripts would have done."""
+    for deb in debs:
+        proc = subprocess.run(["dpkg-deb", "-x", str(deb), str(rootfs)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise ImageBuildError(f"dpkg-deb -x {deb.name} failed: {proc.stderr.strip()}")
+    certs = sorted((rootfs / "usr/share/ca-certificates").rglob("*.crt"))
+    (rootfs / "etc/ssl/certs").mkdir(parents=True, exist_ok=True)
+    (rootfs / "etc/ssl/certs/ca-certificates.crt").write_bytes(b"".join(c.read_bytes() for c in certs))
+    for relative in PRUNE:
+        shutil.rmtree(rootfs / relative, ignore_errors=True)
+    # OpenSSL looks under its OPENSSLDIR (the `openssl` package, not unpacked, links these).
+    (rootfs / "usr/lib/ssl").mkdir(parents=True, exist_ok=True)
+    (rootfs / "usr/lib/ssl/certs").symlink_to("/etc/ssl/certs")
+    (rootfs / "usr/lib/ssl/cert.pem").symlink_to("/etc/ssl/certs/ca-certificates.crt")
+    (rootfs / "usr/bin/python3").symlink_to("python3.11")
+    (rootfs / "usr/bin/python").symlink_to("python3.11")
+    (rootfs / "etc/passwd").write_text(PASSWD)
+    (rootfs / "etc/group").write_text(GROUP)
+    (rootfs / "etc/nsswitch.conf").write_text(NSSWITCH)
+    for directory, mode in (
+        ("tmp", 0o1777),
+        ("root", 0o700),
+        ("data", 0o750),
+        ("workspace", 0o750),
+        ("run", 0o755),
+        ("proc", 0o555),
+        ("sys", 0o555),
+        ("dev", 0o755),
+    ):
+        (rootfs / directory).mkdir(exist_ok=True)
+        (rootfs / directory).chmod(mode)
+
+
+def _owner_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    # Extracted as whoever runs the build; in the image everything is root's except the agent's dirs.
+    agent_owned = info.name.rstrip("/") in ("./data", "./workspace")
+    info.uid = info.gid = 10001 if agent_owned else 0
+    info.uname = info.gname = "" if agent_owned else "root"
+    return info
+
+
+def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force: bool = False) -> str:
+    """Return BASE_IMAGE, importing it first unless an image with this recipe already exists."""
+    wanted = recipe_hash()
+    try:
+        existing = client.images.get(BASE_IMAGE)
+        if not force and (existing.labels or {}).get(LABEL_RECIPE) == wanted:
+            progress(f"base: {BASE_IMAGE} up to date")
+            return BASE_IMAGE
+    except docker.errors.ImageNotFound:
+        pass
+    debs = download_debs(progress)
+    with tempfile.TemporaryDirectory(prefix="clawpen-base-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        rootfs.mkdir()
+        progress(f"base: unpacking {len(debs)} Debian packages")
+        make_rootfs(debs, rootfs)
+        archive = Path(tmp) / "rootfs.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(rootfs, arcname=".", filter=_owner_filter)
+        progress(f"base: docker import as {BASE_IMAGE}")
+        client.api.import_image_from_file(
+            str(archive),
+            repository=BASE_REPOSITORY,
+            tag=BASE_TAG,
+            changes=[
+                f"LABEL {LABEL_RECIPE}={wanted}",
+                "ENV PATH=/usr/local/bin:/usr/bin:/bin",
+                "ENV LANG=C.UTF-8",
+                'CMD ["python3"]',
+            ],
+        )
+    return BASE_IMAGE

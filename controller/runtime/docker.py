@@ -1,0 +1,515 @@
+"""DockerRuntime: one hardened container per agent on a Docker (or Podman) engine, through the docker SDK.
+
+The runtime obeys and reports; the controller decides. Everything it makes is named from the
+installation's `instance` and the agent's key, so several installations (a user's and a test run's)
+share one engine without touching each other's objects, and everything carries the plan's owner
+labels so a restarted controller adopts by label. The container is disposable — it is replaced
+whenever the plan hash changes — while the two named volumes (/data, /workspace) are not: they
+carry no plan hash and survive replacement until a delete asks for them.
+
+Secrets reach the agent as files on tmpfs (never on disk, never in `docker inspect`) bind-mounted
+read-only at /run/secrets; only a secret the user explicitly marks `as_env` becomes an env var.
+
+The SDK is blocking; every method runs it in a worker thread. Streams (logs, events) run their
+blocking iterator in a thread that feeds an asyncio queue, and closing the async iterator closes
+the HTTP response so the thread ends too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import socket
+import struct
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.types import Mount as DockerMount
+
+from controller.plan import (
+    LABEL_INSTANCE,
+    LABEL_MANAGED,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    LABEL_PLAN_HASH,
+    MANAGED_BY,
+    WorkloadPlan,
+)
+from controller.runtime.base import (
+    ImageMissing,
+    LogLine,
+    Observed,
+    RuntimeError_,
+    RuntimeEvent,
+    RuntimeUnavailable,
+    Stats,
+)
+from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
+
+__all__ = [
+    "DockerRuntime",
+    "container_name",
+    "network_name",
+    "volume_names",
+    "secrets_dir",
+    "default_secrets_root",
+]
+
+T = TypeVar("T")
+SECRETS_TARGET = "/run/secrets"
+TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
+STOP_TIMEOUT = 5
+WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
+_SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
+
+
+def _split_key(key: str) -> tuple[str, str]:
+    namespace, sep, name = key.partition("/")
+    if not sep or not namespace or not name:
+        raise ValueError(f"key must be 'namespace/name', got {key!r}")
+    return namespace, name
+
+
+# Underscores separate the parts: namespaces and names are DNS-1123 labels (no "_"), so no two keys
+# can ever map to one name.
+def container_name(instance: str, key: str) -> str:
+    namespace, name = _split_key(key)
+    return f"clawpen_{instance}_{namespace}_{name}"
+
+
+def network_name(instance: str) -> str:
+    return f"clawpen_{instance}"
+
+
+def volume_names(instance: str, key: str) -> dict[str, str]:
+    """Named volumes per agent: mount target → volume name."""
+    base = container_name(instance, key)
+    return {"/data": f"{base}_data", "/workspace": f"{base}_workspace"}
+
+
+def default_secrets_root(instance: str) -> Path:
+    shm = Path("/dev/shm")
+    base = shm if shm.is_dir() else Path(os.environ.get("XDG_RUNTIME_DIR") or "/tmp")
+    return base / "clawpen" / instance
+
+
+def secrets_dir(root: Path, key: str) -> Path:
+    namespace, name = _split_key(key)
+    return root / f"{namespace}_{name}"
+
+
+def _uid_gid(user: str) -> tuple[int, int] | None:
+    uid, _, gid = user.partition(":")
+    if uid.isdigit():
+        return int(uid), int(gid) if gid.isdigit() else int(uid)
+    return None
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(
+        self, instance: str, *, client: docker.DockerClient | None = None, secrets_root: Path | None = None
+    ):
+        self.instance = instance
+        self._client = client
+        self._owns_client = client is None
+        self.secrets_root = secrets_root or default_secrets_root(instance)
+        self._network_lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            try:
+                self._client = docker.from_env()  # honours DOCKER_HOST: Podman's socket works too
+            except docker.errors.DockerException as err:
+                raise RuntimeUnavailable(
+                    f"cannot reach the Docker engine: {str(err).splitlines()[0]}"
+                ) from None
+        return self._client
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(self._guard, fn, *args, **kwargs)
+
+    @staticmethod
+    def _guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Turn engine failures into the runtime's error types, with one-line secret-free messages."""
+        try:
+            return fn(*args, **kwargs)
+        except (requests.exceptions.ConnectionError, ConnectionError) as err:
+            raise RuntimeUnavailable(f"cannot reach the Docker engine: {type(err).__name__}") from None
+        except docker.errors.APIError as err:
+            raise RuntimeError_(f"Docker engine: {err.explanation or err}".splitlines()[0]) from None
+        except docker.errors.DockerException as err:
+            raise RuntimeUnavailable(f"Docker engine: {str(err).splitlines()[0]}") from None
+
+    def _labels_filter(self) -> list[str]:
+        return [f"{LABEL_MANAGED}={MANAGED_BY}", f"{LABEL_INSTANCE}={self.instance}"]
+
+    def _find(self, key: str) -> Any | None:
+        try:
+            return self.client.containers.get(container_name(self.instance, key))
+        except docker.errors.NotFound:
+            return None
+
+    def _require(self, key: str) -> Any:
+        container = self._find(key)
+        if container is None:
+            raise RuntimeError_(f"no container for agent {key}", reason="NotFound")
+        return container
+
+    # -- reading ----------------------------------------------------------------------------------------
+
+    async def version(self) -> str:
+        info = await self._run(self.client.version)
+        return str(info.get("Version", "unknown"))
+
+    async def observe(self, key: str) -> Observed:
+        return await self._run(self._observe, key)
+
+    def _observe(self, key: str) -> Observed:
+        container = self._find(key)
+        if container is None:
+            return Observed(key=key, exists=False)
+        return observed_from_attrs(key, container.attrs)
+
+    async def list_owned(self) -> list[Observed]:
+        return await self._run(self._list_owned)
+
+    def _list_owned(self) -> list[Observed]:
+        found = []
+        for container in self.client.containers.list(all=True, filters={"label": self._labels_filter()}):
+            labels = container.labels or {}
+            key = f"{labels.get(LABEL_NAMESPACE, '')}/{labels.get(LABEL_NAME, '')}"
+            found.append(observed_from_attrs(key, container.attrs))
+        return found
+
+    # -- apply ------------------------------------------------------------------------------------------
+
+    async def apply(self, plan: WorkloadPlan, secret_values: Mapping[str, bytes] | None = None) -> Observed:
+        if plan.instance != self.instance:
+            raise RuntimeError_(f"plan for instance {plan.instance!r} given to runtime of {self.instance!r}")
+        return await self._run(self._apply, plan, dict(secret_values or {}))
+
+    def _apply(self, plan: WorkloadPlan, secret_values: dict[str, bytes]) -> Observed:
+        env = dict(plan.env)
+        file_secrets: dict[str, bytes] = {}
+        for secret in plan.secrets:
+            if secret.name not in secret_values:
+                raise RuntimeError_(f"secret {secret.name!r} has no value", reason="SecretMissing")
+            if secret.as_env:
+                env[secret.name] = secret_values[secret.name].decode()
+            else:
+                file_secrets[secret.name] = secret_values[secret.name]
+
+        container = self._find(plan.key)
+        if container is not None and (container.labels or {}).get(LABEL_PLAN_HASH) == plan.hash:
+            if file_secrets:
+                self._write_secrets(plan, file_secrets)  # /dev/shm is empty again after a host reboot
+            running = container.attrs["State"]["Running"]
+            if plan.running and not running:
+                container.start()
+            elif not plan.running and running:
+                container.stop(timeout=STOP_TIMEOUT)
+            return self._observe(plan.key)
+
+        try:
+            self.client.images.get(plan.image)
+        except docker.errors.ImageNotFound:
+            raise ImageMissing(plan.image) from None
+        if container is not None:
+            container.remove(force=True)
+        network = self._ensure_network()
+        mounts = self._ensure_volumes(plan)
+        if file_secrets:
+            mounts.append(
+                DockerMount(
+                    SECRETS_TARGET, str(self._write_secrets(plan, file_secrets)), type="bind", read_only=True
+                )
+            )
+        else:
+            self._remove_secrets(plan.key)
+        container = self.client.containers.create(
+            image=plan.image,
+            name=container_name(self.instance, plan.key),
+            hostname=plan.name,
+            labels=plan.owner_labels(),
+            environment=env,
+            user=plan.user,
+            mem_limit=f"{plan.memory_mb}m",
+            memswap_limit=f"{plan.memory_mb}m",  # no swap on top of the limit
+            nano_cpus=int(plan.cpu * 1e9),
+            pids_limit=plan.pids_limit,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            read_only=plan.read_only_rootfs,
+            tmpfs={path: TMPFS_OPTIONS for path in plan.tmpfs},
+            mounts=mounts,
+            ports={f"{plan.port}/tcp": ("127.0.0.1", None)},
+            extra_hosts=dict(plan.extra_hosts),
+            restart_policy={"Name": plan.restart_policy},
+            network=network,
+            init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
+            detach=True,
+        )
+        if plan.running:
+            container.start()
+        return self._observe(plan.key)
+
+    def _ensure_network(self) -> str:
+        name = network_name(self.instance)
+        with self._network_lock:  # Docker does not enforce unique network names; create exactly one
+            if not self.client.networks.list(names=[name]):
+                self.client.networks.create(
+                    name,
+                    driver="bridge",
+                    options={"com.docker.network.bridge.enable_icc": "false"},
+                    labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
+                    check_duplicate=True,
+                )
+        return name
+
+    def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
+        owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
+        mounts = []
+        for target, volume in volume_names(self.instance, plan.key).items():
+            try:
+                self.client.volumes.get(volume)
+            except docker.errors.NotFound:
+                self.client.volumes.create(volume, labels=owner)
+            mounts.append(DockerMount(target, volume, type="volume"))
+        for extra in plan.mounts:
+            kind = "bind" if extra.source.startswith("/") else "volume"
+            mounts.append(DockerMount(extra.target, extra.source, type=kind, read_only=extra.read_only))
+        return mounts
+
+    def _write_secrets(self, plan: WorkloadPlan, values: dict[str, bytes]) -> Path:
+        """Write secret files on tmpfs: dir 0500 and files 0400, owned by the agent's uid when we can.
+
+        The directory is updated in place (temp file + rename), never recreated: a running container
+        has it bind-mounted, and a new directory would be invisible to it.
+        """
+        for name in values:
+            if not _SECRET_NAME.match(name):
+                raise RuntimeError_(f"secret name {name!r} cannot be a file name", reason="InvalidSpec")
+        self.secrets_root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.secrets_root, 0o700)  # the parent keeps other host users out in every case
+        directory = secrets_dir(self.secrets_root, plan.key)
+        directory.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(directory, 0o700)
+        owner = _uid_gid(plan.user) if os.geteuid() == 0 else None
+        # Not root: the container's uid is someone else, so it needs world-read on the leaf; the 0700
+        # parent (ours) still keeps host users out, and the bind mount does not traverse it.
+        file_mode, dir_mode = (0o400, 0o500) if owner else (0o444, 0o555)
+        for name, value in values.items():
+            temp = directory / f".{name}.tmp"
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(value)
+            if owner:
+                os.chown(temp, *owner)
+            os.chmod(temp, file_mode)
+            os.replace(temp, directory / name)
+        for stale in directory.iterdir():
+            if stale.name not in values:
+                stale.unlink()
+        if owner:
+            os.chown(directory, *owner)
+        os.chmod(directory, dir_mode)
+        return directory
+
+    def _remove_secrets(self, key: str) -> None:
+        directory = secrets_dir(self.secrets_root, key)
+        try:
+            os.chmod(directory, 0o700)  # read-only (0500/0555) until now; unlinking needs write
+        except OSError:
+            return
+        shutil.rmtree(directory, ignore_errors=True)
+
+    # -- lifecycle --------------------------------------------------------------------------------------
+
+    async def start(self, key: str) -> None:
+        await self._run(lambda: self._require(key).start())
+
+    async def stop(self, key: str) -> None:
+        await self._run(lambda: self._require(key).stop(timeout=STOP_TIMEOUT))
+
+    async def remove(self, key: str, *, volumes: bool = False) -> None:
+        await self._run(self._remove, key, volumes)
+
+    def _remove(self, key: str, volumes: bool) -> None:
+        container = self._find(key)
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        self._remove_secrets(key)
+        if volumes:
+            for volume in volume_names(self.instance, key).values():
+                try:
+                    self.client.volumes.get(volume).remove(force=True)
+                except docker.errors.NotFound:
+                    pass
+
+    async def remove_network(self) -> None:
+        """Drop this instance's network (when no container uses it any more): for uninstall and tests."""
+
+        def _remove() -> None:
+            for network in self.client.networks.list(names=[network_name(self.instance)]):
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    pass
+
+        await self._run(_remove)
+
+    # -- streams ----------------------------------------------------------------------------------------
+
+    async def logs(self, key: str, *, tail: int | None = 100, follow: bool = False) -> AsyncIterator[LogLine]:
+        container = await self._run(self._require, key)
+        api = self.client.api
+        params = {
+            "stdout": 1,
+            "stderr": 1,
+            "timestamps": 1,
+            "follow": int(follow),
+            "tail": "all" if tail is None else tail,
+        }
+        response = await self._run(
+            api._get, api._url("/containers/{0}/logs", container.id), params=params, stream=True
+        )
+        api._raise_for_status(response)
+
+        sock = api._get_raw_response_socket(response)
+        api._disable_socket_timeout(sock)
+
+        def frames() -> Iterator[tuple[int, bytes]]:
+            # Docker's multiplexed stream: 8-byte header (stream id, 3 pad bytes, length), then data. The
+            # SDK's own reader drops the stream id; we keep it to tell stdout from stderr.
+            try:
+                while True:
+                    header = response.raw.read(8)
+                    if len(header) < 8:
+                        return
+                    stream_id, length = struct.unpack(">BxxxL", header)
+                    data = response.raw.read(length) if length else b""
+                    if length and not data:
+                        return
+                    yield stream_id, data
+            except (OSError, ValueError, AttributeError):
+                return  # the socket was shut down under us: the consumer went away
+            finally:
+                response.close()
+
+        pending = b""
+        async for stream_id, data in _threaded(frames, lambda: _shutdown(sock)):
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            for raw in lines:
+                yield parse_log_line(raw.decode(errors="replace"), "stderr" if stream_id == 2 else "stdout")
+        if pending:
+            yield parse_log_line(pending.decode(errors="replace"), "stdout")
+
+    async def stats(self, key: str) -> Stats:
+        def _sample() -> dict[str, Any]:
+            container = self._require(key)
+            if not container.attrs["State"]["Running"]:
+                raise RuntimeError_(f"agent {key} is not running", reason="NotRunning")
+            return container.stats(stream=False)
+
+        return stats_from_sample(await self._run(_sample))
+
+    async def events(self) -> AsyncIterator[RuntimeEvent]:
+        stream = await self._run(
+            self.client.events, decode=True, filters={"type": "container", "label": self._labels_filter()}
+        )
+        async for event in _threaded(lambda: iter(stream), stream.close):
+            action = str(event.get("Action") or event.get("status") or "").split(":")[0]
+            if action not in WATCHED_ACTIONS:
+                continue
+            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            key = f"{attributes.get(LABEL_NAMESPACE, '')}/{attributes.get(LABEL_NAME, '')}"
+            yield RuntimeEvent(key=key, action=action)
+
+    async def close(self) -> None:
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+_END = object()
+
+
+async def _threaded(make_iter: Callable[[], Iterator[T]], interrupt: Callable[[], None]) -> AsyncIterator[T]:
+    """Drive a blocking iterator in a thread; closing this async iterator ends the thread.
+
+    `interrupt` must unblock a read in progress without waiting for it (a socket shutdown, not a
+    close: closing a buffered response while another thread reads it deadlocks on its lock).
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
+    stopped = threading.Event()
+
+    def hand_over(item: Any) -> bool:
+        """Queue an item (waiting while the queue is full); False once the consumer is gone."""
+        while not stopped.is_set():
+            try:
+                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result(timeout=1)
+                return True
+            except TimeoutError:
+                continue
+            except RuntimeError:  # the loop is closed
+                return False
+        return False
+
+    def pump() -> None:
+        source = make_iter()
+        try:
+            for item in source:
+                if not hand_over(item):
+                    return
+            hand_over(_END)
+        except Exception as err:  # noqa: BLE001 - handed to the consumer, or dropped after close
+            hand_over(err)
+        finally:
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
+
+    thread = threading.Thread(target=pump, name="clawpen-docker-stream", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                DockerRuntime._guard(_reraise, item)
+            yield item
+    finally:
+        stopped.set()
+        try:
+            interrupt()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            pass
+
+
+def _shutdown(sock: Any) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
+
+def _reraise(err: Exception) -> None:
+    raise err
