@@ -10,6 +10,8 @@ relay's added latency per chunk is (b) minus (a). Run: `python bench/chat_relay.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +22,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -37,13 +40,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30, path: str = "/healthz") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{url} exited with {proc.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=1).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -100,30 +103,25 @@ def summary(name: str, values: list[float]) -> dict[str, float]:
     return stats
 
 
-def measure(rounds: int, one_round: Callable[[int], list[float]]) -> list[float]:
-    one_round(-1)  # warm-up: connections, imports, first session file
-    out: list[float] = []
-    for i in range(rounds):
-        out += one_round(i)
-    return out
-
-
-def main(rounds: int = 20, chunks: int = 50) -> None:
+def main(rounds: int = 30, chunks: int = 50) -> None:
     model = FakeModelServer(host="127.0.0.1").start()
     model.default = Script(timestamps=True, chunks=chunks, chunk_delay=CHUNK_DELAY)
     with tempfile.TemporaryDirectory(prefix="clawpen-bench-") as tmp:
         agent_url, agent = start_agent(model, Path(tmp) / "data")
         try:
             print(f"{rounds} rounds x {chunks} chunks, {CHUNK_DELAY * 1000:.0f} ms apart at the model")
-            direct = summary("direct", measure(rounds, lambda i: direct_round(agent_url, f"d{i}")))
-            relay_fn = relay_round_factory(agent_url, Path(tmp))
-            if relay_fn is None:
-                return
-            with relay_fn as one_round:
-                relayed = summary("relay", measure(rounds, one_round))
+            with GatewayRelay(agent_url, Path(tmp)) as relay_round:
+                direct_round(agent_url, "warm-d")  # warm-up: connections, imports, first session files
+                relay_round(-1)
+                direct: list[float] = []
+                relayed: list[float] = []
+                for i in range(rounds):  # interleaved, so load from anything else hits both paths alike
+                    direct += direct_round(agent_url, f"d{i}")
+                    relayed += relay_round(i)
+            d, r = summary("direct", direct), summary("relay", relayed)
             print(
-                f"relay adds {relayed['median_ms'] - direct['median_ms']:.3f} ms per chunk (median), "
-                f"{relayed['p95_ms'] - direct['p95_ms']:.3f} ms (p95)"
+                f"relay adds {r['median_ms'] - d['median_ms']:.3f} ms per chunk (median), "
+                f"{r['p95_ms'] - d['p95_ms']:.3f} ms (p95)"
             )
         finally:
             agent.terminate()
@@ -131,16 +129,95 @@ def main(rounds: int = 20, chunks: int = 50) -> None:
             model.stop()
 
 
-def relay_round_factory(agent_url: str, tmp: Path):  # type: ignore[no-untyped-def]
-    """Set up the gateway relay, or say why it cannot be measured (returns None)."""
+ADMIN_PASSWORD = "bench-admin-password-0123"
+
+
+class GatewayRelay:
+    """The gateway in its own process (as `clawpen gateway` runs it) over a file store in which an
+    agent `bench` is Running at the agent's URL; rounds go through its chat WebSocket."""
+
+    def __init__(self, agent_url: str, tmp: Path):
+        self.agent_url, self.home, self.port = agent_url, tmp / "home", free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.ws: Any = None
+        self.stack = contextlib.ExitStack()
+
+    def __enter__(self) -> Callable[[int], list[float]]:
+        asyncio.run(self._register_agent())
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "CLAWPEN_HOME": str(self.home),
+            "CLAWPEN_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        }
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-gateway", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{self.port}"
+        wait_ready(url, self.proc, path="/health")
+        token = httpx.post(f"{url}/auth/login", json={"password": ADMIN_PASSWORD}).json()["access_token"]
+        from websockets.sync.client import connect
+
+        url = f"ws://127.0.0.1:{self.port}/api/agents/bench/chat?token={token}"
+        self.ws = self.stack.enter_context(connect(url, max_size=None))
+        return self.round
+
+    def round(self, i: int) -> list[float]:
+        self.ws.send(json.dumps({"content": "go", "session": f"r{i}"}))
+        latencies = []
+        while True:
+            frame = json.loads(self.ws.recv(timeout=60))
+            if frame.get("delta"):
+                latencies.append((time.perf_counter() - float(frame["content"])) * 1000)
+            elif frame.get("done"):
+                return latencies
+            elif frame.get("error"):
+                raise RuntimeError(f"relay error frame: {frame}")
+
+    def __exit__(self, *exc: object) -> None:
+        self.stack.close()
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    async def _register_agent(self) -> None:
+        from controller.resources import API_VERSION, Agent, AgentStatus, Phase, parse_resource
+        from controller.settings import Settings
+        from controller.wiring import open_store
+
+        store = open_store(Settings.from_env({"CLAWPEN_HOME": str(self.home)}))
+        try:
+            doc = {"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": "bench"}, "spec": {}}
+            await store.create(parse_resource(doc))
+            await store.update_status(Agent, "bench", AgentStatus(phase=Phase.RUNNING, endpoint=self.agent_url))
+        finally:
+            await store.close()
+
+
+def serve_gateway(port: int) -> None:
+    """What `clawpen gateway` does, minus a container runtime: the chat relay never touches it."""
+    import uvicorn
+
+    from api.app import create_app
+    from controller.settings import Settings
+    from controller.wiring import open_catalog, open_store
+
+    settings = Settings.from_env()
     try:
-        from bench._relay_gateway import GatewayRelay
-    except ImportError as err:
-        print(f"relay: not measured ({err})")
-        return None
-    return GatewayRelay(agent_url, tmp)
+        from controller.wiring import open_runtime
+
+        runtime: Any = open_runtime(settings)
+    except ImportError:
+        runtime = None
+    app = create_app(settings, open_store(settings), runtime, open_catalog(settings))
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio")
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    main(*args)
+    if sys.argv[1:2] == ["--serve-gateway"]:
+        serve_gateway(int(sys.argv[2]))
+    else:
+        main(*[int(a) for a in sys.argv[1:3]])

@@ -7,6 +7,7 @@ removed by the fixtures' finalizers.
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,9 @@ def docker_client() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def agent_image(docker_client: Any) -> str:
+    override = os.environ.get("CLAWPEN_TEST_AGENT_IMAGE")
+    if override:  # an image built some other way (e.g. by CI) with this branch's agent/
+        return override
     try:
         from controller.image import build_agent_image
     except ImportError:
