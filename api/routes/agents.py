@@ -95,14 +95,19 @@ async def list_agents(request: Request) -> JSONResponse:
         body=AgentCreate,
         response=AgentOut,
         status=201,
-        errors=(400, 409),
+        errors=(400, 404, 409, 503),
         tags=TAGS,
     )
 )
 async def create_agent(request: Request) -> JSONResponse:
     d = deps(request)
-    agent = agent_from_create(await parse_body(request, AgentCreate), d.settings.namespace)
+    body = await parse_body(request, AgentCreate)
+    agent = agent_from_create(body, d.settings.namespace)
     _check_catalog(d, agent)
+    if body.from_snapshot:
+        from api.routes.snapshots import fill_from_snapshot
+
+        await fill_from_snapshot(request, agent, body.from_snapshot)
     created = await d.store.create(agent)
     return _json(agent_out(created), 201)
 
