@@ -6,6 +6,7 @@ start → delete. Only Docker objects of this run's unique instance are touched.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from controller.plan import LABEL_INSTANCE
 from controller.settings import Settings
@@ -115,10 +117,6 @@ def fake_model() -> Iterator[FakeModelServer]:
 
 
 def _chat(url: str, token: str, name: str, content: str) -> list[dict[str, Any]]:
-    import json
-
-    from websockets.sync.client import connect
-
     ws_url = url.replace("http://", "ws://") + f"/api/agents/{name}/chat?token={token}"
     frames = []
     with connect(ws_url) as ws:
@@ -167,6 +165,10 @@ def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any,
     assert logs.status_code == 200 and isinstance(logs.json(), list)
     for line in logs.json():
         assert set(line) >= {"timestamp", "level", "message"}
+    stream_url = url.replace("http://", "ws://") + f"/api/agents/e2e/logs/stream?tail=5&token={token}"
+    with connect(stream_url) as ws:
+        frame = json.loads(ws.recv(timeout=30))  # the health probes alone make the agent log lines
+        assert set(frame) == {"timestamp", "level", "message", "stream"}
     metrics = api.get("/api/agents/e2e/metrics").json()
     assert 0 < metrics["memory_mb"] <= 256 and metrics["memory_limit_mb"] == 256
     health = api.get("/api/agents/e2e/health").json()
