@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -38,6 +39,8 @@ REFRESH_TTL = 7 * 24 * 3600
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 on a megabyte of "password" is a cheap way to burn our CPU.
 ADMIN_PASSWORD_ENV = "CLAWPEN_ADMIN_PASSWORD"
+
+log = logging.getLogger("clawpen.api.auth")
 
 
 class AuthError(Exception):
@@ -345,6 +348,10 @@ class AuthService:
     ) -> AuthService:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         admin = AdminPassword(home)
-        admin.bootstrap(os.environ if env is None else env)
+        source = os.environ if env is None else env
+        if admin.bootstrap(source):
+            log.info("admin password set from %s (first start)", ADMIN_PASSWORD_ENV)
+        elif source.get(ADMIN_PASSWORD_ENV):
+            log.warning("%s ignored: a password is already set (use `clawpen admin set-password`)", ADMIN_PASSWORD_ENV)
         tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home), password_version=admin.fingerprint)
         return cls(admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled)
