@@ -15,7 +15,9 @@ Why each piece is the way it is:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import secrets
 import time
@@ -37,6 +39,8 @@ REFRESH_TTL = 7 * 24 * 3600
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 on a megabyte of "password" is a cheap way to burn our CPU.
 ADMIN_PASSWORD_ENV = "CLAWPEN_ADMIN_PASSWORD"
+
+log = logging.getLogger("clawpen.api.auth")
 
 
 class AuthError(Exception):
@@ -94,6 +98,19 @@ class AdminPassword:
     def __init__(self, home: Path):
         self.path = auth_dir(home) / "admin.argon2"
         self._hasher = PasswordHasher()  # argon2-cffi's defaults are Argon2id (RFC 9106 low-memory profile)
+        self._seen: tuple[int, int, str] | None = None  # (mtime_ns, size, fingerprint)
+
+    def fingerprint(self) -> str:
+        """A short digest of the stored hash, stamped into tokens: a new password ends old sessions.
+        Cached by the file's mtime and size, so checking it on every request costs one stat()."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return ""
+        if self._seen is None or self._seen[:2] != (st.st_mtime_ns, st.st_size):
+            digest = hashlib.sha256(self.path.read_bytes()).hexdigest()[:16]
+            self._seen = (st.st_mtime_ns, st.st_size, digest)
+        return self._seen[2]
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -209,8 +226,10 @@ class TokenIssuer:
         access_ttl: int = ACCESS_TTL,
         refresh_ttl: int = REFRESH_TTL,
         clock: Callable[[], float] = time.time,
+        password_version: Callable[[], str] = lambda: "",
     ):
         self._key = key
+        self._password_version = password_version
         self._ledger = ledger
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
@@ -225,6 +244,7 @@ class TokenIssuer:
             "iat": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
+            "pwv": self._password_version(),
             **extra,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
@@ -258,6 +278,8 @@ class TokenIssuer:
             raise AuthError(f"invalid token: {err}") from None
         if claims.get("type") != kind:
             raise AuthError(f"a {claims.get('type')} token cannot be used as a {kind} token")
+        if claims.get("pwv", "") != self._password_version():
+            raise AuthError("the admin password changed since this token was issued; log in again")
         return claims
 
     def verify_access(self, token: str) -> dict[str, Any]:
@@ -326,6 +348,10 @@ class AuthService:
     ) -> AuthService:
         home.mkdir(parents=True, exist_ok=True, mode=0o700)
         admin = AdminPassword(home)
-        admin.bootstrap(os.environ if env is None else env)
-        tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home))
+        source = os.environ if env is None else env
+        if admin.bootstrap(source):
+            log.info("admin password set from %s (first start)", ADMIN_PASSWORD_ENV)
+        elif source.get(ADMIN_PASSWORD_ENV):
+            log.warning("%s ignored: a password is already set (use `clawpen admin set-password`)", ADMIN_PASSWORD_ENV)
+        tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home), password_version=admin.fingerprint)
         return cls(admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled)

@@ -119,9 +119,7 @@ async def get_snapshot(request: Request) -> JSONResponse:
 )
 async def restore_snapshot(request: Request) -> JSONResponse:
     agent = await deps(request).agent(request.path_params["id"])
-    info = await _run(
-        snapshots(request).restore, agent.name, request.path_params["sid"], agent.metadata.namespace
-    )
+    info = await _run(snapshots(request).restore, agent.name, request.path_params["sid"], agent.metadata.namespace)
     return _out(info)
 
 

@@ -165,8 +165,13 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
     from agent.providers import ProviderConfig, completer
 
     config = ProviderConfig(
-        name=resolved.provider, api_style=resolved.api_style, base_url=resolved.base_url,
-        model=resolved.model, api_key=resolved.api_key, timeout=30.0, max_retries=1,
+        name=resolved.provider,
+        api_style=resolved.api_style,
+        base_url=resolved.base_url,
+        model=resolved.model,
+        api_key=resolved.api_key,
+        timeout=30.0,
+        max_retries=1,
     )
     return completer(config, client=d.http)
 
@@ -179,8 +184,10 @@ def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:
     status = derive_team_status(team, agents)
     ready = status.conditions[0] if status.conditions else None
     return TeamStatusOut(
-        phase=status.phase, message=ready.message if ready else "",
-        missing_agents=status.missing_agents, not_running_agents=status.not_running_agents,
+        phase=status.phase,
+        message=ready.message if ready else "",
+        missing_agents=status.missing_agents,
+        not_running_agents=status.not_running_agents,
     )
 
 
@@ -188,19 +195,28 @@ def team_out(team: Team, source: str, agents: list[Agent]) -> TeamOut:
     spec = team.spec
     intents = [
         TeamIntentOut(
-            intent=intent, agent=entry.agent, description=entry.description,
+            intent=intent,
+            agent=entry.agent,
+            description=entry.description,
             keywords=list(spec.routing[intent].keywords) if intent in spec.routing else [],
             examples=list(spec.routing[intent].examples) if intent in spec.routing else [],
         )
         for intent, entry in spec.agents.items()
     ]
     return TeamOut(
-        id=team.name, name=spec.display_name or team.name, description=spec.description,
-        version=spec.version, source=source, mode=spec.router.mode,
+        id=team.name,
+        name=spec.display_name or team.name,
+        description=spec.description,
+        version=spec.version,
+        source=source,
+        mode=spec.router.mode,
         confidence_threshold=spec.router.confidence_threshold,
         clarify_on_low_confidence=spec.router.clarify_on_low_confidence,
-        provider=spec.router.provider, model=spec.router.model, fallback_intent=spec.fallback_intent,
-        intents=intents, status=_status(team, agents),
+        provider=spec.router.provider,
+        model=spec.router.model,
+        fallback_intent=spec.fallback_intent,
+        intents=intents,
+        status=_status(team, agents),
     )
 
 
@@ -228,8 +244,13 @@ async def get_team(request: Request) -> JSONResponse:
 
 
 @operation(
-    Operation("Classify a message: which intent and agent would answer it", body=ClassifyIn,
-              response=ClassificationOut, errors=(400, 404, 422), tags=TAGS)
+    Operation(
+        "Classify a message: which intent and agent would answer it",
+        body=ClassifyIn,
+        response=ClassificationOut,
+        errors=(400, 404, 422),
+        tags=TAGS,
+    )
 )
 async def classify_message(request: Request) -> JSONResponse:
     team, _ = await find_team(request, request.path_params["id"])
@@ -280,8 +301,12 @@ def _welcome(team: Team) -> dict[str, Any]:
         lines.append(spec.description)
     lines.append("Ask anything; I will pass it to the right specialist.")
     return {
-        "role": "assistant", "type": "welcome", "team": team.name, "content": " ".join(lines),
-        "intents": _options(team, tuple(spec.agents)), "timestamp": _now(),
+        "role": "assistant",
+        "type": "welcome",
+        "team": team.name,
+        "content": " ".join(lines),
+        "intents": _options(team, tuple(spec.agents)),
+        "timestamp": _now(),
     }
 
 
@@ -298,10 +323,16 @@ def _agent_problem(agent: Agent | None, name: str) -> str | None:
 
 
 async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str) -> None:
-    await ws.send_json({
-        "role": "assistant", "type": "routing", "content": decision.ack, "routing_to": decision.agent,
-        "classification": classification_out(decision.classification), "timestamp": _now(),
-    })
+    await ws.send_json(
+        {
+            "role": "assistant",
+            "type": "routing",
+            "content": decision.ack,
+            "routing_to": decision.agent,
+            "classification": classification_out(decision.classification),
+            "timestamp": _now(),
+        }
+    )
     try:
         agent: Agent | None = await d.agent(decision.agent)
     except NotFound:
@@ -352,11 +383,16 @@ async def team_chat(ws: WebSocket) -> None:
             conversation.team = team
             decision = await conversation.decide(frame.content, classify_fn)
             if isinstance(decision, Clarify):
-                await ws.send_json({
-                    "role": "assistant", "type": "clarification", "content": decision.text,
-                    "options": _options(team, decision.options),
-                    "classification": classification_out(decision.classification), "timestamp": _now(),
-                })
+                await ws.send_json(
+                    {
+                        "role": "assistant",
+                        "type": "clarification",
+                        "content": decision.text,
+                        "options": _options(team, decision.options),
+                        "classification": classification_out(decision.classification),
+                        "timestamp": _now(),
+                    }
+                )
                 continue
             task = asyncio.create_task(_answer(ws, d, team, decision, frame.session))
             waiter = asyncio.create_task(gone.wait())

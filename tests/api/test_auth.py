@@ -205,3 +205,16 @@ def test_websocket_with_refresh_token_gets_4401(gateway: ServerThread, tokens: d
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def test_a_new_admin_password_ends_existing_sessions(tmp_path: Path) -> None:
+    from api.auth import AdminPassword
+
+    with start_gateway(tmp_path) as server:
+        before = login(server.url)
+        assert _get(server, before["access_token"]).status_code == 200
+        AdminPassword(tmp_path).set("a different password")  # what `clawpen admin set-password` does
+        _refused(_get(server, before["access_token"]), "password changed")
+        _refused(_refresh(server, before["refresh_token"]), "password changed")
+        after = login(server.url, "a different password")
+        assert _get(server, after["access_token"]).status_code == 200

@@ -1,9 +1,12 @@
-"""End to end: `clawpen up` as a user runs it (one process: controller + gateway), driven over REST,
-against the real Docker engine: create → running → logs → PUT memory (container replaced with the
-new limit) → stop → start → delete. Only containers of this run's unique instance are touched."""
+"""End to end: `clawpen up` as a user runs it (one process: controller + gateway), driven over REST
+and the chat WebSocket, against the real Docker engine and the real agent image: create → running →
+chat (streamed, through the agent to a fake model server: model APIs are the one thing we fake) →
+logs → PUT memory (container replaced with the new limit; the chat session continues) → stop →
+start → delete. Only Docker objects of this run's unique instance are touched."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,9 +20,11 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from controller.plan import LABEL_INSTANCE
 from controller.settings import Settings
+from tests.fakes.model_server import FakeModelServer, Script, echo_count
 
 pytestmark = pytest.mark.docker
 PASSWORD = "end to end password"
@@ -103,6 +108,24 @@ def up(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator
     assert proc.returncode == 0, "".join(seen[-30:])
 
 
+@pytest.fixture(scope="module")
+def fake_model() -> Iterator[FakeModelServer]:
+    server = FakeModelServer().start()
+    server.default = Script(reply=echo_count, chunks=3)
+    yield server
+    server.stop()
+
+
+def _chat(url: str, token: str, name: str, content: str) -> list[dict[str, Any]]:
+    ws_url = url.replace("http://", "ws://") + f"/api/agents/{name}/chat?token={token}"
+    frames = []
+    with connect(ws_url) as ws:
+        ws.send(json.dumps({"content": content, "session": "e2e"}))
+        while not (frames and (frames[-1].get("done") or frames[-1].get("error"))):
+            frames.append(json.loads(ws.recv(timeout=60)))
+    return frames
+
+
 def _wait(check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
     deadline = time.monotonic() + timeout
     last = None
@@ -118,13 +141,14 @@ def _containers(docker_client: Any, instance: str) -> list[Any]:
     return docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"})
 
 
-def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any) -> None:
+def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any, fake_model: FakeModelServer) -> None:
     url, instance = up
     assert httpx.get(f"{url}/health").json()["status"] == "ok"
     token = httpx.post(f"{url}/auth/login", json={"password": PASSWORD}).json()["access_token"]
     api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
 
-    created = api.post("/api/agents", json={"name": "e2e", "config": {"llm_provider": "ollama", "memory_mb": 256}})
+    config = {"llm_provider": "ollama", "llm_model": "fake-1", "base_url": fake_model.container_url(), "memory_mb": 256}
+    created = api.post("/api/agents", json={"name": "e2e", "config": config})
     assert created.status_code == 201, created.text
     assert created.json()["status"] == "pending"
 
@@ -141,13 +165,17 @@ def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any)
     assert logs.status_code == 200 and isinstance(logs.json(), list)
     for line in logs.json():
         assert set(line) >= {"timestamp", "level", "message"}
+    stream_url = url.replace("http://", "ws://") + f"/api/agents/e2e/logs/stream?tail=5&token={token}"
+    with connect(stream_url) as ws:
+        frame = json.loads(ws.recv(timeout=30))  # the health probes alone make the agent log lines
+        assert set(frame) == {"timestamp", "level", "message", "stream"}
     metrics = api.get("/api/agents/e2e/metrics").json()
     assert 0 < metrics["memory_mb"] <= 256 and metrics["memory_limit_mb"] == 256
     health = api.get("/api/agents/e2e/health").json()
     assert health["running"] is True and health["healthy"] is True
 
     # PUT changes the memory limit; the controller replaces the container with the new one.
-    assert api.put("/api/agents/e2e", json={"config": {"llm_provider": "ollama", "memory_mb": 384}}).status_code == 200
+    assert api.put("/api/agents/e2e", json={"config": {**config, "memory_mb": 384}}).status_code == 200
 
     def replaced() -> bool:
         found = _containers(docker_client, instance)
@@ -175,3 +203,42 @@ def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any)
     _wait(lambda: not _containers(docker_client, instance), "the container to be removed")
     assert api.get("/api/agents/e2e").status_code == 404
     assert "clawpen_reconcile_total" in httpx.get(f"{url}/metrics").text
+
+
+def test_chat_through_the_gateway_survives_container_replacement(
+    up: tuple[str, str], docker_client: Any, fake_model: FakeModelServer
+) -> None:
+    url, instance = up
+    token = httpx.post(f"{url}/auth/login", json={"password": PASSWORD}).json()["access_token"]
+    api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    config = {"llm_provider": "ollama", "llm_model": "fake-1", "base_url": fake_model.container_url(), "memory_mb": 256}
+    assert api.post("/api/agents", json={"name": "talk", "config": config}).status_code == 201
+    try:
+        _wait(lambda: api.get("/api/agents/talk").json()["status"] == "running", "status running")
+        frames = _chat(url, token, "talk", "remember 7")
+        if "placeholder" in str(frames[-1].get("error", "")):
+            pytest.skip("the agent image is the placeholder program; rebuild it (`clawpen image build`)")
+        assert frames[-1].get("done") is True, frames
+        first = re.fullmatch(r"messages=(\d+) system=\d last=remember 7", frames[-1]["content"])
+        assert first, frames[-1]
+        seen = int(first.group(1))
+        deltas = [f["content"] for f in frames if f.get("delta")]
+        assert len(deltas) >= 2 and "".join(deltas) == frames[-1]["content"]
+
+        (before,) = _containers(docker_client, instance)
+        assert api.put("/api/agents/talk", json={"config": {**config, "memory_mb": 320}}).status_code == 200
+
+        def replaced() -> bool:
+            body = api.get("/api/agents/talk").json()
+            return body["status"] == "running" and body["observed_generation"] == body["generation"]
+
+        _wait(replaced, "the replaced agent running")
+        (after,) = _containers(docker_client, instance)
+        assert after.id != before.id
+        # A new container on the same /data volume: the session's history is still there.
+        again = _chat(url, token, "talk", "what number?")[-1]
+        second = re.fullmatch(r"messages=(\d+) system=\d last=what number\?", again.get("content", ""))
+        assert second and int(second.group(1)) == seen + 2, again  # + the remembered turn (question, answer)
+    finally:
+        api.delete("/api/agents/talk")
+        _wait(lambda: not _containers(docker_client, instance), "the container to be removed")

@@ -97,8 +97,10 @@ def run_agent(gw: ServerThread, client: docker.DockerClient, name: str) -> Any:
 
 
 def write(container: Any, path: str, data: bytes) -> None:
-    code = "import sys, os; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); " \
+    code = (
+        "import sys, os; os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True); "
         "open(sys.argv[1], 'wb').write(bytes.fromhex(sys.argv[2]))"
+    )
     assert container.exec_run(["python3", "-c", code, path, data.hex()]).exit_code == 0
 
 

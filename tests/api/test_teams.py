@@ -68,12 +68,20 @@ def agents(tmp_path_factory: pytest.TempPathFactory, fake: FakeModelServer) -> I
     servers = {}
     for name in RUNNING_AGENTS:
         data = tmp_path_factory.mktemp(f"agent-{name}")
-        config = AgentConfig.from_env({
-            "CLAWPEN_AGENT_NAME": name, "CLAWPEN_PROVIDER": "ollama", "CLAWPEN_API_STYLE": "openai",
-            "CLAWPEN_BASE_URL": fake.url, "CLAWPEN_MODEL": "fake-model", "CLAWPEN_API_KEY_NAME": "",
-            "CLAWPEN_SYSTEM_PROMPT": "You are {{name}}.", "CLAWPEN_DATA_DIR": str(data),
-            "CLAWPEN_SECRETS_DIR": str(data / "secrets"), "CLAWPEN_REQUEST_TIMEOUT": "10",
-        })
+        config = AgentConfig.from_env(
+            {
+                "CLAWPEN_AGENT_NAME": name,
+                "CLAWPEN_PROVIDER": "ollama",
+                "CLAWPEN_API_STYLE": "openai",
+                "CLAWPEN_BASE_URL": fake.url,
+                "CLAWPEN_MODEL": "fake-model",
+                "CLAWPEN_API_KEY_NAME": "",
+                "CLAWPEN_SYSTEM_PROMPT": "You are {{name}}.",
+                "CLAWPEN_DATA_DIR": str(data),
+                "CLAWPEN_SECRETS_DIR": str(data / "secrets"),
+                "CLAWPEN_REQUEST_TIMEOUT": "10",
+            }
+        )
         servers[name] = AppThread(create_agent_app(config)).start()
     yield servers
     for server in servers.values():
@@ -116,10 +124,16 @@ def test_list_teams_with_status(client: httpx.Client) -> None:
     finance = teams["finance-team"]
     assert finance["name"] == "Finance AI Team" and finance["source"] == "file" and finance["mode"] == "hybrid"
     assert [(i["intent"], i["agent"]) for i in finance["intents"]] == [
-        ("receipts", "finn"), ("payables", "pax"), ("receivables", "rae"), ("reporter", "rex"),
+        ("receipts", "finn"),
+        ("payables", "pax"),
+        ("receivables", "rae"),
+        ("reporter", "rex"),
     ]
     assert finance["status"] == {
-        "phase": "Degraded", "message": "missing agents: rex", "missing_agents": ["rex"], "not_running_agents": [],
+        "phase": "Degraded",
+        "message": "missing agents: rex",
+        "missing_agents": ["rex"],
+        "not_running_agents": [],
     }
     assert teams["platform-support"]["status"]["missing_agents"] == ["ivy", "dex", "ace", "cal", "hal"]
 
