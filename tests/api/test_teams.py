@@ -280,3 +280,21 @@ def test_bad_frame_and_unknown_team(gateway: ServerThread, tokens: dict[str, Any
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+def test_applied_team_resource_is_listed_and_wins_over_a_file(client: httpx.Client, gateway: ServerThread) -> None:
+    from controller.resources import Team
+    from controller.teams.toml_format import load_team_file
+
+    team = load_team_file(ROOT / "teams" / "finance-team.toml")
+    team.spec.display_name = "Finance (applied)"
+    team.spec.router.mode = "keyword"
+    store = gateway.app.state.deps.store
+    gateway.call(store.create(Team(metadata=team.metadata, spec=team.spec)))
+    try:
+        got = client.get("/api/teams/finance-team").json()
+        assert got["source"] == "store" and got["name"] == "Finance (applied)" and got["mode"] == "keyword"
+        assert [t["id"] for t in client.get("/api/teams").json()] == ["finance-team", "platform-support"]
+    finally:
+        gateway.call(store.delete(Team, "finance-team"))
+    assert client.get("/api/teams/finance-team").json()["source"] == "file"
