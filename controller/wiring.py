@@ -53,18 +53,24 @@ def open_catalog(settings: Settings) -> Catalog:
     return load_catalog(settings.templates_dir)
 
 
-def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Controller:
-    catalog = catalog or open_catalog(settings)
-    reconciler = Reconciler(
+def build_reconciler(
+    settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None
+) -> Reconciler:
+    """The reconcile core as both the local loop and the kopf operator use it."""
+    return Reconciler(
         store,
         runtime,
-        catalog,
+        catalog or open_catalog(settings),
         instance=settings.instance,
         image=settings.image,
         secrets=open_secrets(settings),
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
     )
+
+
+def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Controller:
+    reconciler = build_reconciler(settings, store, runtime, catalog)
     from controller.team_sync import team_status_task
 
     return Controller(

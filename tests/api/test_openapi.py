@@ -53,6 +53,20 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/api/teams/reload", "post"),
         ("/api/teams/{id}", "get"),
         ("/api/teams/{id}/classify", "post"),
+        ("/api/secrets", "get"),
+        ("/api/secrets", "post"),
+        ("/api/secrets/{name}", "delete"),
+        ("/api/agents/{id}/secrets", "get"),
+        ("/api/agents/{id}/secrets", "post"),
+        ("/api/agents/{id}/secrets/{name}", "delete"),
+        ("/api/agents/{id}/snapshots", "get"),
+        ("/api/agents/{id}/snapshots", "post"),
+        ("/api/agents/{id}/snapshots/{sid}", "get"),
+        ("/api/agents/{id}/snapshots/{sid}", "delete"),
+        ("/api/agents/{id}/snapshots/{sid}/restore", "post"),
+        ("/api/agents/{id}/snapshots/{sid}/clone", "post"),
+        ("/api/agents/{id}/export", "get"),
+        ("/api/agents/import", "post"),
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == expected

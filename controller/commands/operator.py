@@ -1,0 +1,69 @@
+"""`clawpen operator`: the Kubernetes operator (kopf) over Agent custom resources.
+
+The store is always the cluster (CRDs). The runtime is Kubernetes unless CLAWPEN_RUNTIME=docker,
+in which case the operator drives a Docker host while the desired state lives in the cluster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import replace
+
+from controller.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("operator", help="run the Kubernetes operator: reconcile Agent custom resources")
+    scope = p.add_mutually_exclusive_group()
+    scope.add_argument(
+        "-n", "--namespace", action="append", default=[], help="watch only this namespace (repeatable)"
+    )
+    scope.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace (default)")
+    p.add_argument(
+        "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz"
+    )
+    p.add_argument("--log-level", default="info")
+    p.set_defaults(handler=cmd_operator)
+
+
+def operator_settings(env: dict[str, str] | None = None) -> Settings:
+    e = dict(os.environ if env is None else env)
+    cfg = Settings.from_env(e)
+    runtime = e.get("CLAWPEN_RUNTIME") or "kubernetes"
+    if runtime not in ("kubernetes", "docker"):
+        raise ValueError(f"CLAWPEN_RUNTIME: unknown runtime {runtime!r} (use kubernetes or docker)")
+    return replace(cfg, store="kube", runtime=runtime)
+
+
+async def cmd_operator(args: argparse.Namespace) -> int:
+    from controller import operator
+    from controller.team_sync import sync_team_statuses
+    from controller.wiring import build_reconciler, open_runtime, open_store
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    cfg = operator_settings()
+    store, runtime = open_store(cfg), open_runtime(cfg)
+    ctx = operator.OperatorContext(
+        reconciler=build_reconciler(cfg, store, runtime),
+        runtime=runtime,
+        resync_seconds=cfg.resync_seconds,
+        sync_teams=lambda: sync_team_statuses(store),
+    )
+    logging.getLogger("clawpen").info(
+        "operator up: runtime=%s instance=%s namespaces=%s",
+        cfg.runtime,
+        cfg.instance,
+        ",".join(args.namespace) or "all",
+    )
+    try:
+        await operator.run(ctx, namespaces=args.namespace or None, liveness=args.liveness)
+    finally:
+        await runtime.close()
+        await store.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Kubernetes-specific parts of Claw Pen: object builders (pure) and API helpers."""

@@ -1,0 +1,201 @@
+"""The kopf operator: thin registrations that call the same reconcile core as `clawpen controller`.
+
+Kubernetes already gives us the desired state (the Agent custom resources) and change
+notifications; kopf turns them into handler calls. Every handler does one thing:
+- resume / create / update → Reconciler.reconcile(key), right away;
+- a daemon per Agent → reconcile again after the core's requeue hint (fast while an agent starts)
+  or every resync interval (drift repair: a deleted StatefulSet is re-created, status refreshed);
+- delete → runtime.remove(key), guarded by our own finalizer `clawpen.dev/finalizer` so the
+  workload is gone (on a Docker host too, where no garbage collector cascades) before the Agent is;
+- Teams get no finalizer (nothing to clean up): Team events, and a short period (a team's status
+  follows its agents' phases), wake one loop that re-derives every team's status.
+Handlers for one key never overlap (a lock per key), so a spec change arriving while the daemon
+reconciles waits its turn instead of applying a plan twice.
+
+kopf keeps its bookkeeping in annotations under clawpen.dev (never in status, which our CRD schema
+prunes), watches with server and client timeouts so a silently dropped connection is noticed, and
+posts only warnings and errors as Kubernetes Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import kopf
+
+from controller.resources import API_GROUP
+from controller.runtime.base import Runtime, RuntimeError_
+
+FINALIZER = f"{API_GROUP}/finalizer"
+VERSION = "v1alpha1"
+AGENTS = (API_GROUP, VERSION, "agents")
+TEAMS = (API_GROUP, VERSION, "teams")
+
+log = logging.getLogger("clawpen.operator")
+
+
+class ReconcilerLike(Protocol):
+    async def reconcile(self, key: str) -> Any: ...
+
+
+@dataclass
+class OperatorContext:
+    """What the handlers need; built once by `clawpen operator` (or a test)."""
+
+    reconciler: ReconcilerLike
+    runtime: Runtime
+    resync_seconds: float = 30.0
+    retry_seconds: float = 5.0
+    # Re-derives every Team's status (controller.team_sync.sync_team_statuses over the store).
+    sync_teams: Callable[[], Awaitable[Any]] | None = None
+    team_period: float = 2.0
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    team_wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def lock(self, key: str) -> asyncio.Lock:
+        return self.locks.setdefault(key, asyncio.Lock())
+
+    async def reconcile(self, key: str) -> float:
+        """Reconcile once; return when to look again (seconds). Failures are retried, not raised."""
+        async with self.lock(key):
+            try:
+                result = await self.reconciler.reconcile(key)
+            except (RuntimeError_, OSError) as err:
+                log.warning("reconcile %s: %s (retrying in %.0fs)", key, err, self.retry_seconds)
+                return self.retry_seconds
+            except Exception as err:  # noqa: BLE001 - ReconcileRetry and friends: retry, keep the daemon alive
+                if type(err).__name__ != "ReconcileRetry":
+                    log.exception("reconcile %s failed", key)
+                else:
+                    log.warning("reconcile %s: %s (retrying in %.0fs)", key, err, self.retry_seconds)
+                return self.retry_seconds
+        requeue = getattr(result, "requeue_after", None)
+        return min(requeue, self.resync_seconds) if requeue else self.resync_seconds
+
+    async def team_loop(self) -> None:
+        """Re-derive team statuses on Team events and every team_period seconds."""
+        if self.sync_teams is None:
+            return
+        while True:
+            try:
+                await self.sync_teams()
+            except Exception:  # noqa: BLE001 - one bad pass never stops the loop
+                log.exception("team status sync failed")
+            self.team_wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.team_wake.wait(), timeout=self.team_period)
+
+
+def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300.0) -> None:
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=API_GROUP, key="last-handled-configuration"
+    )
+    # A watch the server ends after server_timeout; the client gives up a little later, so a
+    # connection that died without a FIN is noticed instead of hanging forever.
+    settings.watching.server_timeout = server_timeout
+    settings.watching.client_timeout = server_timeout + 30
+    settings.watching.connect_timeout = 30
+    settings.posting.level = logging.WARNING
+    settings.peering.standalone = True  # one replica (Recreate); no peering CRDs to install
+    settings.background.cancellation_polling = 5
+
+
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """The same configuration order as the store and runtime (controller.kube.client)."""
+    path = os.environ.get("CLAWPEN_KUBECONFIG")
+    if path:
+        os.environ["KUBECONFIG"] = path
+    result: kopf.ConnectionInfo | None = kopf.login_via_client(**kwargs)
+    return result
+
+
+def build_registry(
+    ctx: OperatorContext,
+    *,
+    login_fn: Callable[..., Any] = login,
+    server_timeout: float = 300.0,
+) -> kopf.OperatorRegistry:
+    """A fresh registry with our handlers (no global state: tests build their own)."""
+    registry = kopf.OperatorRegistry()
+
+    background: list[asyncio.Task[None]] = []
+
+    @kopf.on.startup(registry=registry)
+    async def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, server_timeout=server_timeout)
+        background.append(asyncio.create_task(ctx.team_loop(), name="clawpen-team-status"))
+
+    @kopf.on.cleanup(registry=registry)
+    async def _stop_background(**_: Any) -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        background.clear()
+
+    kopf.on.login(registry=registry)(login_fn)
+
+    @kopf.on.resume(*AGENTS, registry=registry)
+    @kopf.on.create(*AGENTS, registry=registry)
+    @kopf.on.update(*AGENTS, registry=registry)
+    async def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
+        await ctx.reconcile(f"{namespace}/{name}")
+
+    @kopf.daemon(*AGENTS, registry=registry, cancellation_timeout=30.0)
+    async def agent_resync(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
+        key = f"{namespace}/{name}"
+        delay = ctx.resync_seconds
+        while not stopped:
+            await stopped.wait(delay)
+            if stopped:
+                break
+            delay = await ctx.reconcile(key)
+
+    @kopf.on.delete(*AGENTS, registry=registry)
+    async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
+        key = f"{namespace}/{name}"
+        async with ctx.lock(key):
+            try:
+                await ctx.runtime.remove(key)
+            except RuntimeError_ as err:
+                raise kopf.TemporaryError(
+                    f"removing the workload of {key}: {err}", delay=ctx.retry_seconds
+                ) from err
+        ctx.locks.pop(key, None)
+
+    @kopf.on.event(*TEAMS, registry=registry)
+    async def team_event(**_: Any) -> None:
+        ctx.team_wake.set()
+
+    return registry
+
+
+async def run(
+    ctx: OperatorContext,
+    *,
+    namespaces: list[str] | None = None,
+    liveness: str | None = None,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    login_fn: Callable[..., Any] = login,
+    server_timeout: float = 300.0,
+) -> None:
+    """Run until stop_flag is set (or forever): all namespaces unless some are named."""
+    registry = build_registry(ctx, login_fn=login_fn, server_timeout=server_timeout)
+    await kopf.operator(
+        registry=registry,
+        clusterwide=not namespaces,
+        namespaces=namespaces or (),
+        liveness_endpoint=liveness,
+        standalone=True,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -1,0 +1,207 @@
+"""The whole Kubernetes mode in one process against kmock: kopf operator → real Reconciler →
+KubeStore (Agent/Team custom resources) and KubernetesRuntime (StatefulSet, Service, Secret,
+NetworkPolicy) → status written back. Only the secret store is a dict (it is not what is tested).
+
+kmock runs no controllers, so no pods appear: agents stay Pending/Starting here, which is what a
+cluster reports while a pod is being scheduled. tests/e2e/kube covers a real API server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kmock
+import kopf
+import pytest
+
+from controller import operator
+from controller.catalog import load_catalog
+from controller.kube.client import api_client_for
+from controller.reconcile import Reconciler
+from controller.resources import Agent, AgentStatus
+from controller.runtime.kubernetes import KubernetesRuntime
+from controller.settings import REPO_ROOT
+from controller.store.kube import KubeStore
+from controller.team_sync import sync_team_statuses
+
+AGENTS = "clawpen.dev/v1alpha1/agents"
+TEAMS = "clawpen.dev/v1alpha1/teams"
+STS = "apps/v1/statefulsets"
+SECRETS = "v1/secrets"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    scope: str
+    version: str
+
+
+@dataclass
+class DictSecrets:
+    values: dict[str, bytes]
+
+    def resolve(self, agent: str, names: Iterable[str]) -> Mapping[str, Resolved]:
+        return {n: Resolved(n, "global", "v1") for n in names if n in self.values}
+
+    def read(self, info: Resolved) -> bytes:
+        return self.values[info.name]
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] = str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            while not check():
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"timed out; state: {what()}") from None
+
+
+def declare(server: kmock.KubernetesEmulator) -> None:
+    for resource, kind in ((AGENTS, "Agent"), (TEAMS, "Team")):
+        server.resources[resource] = server.ResourceInfo(
+            kind=kind,
+            singular=kind.lower(),
+            namespaced=True,
+            subresources={"status"},
+            verbs={"list", "watch", "patch"},
+        )
+    for resource in (
+        STS,
+        "v1/services",
+        SECRETS,
+        "networking.k8s.io/v1/networkpolicies",
+        "v1/pods",
+        "v1/events",
+    ):
+        server.resources[resource] = server.ResourceInfo(namespaced=True)
+    server.resources["v1/namespaces"] = server.ResourceInfo(kind="Namespace", namespaced=False)
+    server.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = server.ResourceInfo(
+        kind="CustomResourceDefinition", namespaced=False
+    )
+
+
+@pytest.fixture
+async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
+    declare(kmock)
+    store = KubeStore(api_client_for(str(kmock.url)))
+    runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-op")
+    reconciler = Reconciler(
+        store,
+        runtime,
+        load_catalog(REPO_ROOT / "templates"),
+        instance="t-op",
+        image="clawpen/agent:test",
+        secrets=DictSecrets({"OPENAI_API_KEY": b"sk-from-the-store"}),
+        environ={},
+    )
+    ctx = operator.OperatorContext(
+        reconciler=reconciler,
+        runtime=runtime,
+        resync_seconds=0.5,
+        sync_teams=lambda: sync_team_statuses(store),
+        team_period=0.2,
+    )
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
+    )
+    await asyncio.wait_for(ready.wait(), timeout=20)
+    try:
+        yield store
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)
+        await store.close()
+        await runtime.close()
+
+
+async def seed(
+    server: kmock.KubernetesEmulator, store: KubeStore, resource: str, body: dict[str, Any]
+) -> None:
+    """Store an object (kmock assigns no uid/resourceVersion) and announce it with a status write."""
+    meta = body["metadata"]
+    meta.update(namespace="default", resourceVersion="1", uid=f"uid-{meta['name']}")
+    server.objects[resource, "default", meta["name"]] = body
+    cls = Agent if body["kind"] == "Agent" else None
+    if cls is not None:
+        await store.update_status(Agent, meta["name"], AgentStatus())
+    else:
+        from controller.resources import Team, TeamStatus
+
+        await store.update_status(Team, meta["name"], TeamStatus())
+
+
+def agent(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": name},
+        "spec": {"provider": "openai", "model": "gpt-4o", "secrets": ["OPENAI_API_KEY"]},
+    }
+
+
+async def test_agent_lifecycle_through_the_real_reconciler(
+    plane: KubeStore, kmock: kmock.KubernetesEmulator
+) -> None:
+    await seed(kmock, plane, AGENTS, agent("finn"))
+
+    def sts() -> Any:
+        try:
+            obj = kmock.objects[STS, "default", "agent-finn"]
+        except KeyError:
+            return None
+        return None if obj.deleted else obj
+
+    await eventually(lambda: sts() is not None, what=lambda: [str(k) for k in kmock.objects])
+    spec = sts()["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in spec["env"]}
+    assert env["CLAWPEN_MODEL"] == "gpt-4o" and env["CLAWPEN_AGENT_NAME"] == "finn"
+    assert spec["image"] == "clawpen/agent:test"
+    assert sts()["metadata"]["ownerReferences"][0]["uid"] == "uid-finn"
+    secret = kmock.objects[SECRETS, "default", "agent-finn-secrets"]
+    assert base64.b64decode(secret["data"]["OPENAI_API_KEY"]) == b"sk-from-the-store"
+
+    def status() -> dict[str, Any]:
+        return dict(kmock.objects[AGENTS, "default", "finn"].get("status") or {})
+
+    await eventually(lambda: status().get("planHash"), what=status)
+    # Scaled up, no pod answering yet (kmock runs none): Starting, not Ready, endpoint = the Service.
+    assert status()["phase"] == "Starting"
+    ready = status()["conditions"][0]
+    assert (ready["type"], ready["status"]) == ("Ready", "False")
+    assert status()["endpoint"] == "http://agent-finn.default.svc.cluster.local:8080"
+
+    kmock.objects[AGENTS, "default", "finn"].patch({"spec": {"state": "Stopped"}})
+    await plane.update_status(Agent, "finn", AgentStatus(phase=status()["phase"]))  # announce the change
+    await eventually(lambda: sts()["spec"]["replicas"] == 0, what=lambda: sts()["spec"])
+    await eventually(lambda: status().get("phase") == "Stopped", what=status)
+
+    await plane.delete(Agent, "finn")
+    await eventually(lambda: sts() is None, what=lambda: sts())
+
+
+async def test_team_status_follows_its_agents(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    await seed(kmock, plane, AGENTS, agent("finn"))
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "crew"},
+        "spec": {"agents": {"books": {"agent": "finn"}, "other": {"agent": "ghost"}}},
+    }
+    await seed(kmock, plane, TEAMS, team)
+
+    def status() -> dict[str, Any]:
+        return dict(kmock.objects[TEAMS, "default", "crew"].get("status") or {})
+
+    await eventually(lambda: status().get("missingAgents") == ["ghost"], what=status)
