@@ -174,7 +174,9 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
 
 
 async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
-    return await classify(team, message, completer_for(conn, team), KeywordRouter(team))
+    cached = registry(conn).current().routers.get(team.name)  # compiled when the file was read
+    router = cached if cached is not None and cached.team is team else KeywordRouter(team)
+    return await classify(team, message, completer_for(conn, team), router)
 
 
 def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:
