@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
@@ -32,9 +33,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.context import Deps, deps, parse_body
 from api.errors import ApiError, field_errors
 from api.openapi import Operation, operation
+from api.routes.secrets import secret_store
 from api.routes.ws import _now, _read_client, error_frame, relay
 from api.schemas import ChatIn
 from controller.resources import DNS1123_LABEL, Agent, Phase, Team
+from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
 from controller.teams.conversation import Clarify, Conversation
 from controller.teams.conversation import Route as RouteTo
@@ -140,15 +143,14 @@ async def find_team(conn: HTTPConnection, name: str) -> tuple[Team, str]:
     raise ApiError(404, f"team {name!r} not found")
 
 
-def _lookup_key(d: Deps) -> Any:
+def _lookup_key(conn: HTTPConnection) -> Callable[[str], str | None]:
     """API keys for the router's model: the secret store (global scope) first, then the environment."""
 
     def lookup(name: str) -> str | None:
-        with contextlib.suppress(Exception):  # no secret store on this build, or no such secret
-            from controller.secrets import SecretStore  # type: ignore[import-not-found,unused-ignore]
-
-            return SecretStore.from_settings(d.settings).get(name).decode()
-        return os.environ.get(name) or None
+        try:
+            return secret_store(conn).get(name).decode()  # type: ignore[arg-type]
+        except (SecretError, UnicodeDecodeError, OSError):
+            return os.environ.get(name) or None
 
     return lookup
 
@@ -158,7 +160,7 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
     if team.spec.router.mode == "keyword":
         return None
     d = deps(conn)
-    resolved = resolve_router_model(team, d.catalog.providers, os.environ, _lookup_key(d))
+    resolved = resolve_router_model(team, d.catalog.providers, os.environ, _lookup_key(conn))
     if not isinstance(resolved, RouterModel):
         log.info("team %s routes by keywords: %s", team.name, resolved)
         return None
@@ -177,7 +179,9 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
 
 
 async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
-    return await classify(team, message, completer_for(conn, team), KeywordRouter(team))
+    cached = registry(conn).current().routers.get(team.name)  # compiled when the file was read
+    router = cached if cached is not None and cached.team is team else KeywordRouter(team)
+    return await classify(team, message, completer_for(conn, team), router)
 
 
 def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:

@@ -10,6 +10,7 @@ reading the prompt, like tests/controller/teams/scripted_model.py) and the agent
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -294,3 +295,45 @@ def test_bad_frame_and_unknown_team(gateway: ServerThread, tokens: dict[str, Any
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+
+
+def test_applied_team_resource_is_listed_and_wins_over_a_file(client: httpx.Client, gateway: ServerThread) -> None:
+    from controller.resources import Team
+    from controller.teams.toml_format import load_team_file
+
+    team = load_team_file(ROOT / "teams" / "finance-team.toml")
+    team.spec.display_name = "Finance (applied)"
+    team.spec.router.mode = "keyword"
+    store = gateway.app.state.deps.store
+    gateway.call(store.create(Team(metadata=team.metadata, spec=team.spec)))
+    try:
+        got = client.get("/api/teams/finance-team").json()
+        assert got["source"] == "store" and got["name"] == "Finance (applied)" and got["mode"] == "keyword"
+        assert [t["id"] for t in client.get("/api/teams").json()] == ["finance-team", "platform-support"]
+    finally:
+        gateway.call(store.delete(Team, "finance-team"))
+    assert client.get("/api/teams/finance-team").json()["source"] == "file"
+
+
+def test_router_key_comes_from_the_secret_store(client: httpx.Client, teams_dir: Path, fake: FakeModelServer) -> None:
+    keyed = teams_dir / "keyed-finance.toml"
+    text = (teams_dir / "finance-team.toml").read_text().replace('id = "finance-team"', 'id = "keyed-finance"')
+    keyed.write_text(text.replace('provider = "ollama"', 'provider = "openai"'))
+    message = {"message": "What is our current cash position?"}
+    try:
+        assert client.post("/api/teams/reload").json()["errors"] == []
+        if "OPENAI_API_KEY" not in os.environ:
+            before = client.post("/api/teams/keyed-finance/classify", json=message).json()
+            assert before["method"] != "llm" and "no model configured" in before["reasoning"]
+        secret = {"name": "OPENAI_API_KEY", "value": "sk-router-test"}
+        assert client.post("/api/secrets", json=secret).status_code in (200, 201)
+        count = len(fake.requests)
+        answer = client.post("/api/teams/keyed-finance/classify", json=message)
+        assert answer.json()["method"] == "llm" and answer.json()["intent"] == "reporter"
+        [asked] = fake.requests[count:]
+        assert asked.headers.get("authorization") == "Bearer sk-router-test"
+        assert "sk-router-test" not in answer.text
+    finally:
+        keyed.unlink()
+        client.delete("/api/secrets/OPENAI_API_KEY")
+        client.post("/api/teams/reload")
