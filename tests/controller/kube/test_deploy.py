@@ -257,16 +257,39 @@ async def kmock_seed_agent(store: KubeStore) -> None:
 
 async def test_gateway_role_allows_every_request_its_code_makes(kmock: kmock.KubernetesEmulator) -> None:
     declare(kmock)
+    kmock.resources["metrics.k8s.io/v1beta1/pods"] = kmock.ResourceInfo(namespaced=True)
     store = KubeStore(api_client_for(str(kmock.url)))
+    runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-rbac")
+    labels = plan().owner_labels()
+    kmock.objects["apps/v1/statefulsets", "default", "agent-finn"] = {
+        "metadata": {"name": "agent-finn", "namespace": "default", "labels": labels},
+        "spec": {"replicas": 1},
+    }
+    kmock.objects["v1/pods", "default", "agent-finn-0"] = {
+        "metadata": {"name": "agent-finn-0", "namespace": "default", "labels": labels},
+        "spec": {"containers": [{"name": "agent", "resources": {"limits": {"memory": "512Mi"}}}]},
+        "status": {"phase": "Running"},
+    }
+    kmock.objects["metrics.k8s.io/v1beta1/pods", "default", "agent-finn-0"] = {
+        "metadata": {"name": "agent-finn-0", "namespace": "default"},
+        "containers": [{"name": "agent", "usage": {"cpu": "5m", "memory": "64Mi"}}],
+    }
     try:
         created = await store.create(agent_manifest())
         await store.list(Agent)
         await store.list(Agent, "default")
         created.spec.model = "gpt-4o"
         await store.replace(created)
+        await runtime.observe("default/finn")  # GET /api/agents/{id}/health
+        stats = await runtime.stats("default/finn")  # GET /api/agents/{id}/stats
+        assert stats.memory_mb == 64.0
+        [line async for line in runtime.logs("default/finn", tail=10)]  # GET /api/agents/{id}/logs
         await store.delete(Agent, "finn")
     finally:
         await store.close()
+        await runtime.close()
     role = by_kind("ClusterRole")["clawpen-gateway"]
-    missing = sorted(u for u in recorded(kmock) if not allowed(role, *u))
+    used = recorded(kmock) - {("apps", "statefulsets", "create"), ("", "pods", "create")}  # seeding
+    missing = sorted(u for u in used if not allowed(role, *u))
     assert missing == []
+    assert {("", "pods/log", "get"), ("metrics.k8s.io", "pods", "get")} <= used
