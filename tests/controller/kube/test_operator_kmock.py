@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import kmock
 import kopf
 import pytest
@@ -30,6 +32,7 @@ AGENTS = "clawpen.dev/v1alpha1/agents"
 class StatusWritingReconciler:
     store: KubeStore
     calls: list[str] = field(default_factory=list)
+    liveness: str = ""
 
     async def reconcile(self, key: str) -> None:
         self.calls.append(key)
@@ -91,8 +94,15 @@ async def running(
         return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
 
     stop, ready = asyncio.Event(), asyncio.Event()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    liveness = f"http://127.0.0.1:{port}/healthz"
+    reconciler.liveness = liveness
     task = asyncio.create_task(
-        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
+        operator.run(
+            ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5, liveness=liveness
+        )
     )
     await asyncio.wait_for(ready.wait(), timeout=20)
     try:
@@ -123,6 +133,8 @@ async def test_create_reconciles_and_adds_our_finalizer(
     obj = kmock.objects[AGENTS, "default", "finn"]
     await eventually(lambda: operator.FINALIZER in obj.get("metadata", {}).get("finalizers", []))
     await eventually(lambda: obj.get("status", {}).get("phase") == "Running")
+    async with aiohttp.ClientSession() as http, http.get(reconciler.liveness) as probe:
+        assert probe.status == 200  # the Deployment's livenessProbe target
     annotations = obj["metadata"].get("annotations", {})
     assert annotations and all(k.startswith("clawpen.dev/") for k in annotations), annotations
     assert "kopf" not in obj.get("status", {})
