@@ -217,10 +217,8 @@ class KubernetesRuntime:
         await self._upsert(
             built.secret,
             paths["Secret"],
-            lambda cur, new: (
-                {"data": merge_patch(cur.get("data") or {}, new["data"]) or None, "type": None}
-                | {"type": new["type"]}
-            ),
+            # An empty patch of data (nothing changed) is a no-op; removed names become nulls.
+            lambda cur, new: {"data": merge_patch(cur.get("data") or {}, new["data"])},
         )
         await self._upsert(
             built.service,

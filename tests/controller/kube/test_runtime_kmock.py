@@ -115,6 +115,16 @@ async def test_reapply_patches_template_and_drops_removed_secret_keys(
     assert patches and "volumeClaimTemplates" not in patches[-1].data["spec"]  # immutable: never sent
 
 
+async def test_reapply_with_unchanged_secrets_keeps_them(
+    runtime: KubernetesRuntime, kmock: kmock.KubernetesEmulator
+) -> None:
+    one = SecretMount(name="A", scope="agent", version="v1")
+    await runtime.apply(plan(secrets=(one,)), {"A": b"a"})
+    await runtime.apply(plan(model="gpt-5", secrets=(one,)), {"A": b"a"})
+    data = kmock.objects[SECRETS, "default", "agent-finn-secrets"]["data"]
+    assert base64.b64decode(data["A"]) == b"a"
+
+
 async def test_observe_maps_pod_states(runtime: KubernetesRuntime, kmock: kmock.KubernetesEmulator) -> None:
     p = plan()
     await runtime.apply(p)
