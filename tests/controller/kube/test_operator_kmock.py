@@ -179,3 +179,28 @@ async def test_spec_update_reconciles_promptly(
         )
     finally:
         await store.close()
+
+
+async def test_requeue_hints_are_bounded() -> None:
+    @dataclass
+    class Fixed:
+        requeue_after: float | None
+
+    @dataclass
+    class Hinting:
+        hint: float | None
+        fail: BaseException | None = None
+
+        async def reconcile(self, key: str) -> Fixed:
+            if self.fail is not None:
+                raise self.fail
+            return Fixed(self.hint)
+
+    def ctx(reconciler: Hinting) -> operator.OperatorContext:
+        return operator.OperatorContext(reconciler=reconciler, runtime=RecordingRuntime(), resync_seconds=30)  # type: ignore[arg-type]
+
+    assert await ctx(Hinting(None)).reconcile("default/a") == 30  # steady: the resync period
+    assert await ctx(Hinting(0.5)).reconcile("default/a") == 2.0  # starting: not faster than min_requeue
+    assert await ctx(Hinting(600)).reconcile("default/a") == 30  # never slower than a resync
+    failing = Hinting(None, fail=RuntimeError("a bug"))
+    assert await ctx(failing).reconcile("default/a") == 5.0  # logged and retried, the daemon lives on
