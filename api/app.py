@@ -21,14 +21,22 @@ from api.auth import AuthService
 from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import AuthGuard, RequestMetrics
-from api.routes import agents, auth, system, ws
+from api.routes import agents, auth, secrets, snapshots, system, teams, ws
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
 
 log = logging.getLogger("clawpen.api")
 
-ROUTES: list[BaseRoute] = [*system.ROUTES, *auth.ROUTES, *agents.ROUTES, *ws.ROUTES]
+ROUTES: list[BaseRoute] = [
+    *system.ROUTES,
+    *auth.ROUTES,
+    *agents.ROUTES,
+    *secrets.ROUTES,
+    *snapshots.ROUTES,
+    *ws.ROUTES,
+    *teams.ROUTES,
+]
 MAX_BODY_BYTES = 1024 * 1024
 
 

@@ -30,6 +30,7 @@ ERROR_TEXT = {
     422: "Validation failed; `detail` lists each field and rule",
     429: "Too many attempts; see Retry-After",
     503: "The container runtime cannot be reached",
+    504: "The container runtime did not answer in time",
 }
 
 

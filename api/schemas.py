@@ -109,6 +109,11 @@ class AgentCreate(Body):
     project: str | None = None
     tags: list[str] | None = None
     state: DesiredState = Field(default="running", description="desired state right after creation")
+    from_snapshot: str | None = Field(
+        default=None,
+        description="AGENT/SNAPSHOT_ID: start with that snapshot's /data and /workspace (a clone)",
+        max_length=160,
+    )
 
 
 class AgentUpdate(Body):

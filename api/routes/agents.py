@@ -40,6 +40,7 @@ LIST_FILTERS = (
     Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
 )
+LOGS_TIMEOUT = 15.0
 STATUSES = ("pending", "starting", "running", "stopped", "failed")
 
 
@@ -94,14 +95,19 @@ async def list_agents(request: Request) -> JSONResponse:
         body=AgentCreate,
         response=AgentOut,
         status=201,
-        errors=(400, 409),
+        errors=(400, 404, 409, 503),
         tags=TAGS,
     )
 )
 async def create_agent(request: Request) -> JSONResponse:
     d = deps(request)
-    agent = agent_from_create(await parse_body(request, AgentCreate), d.settings.namespace)
+    body = await parse_body(request, AgentCreate)
+    agent = agent_from_create(body, d.settings.namespace)
     _check_catalog(d, agent)
+    if body.from_snapshot:
+        from api.routes.snapshots import fill_from_snapshot
+
+        await fill_from_snapshot(request, agent, body.from_snapshot)
     created = await d.store.create(agent)
     return _json(agent_out(created), 201)
 
@@ -221,7 +227,7 @@ async def stop_all(request: Request) -> JSONResponse:
     Operation(
         "The container's recent log lines",
         response=list[LogLineOut],
-        errors=(409, 422, 503),
+        errors=(409, 422, 503, 504),
         query=(Query("tail", {"type": "integer", "minimum": 1, "maximum": 10000}, "lines, default 100"),),
         tags=TAGS,
     )
@@ -230,12 +236,18 @@ async def agent_logs(request: Request) -> JSONResponse:
     d = deps(request)
     tail = query_int(request, "tail", 100, 1, 10_000)
     agent = await d.agent(request.path_params["id"])
-    lines = [
-        LogLineOut(timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream).model_dump(
-            mode="json"
-        )
-        async for line in d.runtime.logs(agent.key, tail=tail, follow=False)
-    ]
+    lines: list[dict[str, object]] = []
+    try:
+        # A one-shot read must end; if the engine stalls, answer rather than hold the client forever.
+        async with asyncio.timeout(LOGS_TIMEOUT):
+            async for line in d.runtime.logs(agent.key, tail=tail, follow=False):
+                lines.append(
+                    LogLineOut(
+                        timestamp=line.timestamp, level=line.level, message=line.message, stream=line.stream
+                    ).model_dump(mode="json")
+                )
+    except TimeoutError:
+        raise ApiError(504, f"the runtime did not return the logs within {LOGS_TIMEOUT:.0f} s") from None
     return JSONResponse(lines[-tail:])
 
 

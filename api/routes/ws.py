@@ -254,12 +254,12 @@ async def logs_stream(ws: WebSocket) -> None:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
             return
-        err = task.exception()
-        if isinstance(err, RuntimeUnavailable):
-            await _close_with(ws, WS_RUNTIME_DOWN, "runtime unavailable", str(err))
-        elif isinstance(err, RuntimeError_):
-            await _close_with(ws, WS_NOT_RUNNING, "no logs", str(err))
-        elif err is None:
+        failure = task.exception()
+        if isinstance(failure, RuntimeUnavailable):
+            await _close_with(ws, WS_RUNTIME_DOWN, "runtime unavailable", str(failure))
+        elif isinstance(failure, RuntimeError_):
+            await _close_with(ws, WS_NOT_RUNNING, "no logs", str(failure))
+        elif failure is None:
             with contextlib.suppress(Exception):
                 await ws.close(code=1000, reason="log stream ended")
     finally:

@@ -17,6 +17,7 @@ import getpass
 import logging
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from controller.cli import CommandError
@@ -78,7 +79,9 @@ def set_password(args: argparse.Namespace) -> int:
 def _listen(host: str, port: int) -> socket.socket:
     """Bind before anything starts, so a busy port is one clear line, not a half-started server."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP matters: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it Nagle + delayed ACKs add ~40 ms to every keep-alive response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -101,6 +104,22 @@ def _settings(args: argparse.Namespace) -> Settings:
     return dataclasses.replace(settings, **changes) if changes else settings
 
 
+def _server_class() -> type:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn re-raises the Ctrl-C/SIGTERM it handled once it has shut down; we finish the
+        shutdown ourselves (controller, runtime, store) and exit 0, as a service manager expects."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return Server
+
+
 def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     """Store, runtime and catalog for this installation (CLAWPEN_STORE / CLAWPEN_RUNTIME choose)."""
     from controller.wiring import open_catalog, open_runtime, open_store
@@ -114,6 +133,8 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
 
     from api.app import create_app
 
+    _Server = _server_class()
+
     sock = _listen(settings.host, settings.port)
     store, runtime, catalog = _open_parts(settings)
     try:
@@ -125,8 +146,9 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             ws="websockets-sansio",
             proxy_headers=False,  # X-Forwarded-For would let any client pick its rate-limit bucket
             server_header=False,
+            timeout_graceful_shutdown=5,  # open chats and log streams must not keep Ctrl-C waiting
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
         if with_controller:
             from controller.metrics import record_reconcile
@@ -136,7 +158,10 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             controller.on_reconcile = controller.on_reconcile or record_reconcile
             tasks.add(asyncio.create_task(controller.run(), name="controller"))
         where = f"http://{settings.host}:{sock.getsockname()[1]}"
-        log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
+        while not server.started and not any(t.done() for t in tasks):
+            await asyncio.sleep(0.02)
+        if server.started:  # said only once it answers, so scripts may wait for this line
+            log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
         done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         # Whichever half ends first takes the other down: a gateway without its controller (or the
         # reverse) would look healthy while nothing converges.

@@ -1,0 +1,604 @@
+"""Snapshots of an agent's state (/data and /workspace) with restore, clone, export and import.
+
+The original's Docker snapshots held only metadata. Here a snapshot is the real bytes: a tar of
+both volumes taken while the container is paused (so the copy is consistent: no process writes
+during it, yet the agent keeps its connections), the Agent spec it ran, and metadata with the
+archive's sha256. Layout: <home>/snapshots/<agent>/<id>/{data.tar, agent.yaml, meta.json}; a
+snapshot directory appears only complete (written under .tmp-<id>, then renamed).
+
+Writing into volumes goes through a short-lived helper container from the agent image (user
+10001, no network) that empties the volumes, then Docker's archive API unpacks the tar into them.
+Every archive is verified end to end (sha256, then each entry) before a byte of an agent's data is
+touched, so a corrupt or truncated archive is refused and the agent keeps what it had.
+
+Docker calls are synchronous (docker SDK); the async helpers at the bottom glue them to the Store
+for the CLI and the gateway, which run them in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import fcntl
+import json
+import os
+import re
+import secrets as pysecrets
+import shutil
+import tarfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+import docker
+import docker.errors
+import yaml
+
+from controller.archive import (
+    CHUNK,
+    ArchiveError,
+    HashingWriter,
+    Progress,
+    append_stream,
+    copy_stream,
+    no_progress,
+    verify_data_tar,
+)
+from controller.plan import (
+    AGENT_UID,
+    LABEL_INSTANCE,
+    LABEL_KIND,
+    LABEL_MANAGED,
+    LABEL_NAME,
+    LABEL_NAMESPACE,
+    MANAGED_BY,
+)
+from controller.resources import DNS1123_LABEL, Agent, ManifestError, parse_resource
+from controller.settings import Settings
+
+try:
+    from controller.runtime.docker import container_name, volume_names
+except ImportError:  # pragma: no cover - until the Docker runtime is merged; same naming as it uses
+
+    def container_name(instance: str, key: str) -> str:
+        namespace, _, name = key.partition("/")
+        return f"clawpen_{instance}_{namespace}_{name}"
+
+    def volume_names(instance: str, key: str) -> dict[str, str]:
+        base = container_name(instance, key)
+        return {"/data": f"{base}_data", "/workspace": f"{base}_workspace"}
+
+
+EXPORT_FORMAT = "clawpen.dev/agent-export/v1"
+TARGETS = ("/data", "/workspace")
+SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
+LABEL_ROLE = "clawpen.dev/role"
+
+# Runs in the helper container (the image has python3 but no shell): empty both volumes.
+_WIPE = (
+    "import os, shutil\n"
+    "for root in ('/data', '/workspace'):\n"
+    "    for e in os.scandir(root):\n"
+    "        shutil.rmtree(e.path) if e.is_dir(follow_symlinks=False) else os.unlink(e.path)\n"
+)
+
+
+class SnapshotError(Exception):
+    status = 500
+
+
+class SnapshotNotFound(SnapshotError):
+    status = 404
+
+
+class SnapshotConflict(SnapshotError):
+    status = 409
+
+
+class InvalidName(SnapshotError):
+    status = 422
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    id: str
+    agent_id: str
+    created_at: datetime
+    size_bytes: int
+    sha256: str
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "agent_id": self.agent_id,
+            "created_at": self.created_at.isoformat(),
+            "size_bytes": self.size_bytes,
+            "sha256": self.sha256,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> SnapshotInfo:
+        return cls(
+            id=str(doc["id"]),
+            agent_id=str(doc["agent_id"]),
+            created_at=datetime.fromisoformat(doc["created_at"]),
+            size_bytes=int(doc["size_bytes"]),
+            sha256=str(doc["sha256"]),
+        )
+
+
+def manifest_of(agent: Agent) -> dict[str, Any]:
+    """The user-owned part of an agent: what a snapshot keeps and a clone or import recreates."""
+    doc = agent.dump()
+    doc.pop("status", None)
+    meta = doc["metadata"]
+    doc["metadata"] = {k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)}
+    return doc
+
+
+def _check_agent(name: str) -> str:
+    if not isinstance(name, str) or not DNS1123_LABEL.match(name):
+        raise InvalidName(f"invalid agent name {str(name)[:80]!r}: must be a DNS-1123 label")
+    return name
+
+
+def _check_id(sid: str) -> str:
+    if not isinstance(sid, str) or not SNAPSHOT_ID.match(sid):
+        raise SnapshotNotFound(f"no snapshot {str(sid)[:80]!r} (ids look like 20260101T120000123Z-ab12cd)")
+    return sid
+
+
+class Snapshots:
+    def __init__(self, settings: Settings, client: docker.DockerClient | None = None):
+        self.settings = settings
+        self.root = settings.home / "snapshots"
+        self._client = client
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            self._client = docker.from_env(timeout=600)
+        return self._client
+
+    # ---- listing ---------------------------------------------------------------------------------
+
+    def list(self, agent: str) -> builtins.list[SnapshotInfo]:
+        """Newest first."""
+        folder = self.root / _check_agent(agent)
+        if not folder.is_dir():
+            return []
+        infos = []
+        for entry in folder.iterdir():
+            if SNAPSHOT_ID.match(entry.name) and (entry / "meta.json").is_file():
+                with contextlib.suppress(OSError, ValueError, KeyError):
+                    infos.append(SnapshotInfo.from_doc(json.loads((entry / "meta.json").read_text())))
+        return sorted(infos, key=lambda i: i.id, reverse=True)
+
+    def get(self, agent: str, sid: str) -> SnapshotInfo:
+        path = self._dir(agent, sid) / "meta.json"
+        try:
+            return SnapshotInfo.from_doc(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise SnapshotNotFound(f"agent {agent} has no snapshot {sid}") from None
+        except (ValueError, KeyError) as err:
+            raise SnapshotError(f"snapshot {agent}/{sid}: metadata is corrupt ({err})") from None
+
+    def spec(self, agent: str, sid: str) -> Agent:
+        self.get(agent, sid)
+        try:
+            parsed = parse_resource(yaml.safe_load((self._dir(agent, sid) / "agent.yaml").read_text()))
+        except (OSError, yaml.YAMLError, ManifestError) as err:
+            raise SnapshotError(f"snapshot {agent}/{sid}: its agent spec is unreadable ({err})") from None
+        assert isinstance(parsed, Agent)
+        return parsed
+
+    def delete(self, agent: str, sid: str) -> None:
+        self.get(agent, sid)
+        with self._locked(agent):
+            shutil.rmtree(self._dir(agent, sid))
+
+    def delete_all(self, agent: str) -> None:
+        shutil.rmtree(self.root / _check_agent(agent), ignore_errors=True)
+
+    # ---- create ----------------------------------------------------------------------------------
+
+    def create(self, agent: Agent, progress: Progress = no_progress) -> SnapshotInfo:
+        """Copy /data and /workspace (paused around the copy) with the spec into a new snapshot."""
+        name = _check_agent(agent.metadata.name)
+        key = f"{agent.metadata.namespace}/{name}"
+        with self._locked(name):
+            stamp = datetime.now(UTC)
+            sid = f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-{pysecrets.token_hex(3)}"
+            tmp = self.root / name / f".tmp-{sid}"
+            tmp.mkdir(parents=True, mode=0o700)
+            try:
+                with self._source(key) as source, (tmp / "data.tar").open("wb") as raw:
+                    writer = HashingWriter(raw, progress, "snapshot")
+                    with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:  # type: ignore[call-overload]
+                        for target in TARGETS:
+                            chunks, _ = source.get_archive(target, chunk_size=CHUNK)
+                            append_stream(out, chunks)
+                    raw.flush()
+                    os.fsync(raw.fileno())
+                progress("snapshot", writer.size, writer.size)
+                info = SnapshotInfo(sid, name, stamp, writer.size, writer.sha256.hexdigest())
+                (tmp / "agent.yaml").write_text(yaml.safe_dump(manifest_of(agent), sort_keys=False))
+                (tmp / "meta.json").write_text(json.dumps(info.public(), indent=1))
+                os.rename(tmp, self.root / name / sid)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            self._retain(name)
+        return info
+
+    def _retain(self, agent: str) -> None:
+        keep = self.settings.snapshot_retention
+        if keep > 0:
+            for old in self.list(agent)[keep:]:
+                shutil.rmtree(self._dir(agent, old.id), ignore_errors=True)
+
+    @contextlib.contextmanager
+    def _source(self, key: str) -> Iterator[Any]:
+        """A container to read the volumes from: the agent's own, paused if it runs, else a helper."""
+        container = self._container(key)
+        if container is not None:
+            paused = False
+            if container.status == "running":
+                container.pause()
+                paused = True
+            try:
+                yield container
+            finally:
+                if paused:
+                    container.unpause()
+            return
+        volumes = self._existing_volumes(key)
+        if volumes is None:
+            raise SnapshotConflict(f"agent {key} has no container and no volumes yet: nothing to snapshot")
+        helper = self._helper(volumes, start=False)
+        try:
+            yield helper
+        finally:
+            helper.remove(force=True)
+
+    # ---- restore, clone, import --------------------------------------------------------------------
+
+    def restore(
+        self, agent: str, sid: str, namespace: str = "default", progress: Progress = no_progress
+    ) -> SnapshotInfo:
+        """Replace the agent's volumes with the snapshot's and bring it back to how it was running."""
+        info = self.get(agent, sid)
+        data = self._dir(agent, sid) / "data.tar"
+        with self._locked(agent):
+            verify_data_tar(data, info.sha256, progress)
+            self.fill_volumes(f"{namespace}/{agent}", data, progress)
+        return info
+
+    def fill_volumes(self, key: str, data: Path, progress: Progress = no_progress) -> None:
+        """Make the agent's /data and /workspace hold exactly the (already verified) tar's content."""
+        container: Any = self._container(key)
+        state = container.status if container is not None else "absent"
+        volumes = self._volumes_of(container) if container is not None else self._ensure_volumes(key)
+        if state == "running":
+            container.pause()
+        try:
+            helper = self._helper(volumes, start=True)
+            try:
+                helper.put_archive("/", _upload(data, progress))
+            finally:
+                helper.remove(force=True)
+        except BaseException:
+            if state == "running":
+                container.unpause()
+            raise
+        if state == "running":
+            # Killed while still frozen: a graceful stop could flush the agent's stale in-memory state over
+            # the restored files. It starts again fresh and reloads its state from them.
+            container.kill()
+            with contextlib.suppress(docker.errors.APIError):
+                container.wait(timeout=30)
+            try:
+                container.start()
+            except docker.errors.APIError:
+                container.reload()  # its restart policy may have started it already
+                if container.status not in ("running", "restarting"):
+                    raise
+
+    def clone(self, agent: str, sid: str, new_name: str, progress: Progress = no_progress) -> Agent:
+        """Fill a new agent's volumes from a snapshot; returns its manifest (the caller stores it)."""
+        _check_agent(new_name)
+        info = self.get(agent, sid)
+        source = self.spec(agent, sid)
+        data = self._dir(agent, sid) / "data.tar"
+        verify_data_tar(data, info.sha256, progress)
+        clone = _renamed(source, new_name)
+        with self._locked(new_name):
+            self.fill_volumes(f"{clone.metadata.namespace}/{new_name}", data, progress)
+        return clone
+
+    def export(self, agent: Agent, out: IO[bytes], progress: Progress = no_progress) -> SnapshotInfo:
+        """Snapshot the agent now and write one archive (manifest, spec, data) to `out`."""
+        info = self.create(agent, progress)
+        for chunk in self.export_chunks(agent.metadata.name, info.id, progress):
+            out.write(chunk)
+        return info
+
+    def export_chunks(self, agent: str, sid: str, progress: Progress = no_progress) -> Iterator[bytes]:
+        """An existing snapshot as an export archive, streamed: a plain tar of manifest.json, agent.yaml
+        and data.tar (built by hand so a response can send it while it is read)."""
+        info = self.get(agent, sid)
+        folder = self._dir(agent, sid)
+        manifest = {"format": EXPORT_FORMAT, "agent": agent, "snapshot": info.public()}
+        spec = (folder / "agent.yaml").read_bytes()
+        for name, blob in (("manifest.json", json.dumps(manifest, indent=1).encode()), ("agent.yaml", spec)):
+            yield _header(name, len(blob)) + blob + b"\0" * (-len(blob) % 512)
+        data = folder / "data.tar"
+        size = data.stat().st_size
+        yield _header("data.tar", size)
+        done = 0
+        with data.open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                done += len(chunk)
+                if done % (8 * CHUNK) < CHUNK or done == size:
+                    progress("export", done, size)
+                yield chunk
+        if done != size:
+            raise SnapshotError(f"snapshot {agent}/{sid} changed while it was exported")
+        yield b"\0" * (-size % 512) + b"\0" * 1024  # end-of-archive: two zero blocks
+
+    def receive(
+        self, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
+    ) -> tuple[Agent, SnapshotInfo]:
+        """Read and verify an export into a snapshot of the (possibly renamed) agent; touches no volume."""
+        incoming = self.root / f".incoming-{pysecrets.token_hex(4)}"
+        incoming.mkdir(parents=True, mode=0o700)
+        try:
+            manifest, spec = self._unpack_export(src, incoming, progress)
+            agent = _renamed(spec, name) if name else spec
+            target = _check_agent(agent.metadata.name)
+            snap = manifest["snapshot"]
+            stamp = datetime.now(UTC)
+            sid = f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-{pysecrets.token_hex(3)}"
+            info = SnapshotInfo(sid, target, stamp, int(snap["size_bytes"]), str(snap["sha256"]))
+            (incoming / "agent.yaml").write_text(yaml.safe_dump(manifest_of(agent), sort_keys=False))
+            (incoming / "meta.json").write_text(json.dumps(info.public(), indent=1))
+            (self.root / target).mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.rename(incoming, self.root / target / sid)
+        except BaseException:
+            shutil.rmtree(incoming, ignore_errors=True)
+            raise
+        return agent, info
+
+    def _unpack_export(self, src: BinaryIO, into: Path, progress: Progress) -> tuple[dict[str, Any], Agent]:
+        manifest: dict[str, Any] | None = None
+        spec: Agent | None = None
+        try:
+            with tarfile.open(fileobj=src, mode="r|") as tar:
+                for member in tar:
+                    if not member.isreg() or member.name not in ("manifest.json", "agent.yaml", "data.tar"):
+                        raise ArchiveError(f"unexpected entry {member.name[:200]!r} in an agent export")
+                    reader = tar.extractfile(member)
+                    assert reader is not None
+                    if member.name == "manifest.json":
+                        manifest = _parse_manifest(reader.read(1 << 20))
+                    elif member.name == "agent.yaml":
+                        spec = _parse_spec(reader.read(1 << 20))
+                    else:
+                        if manifest is None:
+                            raise ArchiveError("an agent export starts with manifest.json")
+                        with (into / "data.tar").open("wb") as fh:
+                            digest, size = copy_stream(reader, fh)  # type: ignore[arg-type]
+                        expected = manifest["snapshot"]
+                        if digest != expected["sha256"] or size != int(expected["size_bytes"]):
+                            raise ArchiveError(
+                                "the export is corrupt or truncated: data.tar does not match the sha256 "
+                                "and size in its manifest"
+                            )
+        except (tarfile.TarError, EOFError) as err:
+            raise ArchiveError(f"not a readable agent export: the archive is corrupt or truncated ({err})") from None
+        if manifest is None or spec is None or not (into / "data.tar").exists():
+            raise ArchiveError("incomplete agent export: it needs manifest.json, agent.yaml and data.tar")
+        verify_data_tar(into / "data.tar", None, progress)
+        return manifest, spec
+
+    # ---- docker plumbing ---------------------------------------------------------------------------
+
+    def _dir(self, agent: str, sid: str) -> Path:
+        return self.root / _check_agent(agent) / _check_id(sid)
+
+    @contextlib.contextmanager
+    def _locked(self, agent: str) -> Iterator[None]:
+        folder = self.root / _check_agent(agent)
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _container(self, key: str) -> Any | None:
+        try:
+            container = self.client.containers.get(container_name(self.settings.instance, key))
+        except docker.errors.NotFound:
+            return None
+        if container.labels.get(LABEL_INSTANCE) != self.settings.instance:
+            raise SnapshotConflict(
+                f"container {container.name} is not owned by Claw Pen instance {self.settings.instance}"
+            )
+        return container
+
+    @staticmethod
+    def _volumes_of(container: Any) -> dict[str, str]:
+        found = {m["Destination"]: m["Name"] for m in container.attrs.get("Mounts", []) if m.get("Type") == "volume"}
+        missing = [t for t in TARGETS if t not in found]
+        if missing:
+            raise SnapshotConflict(f"container {container.name} has no volume at {', '.join(missing)}")
+        return {t: found[t] for t in TARGETS}
+
+    def _existing_volumes(self, key: str) -> dict[str, str] | None:
+        names = volume_names(self.settings.instance, key)
+        for volume in names.values():
+            try:
+                self.client.volumes.get(volume)
+            except docker.errors.NotFound:
+                return None
+        return names
+
+    def _ensure_volumes(self, key: str) -> dict[str, str]:
+        namespace, _, name = key.partition("/")
+        labels = {
+            LABEL_MANAGED: MANAGED_BY,
+            LABEL_INSTANCE: self.settings.instance,
+            LABEL_KIND: "Agent",
+            LABEL_NAMESPACE: namespace,
+            LABEL_NAME: name,
+        }
+        names = volume_names(self.settings.instance, key)
+        for volume in names.values():
+            try:
+                self.client.volumes.get(volume)
+            except docker.errors.NotFound:
+                self.client.volumes.create(volume, labels=labels)
+        return names
+
+    def _helper(self, volumes: dict[str, str], *, start: bool) -> Any:
+        """A container from the agent image with the volumes mounted; when started, it empties them."""
+        try:
+            self.client.images.get(self.settings.image)
+        except docker.errors.ImageNotFound:
+            raise SnapshotConflict(
+                f"image {self.settings.image!r} is not present locally; build it with `clawpen image build`"
+            ) from None
+        helper = self.client.containers.create(
+            self.settings.image,
+            entrypoint=["python3", "-c", _WIPE],
+            command=[],
+            user=f"{AGENT_UID}:{AGENT_UID}",
+            network_mode="none",
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            volumes={volume: {"bind": target, "mode": "rw"} for target, volume in volumes.items()},
+            labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.settings.instance, LABEL_ROLE: "snapshot-helper"},
+            name=f"clawpen_{self.settings.instance}_snapshot_{pysecrets.token_hex(4)}",
+        )
+        if start:
+            try:
+                helper.start()
+                result = helper.wait(timeout=600)
+                if result.get("StatusCode") != 0:
+                    tail = helper.logs(tail=5).decode(errors="replace").strip().splitlines()
+                    raise SnapshotError(f"could not empty the volumes: {tail[-1] if tail else 'helper failed'}")
+            except BaseException:
+                helper.remove(force=True)
+                raise
+        return helper
+
+
+def _upload(data: Path, progress: Progress) -> Iterator[bytes]:
+    total, done = data.stat().st_size, 0
+    with data.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            done += len(chunk)
+            if done % (8 * CHUNK) < CHUNK or done == total:
+                progress("restore", done, total)
+            yield chunk
+
+
+def _header(name: str, size: int) -> bytes:
+    member = tarfile.TarInfo(name)
+    member.size = size
+    member.mode = 0o600
+    member.mtime = int(datetime.now(UTC).timestamp())
+    return member.tobuf(format=tarfile.PAX_FORMAT)
+
+
+def _parse_manifest(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw)
+        snap = doc["snapshot"]
+        if doc.get("format") != EXPORT_FORMAT:
+            raise ArchiveError(f"not a Claw Pen agent export (format {doc.get('format')!r}, want {EXPORT_FORMAT})")
+        if not re.fullmatch(r"[0-9a-f]{64}", str(snap["sha256"])) or int(snap["size_bytes"]) < 0:
+            raise ValueError("bad sha256 or size")
+        return doc  # type: ignore[no-any-return]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ArchiveError(f"the export's manifest.json is corrupt ({err})") from None
+
+
+def _parse_spec(raw: bytes) -> Agent:
+    try:
+        parsed = parse_resource(yaml.safe_load(raw))
+    except (yaml.YAMLError, ManifestError) as err:
+        raise ArchiveError(f"the export's agent.yaml is invalid ({err})") from None
+    if not isinstance(parsed, Agent):
+        raise ArchiveError("the export's agent.yaml is not an Agent")
+    return parsed
+
+
+def _renamed(agent: Agent, name: str) -> Agent:
+    doc = manifest_of(agent)
+    doc["metadata"]["name"] = _check_agent(name)
+    parsed = parse_resource(doc)
+    assert isinstance(parsed, Agent)
+    return parsed
+
+
+# ---- glue with the Store (for the CLI and the gateway) ------------------------------------------------
+
+
+async def _ensure_absent(store: Any, name: str, namespace: str) -> None:
+    from controller.store.base import NotFound
+
+    try:
+        await store.get(Agent, name, namespace)
+    except NotFound:
+        return
+    raise SnapshotConflict(f"agent {namespace}/{name} already exists; choose another name")
+
+
+async def snapshot_agent(
+    store: Any, snaps: Snapshots, name: str, namespace: str = "default", progress: Progress = no_progress
+) -> SnapshotInfo:
+    agent = await store.get(Agent, name, namespace)
+    return await asyncio.to_thread(snaps.create, agent, progress)
+
+
+async def clone_agent(
+    store: Any, snaps: Snapshots, source: str, sid: str, new_name: str, progress: Progress = no_progress
+) -> Agent:
+    """Create agent `new_name` from a snapshot of `source`: volumes first, then the spec."""
+    spec = snaps.spec(source, sid)
+    await _ensure_absent(store, new_name, spec.metadata.namespace)
+    clone = await asyncio.to_thread(snaps.clone, source, sid, new_name, progress)
+    return await store.create(clone)  # type: ignore[no-any-return]
+
+
+async def export_agent(
+    store: Any, snaps: Snapshots, name: str, out: IO[bytes], namespace: str = "default",
+    progress: Progress = no_progress,
+) -> SnapshotInfo:
+    agent = await store.get(Agent, name, namespace)
+    return await asyncio.to_thread(snaps.export, agent, out, progress)
+
+
+async def import_agent(
+    store: Any, snaps: Snapshots, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
+) -> Agent:
+    """Recreate an exported agent: verify the whole archive, fill its volumes, then store its spec."""
+    if name:
+        await _ensure_absent(store, _check_agent(name), "default")
+    agent, info = await asyncio.to_thread(snaps.receive, src, name, progress)
+    key = f"{agent.metadata.namespace}/{agent.metadata.name}"
+    try:
+        await _ensure_absent(store, agent.metadata.name, agent.metadata.namespace)
+    except SnapshotConflict:
+        snaps.delete(agent.metadata.name, info.id)
+        raise
+    data = snaps._dir(agent.metadata.name, info.id) / "data.tar"
+    await asyncio.to_thread(snaps.fill_volumes, key, data, progress)
+    return await store.create(agent)  # type: ignore[no-any-return]
