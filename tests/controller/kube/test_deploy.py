@@ -117,6 +117,24 @@ def test_wiring_between_objects() -> None:
     assert service["spec"]["ports"][0]["targetPort"] in port_names
 
 
+def test_operator_and_gateway_share_one_home_on_one_node() -> None:
+    """Secrets set through the gateway must be the ones the operator reads (one secret store)."""
+    deployments = by_kind("Deployment")
+    claims = {}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        home = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/var/lib/clawpen")
+        volume = next(v for v in pod["volumes"] if v["name"] == home["name"])
+        claims[name] = volume["persistentVolumeClaim"]["claimName"]
+    assert claims["clawpen-operator"] == claims["clawpen-gateway"]
+    term = deployments["clawpen-gateway"]["spec"]["template"]["spec"]["affinity"]["podAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ][0]
+    operator_labels = deployments["clawpen-operator"]["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= operator_labels.items()
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+
+
 def test_agent_network_policies_admit_the_deployed_components() -> None:
     """The NetworkPolicy objects.py writes must match the labels the deployments really carry."""
     from controller.kube.objects import KubeOptions
