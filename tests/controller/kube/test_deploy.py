@@ -311,3 +311,28 @@ async def test_gateway_role_allows_every_request_its_code_makes(kmock: kmock.Kub
     missing = sorted(u for u in used if not allowed(role, *u))
     assert missing == []
     assert {("", "pods/log", "get"), ("metrics.k8s.io", "pods", "get")} <= used
+
+
+def test_kubectl_kustomize_builds_the_same_objects() -> None:
+    """When kubectl is installed, its kustomize build (what `kubectl apply -k` sends) must succeed
+    and contain exactly the objects checked above, with the image tag applied."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the kustomization is checked by parsing it instead")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    ours = sorted((d["kind"], d["metadata"]["name"]) for _, d in OBJECTS)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == ours
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"clawpen/controller:0.1.0"}
