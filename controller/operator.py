@@ -147,13 +147,14 @@ def build_registry(
 
     kopf.on.login(registry=registry)(login_fn)
 
-    @kopf.on.resume(*AGENTS, registry=registry)
-    @kopf.on.create(*AGENTS, registry=registry)
-    @kopf.on.update(*AGENTS, registry=registry)
+    # Explicit ids: they name kopf's bookkeeping annotations (clawpen.dev/reconcile, ...).
+    @kopf.on.resume(*AGENTS, id="reconcile", registry=registry)
+    @kopf.on.create(*AGENTS, id="reconcile", registry=registry)
+    @kopf.on.update(*AGENTS, id="reconcile", registry=registry)
     async def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
         await ctx.reconcile(f"{namespace}/{name}")
 
-    @kopf.daemon(*AGENTS, registry=registry, cancellation_timeout=30.0)
+    @kopf.daemon(*AGENTS, id="resync", registry=registry, cancellation_timeout=30.0)
     async def agent_resync(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         delay = ctx.resync_seconds
@@ -163,7 +164,7 @@ def build_registry(
                 break
             delay = await ctx.reconcile(key)
 
-    @kopf.on.delete(*AGENTS, registry=registry)
+    @kopf.on.delete(*AGENTS, id="remove-workload", registry=registry)
     async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         async with ctx.lock(key):
@@ -175,7 +176,7 @@ def build_registry(
                 ) from err
         ctx.locks.pop(key, None)
 
-    @kopf.on.event(*TEAMS, registry=registry)
+    @kopf.on.event(*TEAMS, id="team-changed", registry=registry)
     async def team_event(**_: Any) -> None:
         ctx.team_wake.set()
 

@@ -137,6 +137,7 @@ async def test_create_reconciles_and_adds_our_finalizer(
         assert probe.status == 200  # the Deployment's livenessProbe target
     annotations = obj["metadata"].get("annotations", {})
     assert annotations and all(k.startswith("clawpen.dev/") for k in annotations), annotations
+    assert all(len(k.split("/", 1)[1]) <= 63 and "<" not in k for k in annotations), annotations
     assert "kopf" not in obj.get("status", {})
 
 
