@@ -29,8 +29,10 @@ from typing import Any, Protocol
 
 import kopf
 
+from controller.reconcile import ReconcileRetry
 from controller.resources import API_GROUP
 from controller.runtime.base import Runtime, RuntimeError_
+from controller.store.base import StoreError
 
 FINALIZER = f"{API_GROUP}/finalizer"
 VERSION = "v1alpha1"
@@ -52,6 +54,7 @@ class OperatorContext:
     runtime: Runtime
     resync_seconds: float = 30.0
     retry_seconds: float = 5.0
+    min_requeue: float = 2.0
     # Re-derives every Team's status (controller.team_sync.sync_team_statuses over the store).
     sync_teams: Callable[[], Awaitable[Any]] | None = None
     team_period: float = 2.0
@@ -66,17 +69,18 @@ class OperatorContext:
         async with self.lock(key):
             try:
                 result = await self.reconciler.reconcile(key)
-            except (RuntimeError_, OSError) as err:
+            except (ReconcileRetry, RuntimeError_, StoreError, OSError) as err:
                 log.warning("reconcile %s: %s (retrying in %.0fs)", key, err, self.retry_seconds)
                 return self.retry_seconds
-            except Exception as err:  # noqa: BLE001 - ReconcileRetry and friends: retry, keep the daemon alive
-                if type(err).__name__ != "ReconcileRetry":
-                    log.exception("reconcile %s failed", key)
-                else:
-                    log.warning("reconcile %s: %s (retrying in %.0fs)", key, err, self.retry_seconds)
+            except Exception:  # noqa: BLE001 - a bug in one pass must not kill the agent's daemon
+                log.exception("reconcile %s failed", key)
                 return self.retry_seconds
         requeue = getattr(result, "requeue_after", None)
-        return min(requeue, self.resync_seconds) if requeue else self.resync_seconds
+        if not requeue:
+            return self.resync_seconds
+        # The core asks for quick looks while an agent starts; a pod can sit in Pending or
+        # ImagePullBackOff for long, so the API server is not polled faster than min_requeue.
+        return min(max(self.min_requeue, requeue), self.resync_seconds)
 
     async def team_loop(self) -> None:
         """Re-derive team statuses on Team events and every team_period seconds."""
@@ -143,13 +147,14 @@ def build_registry(
 
     kopf.on.login(registry=registry)(login_fn)
 
-    @kopf.on.resume(*AGENTS, registry=registry)
-    @kopf.on.create(*AGENTS, registry=registry)
-    @kopf.on.update(*AGENTS, registry=registry)
+    # Explicit ids: they name kopf's bookkeeping annotations (clawpen.dev/reconcile, ...).
+    @kopf.on.resume(*AGENTS, id="reconcile", registry=registry)
+    @kopf.on.create(*AGENTS, id="reconcile", registry=registry)
+    @kopf.on.update(*AGENTS, id="reconcile", registry=registry)
     async def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
         await ctx.reconcile(f"{namespace}/{name}")
 
-    @kopf.daemon(*AGENTS, registry=registry, cancellation_timeout=30.0)
+    @kopf.daemon(*AGENTS, id="resync", registry=registry, cancellation_timeout=30.0)
     async def agent_resync(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         delay = ctx.resync_seconds
@@ -159,7 +164,7 @@ def build_registry(
                 break
             delay = await ctx.reconcile(key)
 
-    @kopf.on.delete(*AGENTS, registry=registry)
+    @kopf.on.delete(*AGENTS, id="remove-workload", registry=registry)
     async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
         key = f"{namespace}/{name}"
         async with ctx.lock(key):
@@ -171,7 +176,7 @@ def build_registry(
                 ) from err
         ctx.locks.pop(key, None)
 
-    @kopf.on.event(*TEAMS, registry=registry)
+    @kopf.on.event(*TEAMS, id="team-changed", registry=registry)
     async def team_event(**_: Any) -> None:
         ctx.team_wake.set()
 

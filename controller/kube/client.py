@@ -35,6 +35,8 @@ async def load_api_client(kubeconfig: str | None = None, env: Mapping[str, str] 
     e = os.environ if env is None else env
     path = kubeconfig or e.get("CLAWPEN_KUBECONFIG") or e.get("KUBECONFIG")
     configuration = kclient.Configuration()
+    if path and not all(Path(p).expanduser().is_file() for p in path.split(os.pathsep) if p):
+        raise KubeConfigError(f"kubeconfig {path}: no such file")
     try:
         if path:
             await kconfig.load_kube_config(config_file=path, client_configuration=configuration)

@@ -32,6 +32,7 @@ from controller.kube.client import (
 from controller.kube.observe import observed_from
 from controller.kube.quantity import cpu_cores, memory_bytes
 from controller.plan import (
+    AGENT_PORT,
     LABEL_INSTANCE,
     LABEL_MANAGED,
     LABEL_NAME,
@@ -150,7 +151,7 @@ class KubernetesRuntime:
 
     def _endpoint(self, namespace: str, name: str) -> str:
         workload = objects.workload_name(name)
-        return f"http://{workload}.{namespace}.svc.{self.options.cluster_domain}:8080"
+        return f"http://{workload}.{namespace}.svc.{self.options.cluster_domain}:{AGENT_PORT}"
 
     async def list_owned(self) -> list[Observed]:
         selector = f"{LABEL_MANAGED}=clawpen,{LABEL_INSTANCE}={self.instance}"
@@ -217,10 +218,8 @@ class KubernetesRuntime:
         await self._upsert(
             built.secret,
             paths["Secret"],
-            lambda cur, new: (
-                {"data": merge_patch(cur.get("data") or {}, new["data"]) or None, "type": None}
-                | {"type": new["type"]}
-            ),
+            # An empty patch of data (nothing changed) is a no-op; removed names become nulls.
+            lambda cur, new: {"data": merge_patch(cur.get("data") or {}, new["data"])},
         )
         await self._upsert(
             built.service,

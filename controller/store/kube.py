@@ -40,6 +40,18 @@ class StoreUnavailable(StoreError):
     status = 503
 
 
+class Rejected(StoreError):
+    """The API server refused the object (CRD schema validation, admission): the caller's mistake."""
+
+    status = 422
+
+
+class Forbidden(StoreError):
+    """RBAC does not allow it: a deployment problem, reported as such rather than as a crash."""
+
+    status = 403
+
+
 class KubeStore:
     """Agents and Teams as custom resources in one cluster."""
 
@@ -104,8 +116,10 @@ class KubeStore:
                 raise NotFound(message) from None
             if err.status == 409:
                 raise Conflict(message) from None
-            if err.status == 422:
-                raise StoreError(message) from None
+            if err.status in (400, 422):
+                raise Rejected(message) from None
+            if err.status in (401, 403):
+                raise Forbidden(message) from None
             raise StoreError(message) from None
         except (TimeoutError, OSError) as err:
             raise StoreUnavailable(f"{what}: the Kubernetes API server is unreachable ({err})") from None

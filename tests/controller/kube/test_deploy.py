@@ -117,6 +117,24 @@ def test_wiring_between_objects() -> None:
     assert service["spec"]["ports"][0]["targetPort"] in port_names
 
 
+def test_operator_and_gateway_share_one_home_on_one_node() -> None:
+    """Secrets set through the gateway must be the ones the operator reads (one secret store)."""
+    deployments = by_kind("Deployment")
+    claims = {}
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        home = next(m for m in pod["containers"][0]["volumeMounts"] if m["mountPath"] == "/var/lib/clawpen")
+        volume = next(v for v in pod["volumes"] if v["name"] == home["name"])
+        claims[name] = volume["persistentVolumeClaim"]["claimName"]
+    assert claims["clawpen-operator"] == claims["clawpen-gateway"]
+    term = deployments["clawpen-gateway"]["spec"]["template"]["spec"]["affinity"]["podAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ][0]
+    operator_labels = deployments["clawpen-operator"]["spec"]["template"]["metadata"]["labels"]
+    assert term["labelSelector"]["matchLabels"].items() <= operator_labels.items()
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+
+
 def test_agent_network_policies_admit_the_deployed_components() -> None:
     """The NetworkPolicy objects.py writes must match the labels the deployments really carry."""
     from controller.kube.objects import KubeOptions
@@ -257,16 +275,64 @@ async def kmock_seed_agent(store: KubeStore) -> None:
 
 async def test_gateway_role_allows_every_request_its_code_makes(kmock: kmock.KubernetesEmulator) -> None:
     declare(kmock)
+    kmock.resources["metrics.k8s.io/v1beta1/pods"] = kmock.ResourceInfo(namespaced=True)
     store = KubeStore(api_client_for(str(kmock.url)))
+    runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-rbac")
+    labels = plan().owner_labels()
+    kmock.objects["apps/v1/statefulsets", "default", "agent-finn"] = {
+        "metadata": {"name": "agent-finn", "namespace": "default", "labels": labels},
+        "spec": {"replicas": 1},
+    }
+    kmock.objects["v1/pods", "default", "agent-finn-0"] = {
+        "metadata": {"name": "agent-finn-0", "namespace": "default", "labels": labels},
+        "spec": {"containers": [{"name": "agent", "resources": {"limits": {"memory": "512Mi"}}}]},
+        "status": {"phase": "Running"},
+    }
+    kmock.objects["metrics.k8s.io/v1beta1/pods", "default", "agent-finn-0"] = {
+        "metadata": {"name": "agent-finn-0", "namespace": "default"},
+        "containers": [{"name": "agent", "usage": {"cpu": "5m", "memory": "64Mi"}}],
+    }
     try:
         created = await store.create(agent_manifest())
         await store.list(Agent)
         await store.list(Agent, "default")
         created.spec.model = "gpt-4o"
         await store.replace(created)
+        await runtime.observe("default/finn")  # GET /api/agents/{id}/health
+        stats = await runtime.stats("default/finn")  # GET /api/agents/{id}/stats
+        assert stats.memory_mb == 64.0
+        [line async for line in runtime.logs("default/finn", tail=10)]  # GET /api/agents/{id}/logs
         await store.delete(Agent, "finn")
     finally:
         await store.close()
+        await runtime.close()
     role = by_kind("ClusterRole")["clawpen-gateway"]
-    missing = sorted(u for u in recorded(kmock) if not allowed(role, *u))
+    used = recorded(kmock) - {("apps", "statefulsets", "create"), ("", "pods", "create")}  # seeding
+    missing = sorted(u for u in used if not allowed(role, *u))
     assert missing == []
+    assert {("", "pods/log", "get"), ("metrics.k8s.io", "pods", "get")} <= used
+
+
+def test_kubectl_kustomize_builds_the_same_objects() -> None:
+    """When kubectl is installed, its kustomize build (what `kubectl apply -k` sends) must succeed
+    and contain exactly the objects checked above, with the image tag applied."""
+    import shutil
+    import subprocess
+
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the kustomization is checked by parsing it instead")
+    built = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert built.returncode == 0, built.stderr
+    docs = [d for d in yaml.safe_load_all(built.stdout) if d]
+    ours = sorted((d["kind"], d["metadata"]["name"]) for _, d in OBJECTS)
+    assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == ours
+    images = {
+        c["image"]
+        for d in docs
+        if d["kind"] == "Deployment"
+        for c in d["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == {"clawpen/controller:0.1.0"}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import kmock
 import kopf
 import pytest
@@ -30,6 +32,7 @@ AGENTS = "clawpen.dev/v1alpha1/agents"
 class StatusWritingReconciler:
     store: KubeStore
     calls: list[str] = field(default_factory=list)
+    liveness: str = ""
 
     async def reconcile(self, key: str) -> None:
         self.calls.append(key)
@@ -91,8 +94,15 @@ async def running(
         return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
 
     stop, ready = asyncio.Event(), asyncio.Event()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    liveness = f"http://127.0.0.1:{port}/healthz"
+    reconciler.liveness = liveness
     task = asyncio.create_task(
-        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
+        operator.run(
+            ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5, liveness=liveness
+        )
     )
     await asyncio.wait_for(ready.wait(), timeout=20)
     try:
@@ -123,8 +133,11 @@ async def test_create_reconciles_and_adds_our_finalizer(
     obj = kmock.objects[AGENTS, "default", "finn"]
     await eventually(lambda: operator.FINALIZER in obj.get("metadata", {}).get("finalizers", []))
     await eventually(lambda: obj.get("status", {}).get("phase") == "Running")
+    async with aiohttp.ClientSession() as http, http.get(reconciler.liveness) as probe:
+        assert probe.status == 200  # the Deployment's livenessProbe target
     annotations = obj["metadata"].get("annotations", {})
     assert annotations and all(k.startswith("clawpen.dev/") for k in annotations), annotations
+    assert all(len(k.split("/", 1)[1]) <= 63 and "<" not in k for k in annotations), annotations
     assert "kopf" not in obj.get("status", {})
 
 
@@ -167,3 +180,28 @@ async def test_spec_update_reconciles_promptly(
         )
     finally:
         await store.close()
+
+
+async def test_requeue_hints_are_bounded() -> None:
+    @dataclass
+    class Fixed:
+        requeue_after: float | None
+
+    @dataclass
+    class Hinting:
+        hint: float | None
+        fail: BaseException | None = None
+
+        async def reconcile(self, key: str) -> Fixed:
+            if self.fail is not None:
+                raise self.fail
+            return Fixed(self.hint)
+
+    def ctx(reconciler: Hinting) -> operator.OperatorContext:
+        return operator.OperatorContext(reconciler=reconciler, runtime=RecordingRuntime(), resync_seconds=30)  # type: ignore[arg-type]
+
+    assert await ctx(Hinting(None)).reconcile("default/a") == 30  # steady: the resync period
+    assert await ctx(Hinting(0.5)).reconcile("default/a") == 2.0  # starting: not faster than min_requeue
+    assert await ctx(Hinting(600)).reconcile("default/a") == 30  # never slower than a resync
+    failing = Hinting(None, fail=RuntimeError("a bug"))
+    assert await ctx(failing).reconcile("default/a") == 5.0  # logged and retried, the daemon lives on

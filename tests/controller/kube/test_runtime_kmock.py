@@ -115,6 +115,16 @@ async def test_reapply_patches_template_and_drops_removed_secret_keys(
     assert patches and "volumeClaimTemplates" not in patches[-1].data["spec"]  # immutable: never sent
 
 
+async def test_reapply_with_unchanged_secrets_keeps_them(
+    runtime: KubernetesRuntime, kmock: kmock.KubernetesEmulator
+) -> None:
+    one = SecretMount(name="A", scope="agent", version="v1")
+    await runtime.apply(plan(secrets=(one,)), {"A": b"a"})
+    await runtime.apply(plan(model="gpt-5", secrets=(one,)), {"A": b"a"})
+    data = kmock.objects[SECRETS, "default", "agent-finn-secrets"]["data"]
+    assert base64.b64decode(data["A"]) == b"a"
+
+
 async def test_observe_maps_pod_states(runtime: KubernetesRuntime, kmock: kmock.KubernetesEmulator) -> None:
     p = plan()
     await runtime.apply(p)
@@ -190,3 +200,31 @@ def test_quantities() -> None:
 
 def test_workload_names_are_used_consistently() -> None:
     assert objects.workload_name("finn") == "agent-finn"
+
+
+async def test_events_report_pod_changes_as_actions(
+    runtime: KubernetesRuntime, kmock: kmock.KubernetesEmulator
+) -> None:
+    import asyncio
+
+    p = plan()
+    seen: list[tuple[str, str]] = []
+
+    async def collect() -> None:
+        async for event in runtime.events():
+            seen.append((event.key, event.action))
+            if event.action == "oom":
+                return
+
+    task = asyncio.create_task(collect())
+    await asyncio.sleep(0.2)  # the watch request reaches the server first
+    body = pod_for(p, {"running": {"startedAt": "2026-01-01T00:00:00Z"}}, ready=True)
+    api = runtime.raw
+    assert api is not None
+    await api.create("/api/v1/namespaces/default/pods", body)
+    oom = pod_for(
+        p, {"waiting": {"reason": "CrashLoopBackOff"}}, last={"reason": "OOMKilled", "exitCode": 137}
+    )
+    await api.merge_patch("/api/v1/namespaces/default/pods/agent-finn-0", {"status": oom["status"]})
+    await asyncio.wait_for(task, timeout=10)
+    assert seen == [("default/finn", "start"), ("default/finn", "oom")]
