@@ -159,6 +159,11 @@ class Snapshots:
 
     @property
     def client(self) -> docker.DockerClient:
+        if self.settings.runtime != "docker":
+            raise SnapshotConflict(
+                f"snapshots copy Docker volumes; this installation runs agents on {self.settings.runtime!r} "
+                "(use your cluster's VolumeSnapshots there)"
+            )
         if self._client is None:
             self._client = docker.from_env(timeout=600)
         return self._client

@@ -29,6 +29,7 @@ from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, LABEL_NAM
 from controller.resources import Agent, parse_resource
 from controller.settings import Settings
 from controller.snapshots import (
+    SnapshotConflict,
     SnapshotNotFound,
     Snapshots,
     container_name,
@@ -389,3 +390,9 @@ def test_cli_snapshot_restore_export_import(client: docker.DockerClient, home: P
     assert clawpen(cli_home, "snapshot", "delete", "cli-a", sid).returncode == 0
     gone = clawpen(cli_home, "snapshot", "restore", "cli-a", sid)
     assert gone.returncode == 1 and "no snapshot" in gone.stderr
+
+
+def test_other_runtimes_are_refused_clearly(home: Path) -> None:
+    settings = Settings.from_env({"CLAWPEN_HOME": str(home / "kube"), "CLAWPEN_RUNTIME": "kubernetes"})
+    with pytest.raises(SnapshotConflict, match="VolumeSnapshots"):
+        Snapshots(settings).create(agent("finn"))
