@@ -528,3 +528,14 @@ class SecretStore:
                 f"secret {label} failed authentication: the file was altered, truncated, or moved "
                 "from another agent or name"
             ) from None
+
+
+async def secret_change_task(controller: Any) -> None:
+    """A Controller extra task: after any secret write (CLI, gateway, another process), queue every
+    agent. Reconcile is idempotent, so only agents whose plan hash moved (they use a changed secret's
+    version) are replaced; the others are a no-op. Without it a change waits for the next resync."""
+    store = getattr(controller.reconciler, "secrets", None)
+    if not isinstance(store, SecretStore):
+        return
+    async for _ in store.changes(interval=0.5):
+        await controller.resync()

@@ -71,6 +71,7 @@ def build_reconciler(
 
 def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Controller:
     reconciler = build_reconciler(settings, store, runtime, catalog)
+    from controller.secrets import secret_change_task
     from controller.team_sync import team_status_task
 
     return Controller(
@@ -79,5 +80,5 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         reconciler,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
-        extra_tasks=[team_status_task],
+        extra_tasks=[team_status_task, secret_change_task],
     )

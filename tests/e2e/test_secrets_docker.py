@@ -9,6 +9,7 @@ agents that use it.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import docker
 import pytest
@@ -17,6 +18,7 @@ from controller.commands.resources import apply_resource
 from controller.resources import API_VERSION, Agent, parse_resource
 from controller.runtime.docker import container_name
 from controller.secrets import SecretStore
+from tests.e2e.conftest import Plane
 
 pytestmark = pytest.mark.docker
 
@@ -44,7 +46,18 @@ def read_secret(plane, name: str, secret: str) -> bytes | None:
     return None if out == b"-" else bytes.fromhex(out.decode())
 
 
-async def test_injection_scoping_and_restart_on_change(plane):
+@pytest.fixture
+async def slow_resync_plane(e2e_settings):
+    """A resync far longer than the test: a secret change must be noticed by itself, not by resync."""
+    p = Plane(replace(e2e_settings, resync_seconds=600.0))
+    try:
+        yield p
+    finally:
+        await p.cleanup()
+
+
+async def test_injection_scoping_and_restart_on_change(slow_resync_plane):
+    plane = slow_resync_plane
     secrets = SecretStore.from_settings(plane.settings)
     secrets.set("API_KEY", GLOBAL_VALUE)
     secrets.set("API_KEY", OWN_VALUE, agent="sa")
