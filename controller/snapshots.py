@@ -11,13 +11,12 @@ Writing into volumes goes through a short-lived helper container from the agent 
 Every archive is verified end to end (sha256, then each entry) before a byte of an agent's data is
 touched, so a corrupt or truncated archive is refused and the agent keeps what it had.
 
-Docker calls are synchronous (docker SDK); the async helpers at the bottom glue them to the Store
-for the CLI and the gateway, which run them in a thread.
+Docker calls are synchronous (docker SDK). The export archive format and the async glue with the
+Store (clone, import) live in controller.snapshot_export.
 """
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import contextlib
 import fcntl
@@ -31,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import Any
 
 import docker
 import docker.errors
@@ -39,11 +38,9 @@ import yaml
 
 from controller.archive import (
     CHUNK,
-    ArchiveError,
     HashingWriter,
     Progress,
     append_stream,
-    copy_stream,
     no_progress,
     verify_data_tar,
 )
@@ -72,7 +69,6 @@ except ImportError:  # pragma: no cover - until the Docker runtime is merged; sa
         return {"/data": f"{base}_data", "/workspace": f"{base}_workspace"}
 
 
-EXPORT_FORMAT = "clawpen.dev/agent-export/v1"
 TARGETS = ("/data", "/workspace")
 SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
 LABEL_ROLE = "clawpen.dev/role"
@@ -139,7 +135,13 @@ def manifest_of(agent: Agent) -> dict[str, Any]:
     return doc
 
 
-def _check_agent(name: str) -> str:
+def new_snapshot_id() -> str:
+    """Sortable by time (milliseconds), unique by a random suffix."""
+    stamp = datetime.now(UTC)
+    return f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-{pysecrets.token_hex(3)}"
+
+
+def check_agent_name(name: str) -> str:
     if not isinstance(name, str) or not DNS1123_LABEL.match(name):
         raise InvalidName(f"invalid agent name {str(name)[:80]!r}: must be a DNS-1123 label")
     return name
@@ -172,7 +174,7 @@ class Snapshots:
 
     def list(self, agent: str) -> builtins.list[SnapshotInfo]:
         """Newest first."""
-        folder = self.root / _check_agent(agent)
+        folder = self.root / check_agent_name(agent)
         if not folder.is_dir():
             return []
         infos = []
@@ -183,7 +185,7 @@ class Snapshots:
         return sorted(infos, key=lambda i: i.id, reverse=True)
 
     def get(self, agent: str, sid: str) -> SnapshotInfo:
-        path = self._dir(agent, sid) / "meta.json"
+        path = self.path(agent, sid) / "meta.json"
         try:
             return SnapshotInfo.from_doc(json.loads(path.read_text()))
         except FileNotFoundError:
@@ -194,7 +196,7 @@ class Snapshots:
     def spec(self, agent: str, sid: str) -> Agent:
         self.get(agent, sid)
         try:
-            parsed = parse_resource(yaml.safe_load((self._dir(agent, sid) / "agent.yaml").read_text()))
+            parsed = parse_resource(yaml.safe_load((self.path(agent, sid) / "agent.yaml").read_text()))
         except (OSError, yaml.YAMLError, ManifestError) as err:
             raise SnapshotError(f"snapshot {agent}/{sid}: its agent spec is unreadable ({err})") from None
         assert isinstance(parsed, Agent)
@@ -203,20 +205,20 @@ class Snapshots:
     def delete(self, agent: str, sid: str) -> None:
         self.get(agent, sid)
         with self._locked(agent):
-            shutil.rmtree(self._dir(agent, sid))
+            shutil.rmtree(self.path(agent, sid))
 
     def delete_all(self, agent: str) -> None:
-        shutil.rmtree(self.root / _check_agent(agent), ignore_errors=True)
+        shutil.rmtree(self.root / check_agent_name(agent), ignore_errors=True)
 
     # ---- create ----------------------------------------------------------------------------------
 
     def create(self, agent: Agent, progress: Progress = no_progress) -> SnapshotInfo:
         """Copy /data and /workspace (paused around the copy) with the spec into a new snapshot."""
-        name = _check_agent(agent.metadata.name)
+        name = check_agent_name(agent.metadata.name)
         key = f"{agent.metadata.namespace}/{name}"
         with self._locked(name):
+            sid = new_snapshot_id()
             stamp = datetime.now(UTC)
-            sid = f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-{pysecrets.token_hex(3)}"
             tmp = self.root / name / f".tmp-{sid}"
             tmp.mkdir(parents=True, mode=0o700)
             try:
@@ -243,7 +245,7 @@ class Snapshots:
         keep = self.settings.snapshot_retention
         if keep > 0:
             for old in self.list(agent)[keep:]:
-                shutil.rmtree(self._dir(agent, old.id), ignore_errors=True)
+                shutil.rmtree(self.path(agent, old.id), ignore_errors=True)
 
     @contextlib.contextmanager
     def _source(self, key: str) -> Iterator[Any]:
@@ -276,7 +278,7 @@ class Snapshots:
     ) -> SnapshotInfo:
         """Replace the agent's volumes with the snapshot's and bring it back to how it was running."""
         info = self.get(agent, sid)
-        data = self._dir(agent, sid) / "data.tar"
+        data = self.path(agent, sid) / "data.tar"
         with self._locked(agent):
             verify_data_tar(data, info.sha256, progress)
             self.fill_volumes(f"{namespace}/{agent}", data, progress)
@@ -314,109 +316,25 @@ class Snapshots:
 
     def clone(self, agent: str, sid: str, new_name: str, progress: Progress = no_progress) -> Agent:
         """Fill a new agent's volumes from a snapshot; returns its manifest (the caller stores it)."""
-        _check_agent(new_name)
+        check_agent_name(new_name)
         info = self.get(agent, sid)
         source = self.spec(agent, sid)
-        data = self._dir(agent, sid) / "data.tar"
+        data = self.path(agent, sid) / "data.tar"
         verify_data_tar(data, info.sha256, progress)
-        clone = _renamed(source, new_name)
+        clone = renamed(source, new_name)
         with self._locked(new_name):
             self.fill_volumes(f"{clone.metadata.namespace}/{new_name}", data, progress)
         return clone
 
-    def export(self, agent: Agent, out: IO[bytes], progress: Progress = no_progress) -> SnapshotInfo:
-        """Snapshot the agent now and write one archive (manifest, spec, data) to `out`."""
-        info = self.create(agent, progress)
-        for chunk in self.export_chunks(agent.metadata.name, info.id, progress):
-            out.write(chunk)
-        return info
-
-    def export_chunks(self, agent: str, sid: str, progress: Progress = no_progress) -> Iterator[bytes]:
-        """An existing snapshot as an export archive, streamed: a plain tar of manifest.json, agent.yaml
-        and data.tar (built by hand so a response can send it while it is read)."""
-        info = self.get(agent, sid)
-        folder = self._dir(agent, sid)
-        manifest = {"format": EXPORT_FORMAT, "agent": agent, "snapshot": info.public()}
-        spec = (folder / "agent.yaml").read_bytes()
-        for name, blob in (("manifest.json", json.dumps(manifest, indent=1).encode()), ("agent.yaml", spec)):
-            yield _header(name, len(blob)) + blob + b"\0" * (-len(blob) % 512)
-        data = folder / "data.tar"
-        size = data.stat().st_size
-        yield _header("data.tar", size)
-        done = 0
-        with data.open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                done += len(chunk)
-                if done % (8 * CHUNK) < CHUNK or done == size:
-                    progress("export", done, size)
-                yield chunk
-        if done != size:
-            raise SnapshotError(f"snapshot {agent}/{sid} changed while it was exported")
-        yield b"\0" * (-size % 512) + b"\0" * 1024  # end-of-archive: two zero blocks
-
-    def receive(
-        self, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
-    ) -> tuple[Agent, SnapshotInfo]:
-        """Read and verify an export into a snapshot of the (possibly renamed) agent; touches no volume."""
-        incoming = self.root / f".incoming-{pysecrets.token_hex(4)}"
-        incoming.mkdir(parents=True, mode=0o700)
-        try:
-            manifest, spec = self._unpack_export(src, incoming, progress)
-            agent = _renamed(spec, name) if name else spec
-            target = _check_agent(agent.metadata.name)
-            snap = manifest["snapshot"]
-            stamp = datetime.now(UTC)
-            sid = f"{stamp:%Y%m%dT%H%M%S}{stamp.microsecond // 1000:03d}Z-{pysecrets.token_hex(3)}"
-            info = SnapshotInfo(sid, target, stamp, int(snap["size_bytes"]), str(snap["sha256"]))
-            (incoming / "agent.yaml").write_text(yaml.safe_dump(manifest_of(agent), sort_keys=False))
-            (incoming / "meta.json").write_text(json.dumps(info.public(), indent=1))
-            (self.root / target).mkdir(parents=True, exist_ok=True, mode=0o700)
-            os.rename(incoming, self.root / target / sid)
-        except BaseException:
-            shutil.rmtree(incoming, ignore_errors=True)
-            raise
-        return agent, info
-
-    def _unpack_export(self, src: BinaryIO, into: Path, progress: Progress) -> tuple[dict[str, Any], Agent]:
-        manifest: dict[str, Any] | None = None
-        spec: Agent | None = None
-        try:
-            with tarfile.open(fileobj=src, mode="r|") as tar:
-                for member in tar:
-                    if not member.isreg() or member.name not in ("manifest.json", "agent.yaml", "data.tar"):
-                        raise ArchiveError(f"unexpected entry {member.name[:200]!r} in an agent export")
-                    reader = tar.extractfile(member)
-                    assert reader is not None
-                    if member.name == "manifest.json":
-                        manifest = _parse_manifest(reader.read(1 << 20))
-                    elif member.name == "agent.yaml":
-                        spec = _parse_spec(reader.read(1 << 20))
-                    else:
-                        if manifest is None:
-                            raise ArchiveError("an agent export starts with manifest.json")
-                        with (into / "data.tar").open("wb") as fh:
-                            digest, size = copy_stream(reader, fh)  # type: ignore[arg-type]
-                        expected = manifest["snapshot"]
-                        if digest != expected["sha256"] or size != int(expected["size_bytes"]):
-                            raise ArchiveError(
-                                "the export is corrupt or truncated: data.tar does not match the sha256 "
-                                "and size in its manifest"
-                            )
-        except (tarfile.TarError, EOFError) as err:
-            raise ArchiveError(f"not a readable agent export: the archive is corrupt or truncated ({err})") from None
-        if manifest is None or spec is None or not (into / "data.tar").exists():
-            raise ArchiveError("incomplete agent export: it needs manifest.json, agent.yaml and data.tar")
-        verify_data_tar(into / "data.tar", None, progress)
-        return manifest, spec
-
     # ---- docker plumbing ---------------------------------------------------------------------------
 
-    def _dir(self, agent: str, sid: str) -> Path:
-        return self.root / _check_agent(agent) / _check_id(sid)
+    def path(self, agent: str, sid: str) -> Path:
+        """The snapshot's directory (names checked, so never outside <home>/snapshots)."""
+        return self.root / check_agent_name(agent) / _check_id(sid)
 
     @contextlib.contextmanager
     def _locked(self, agent: str) -> Iterator[None]:
-        folder = self.root / _check_agent(agent)
+        folder = self.root / check_agent_name(agent)
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
@@ -514,96 +432,9 @@ def _upload(data: Path, progress: Progress) -> Iterator[bytes]:
             yield chunk
 
 
-def _header(name: str, size: int) -> bytes:
-    member = tarfile.TarInfo(name)
-    member.size = size
-    member.mode = 0o600
-    member.mtime = int(datetime.now(UTC).timestamp())
-    return member.tobuf(format=tarfile.PAX_FORMAT)
-
-
-def _parse_manifest(raw: bytes) -> dict[str, Any]:
-    try:
-        doc = json.loads(raw)
-        snap = doc["snapshot"]
-        if doc.get("format") != EXPORT_FORMAT:
-            raise ArchiveError(f"not a Claw Pen agent export (format {doc.get('format')!r}, want {EXPORT_FORMAT})")
-        if not re.fullmatch(r"[0-9a-f]{64}", str(snap["sha256"])) or int(snap["size_bytes"]) < 0:
-            raise ValueError("bad sha256 or size")
-        return doc  # type: ignore[no-any-return]
-    except (ValueError, KeyError, TypeError) as err:
-        raise ArchiveError(f"the export's manifest.json is corrupt ({err})") from None
-
-
-def _parse_spec(raw: bytes) -> Agent:
-    try:
-        parsed = parse_resource(yaml.safe_load(raw))
-    except (yaml.YAMLError, ManifestError) as err:
-        raise ArchiveError(f"the export's agent.yaml is invalid ({err})") from None
-    if not isinstance(parsed, Agent):
-        raise ArchiveError("the export's agent.yaml is not an Agent")
-    return parsed
-
-
-def _renamed(agent: Agent, name: str) -> Agent:
+def renamed(agent: Agent, name: str) -> Agent:
     doc = manifest_of(agent)
-    doc["metadata"]["name"] = _check_agent(name)
+    doc["metadata"]["name"] = check_agent_name(name)
     parsed = parse_resource(doc)
     assert isinstance(parsed, Agent)
     return parsed
-
-
-# ---- glue with the Store (for the CLI and the gateway) ------------------------------------------------
-
-
-async def _ensure_absent(store: Any, name: str, namespace: str) -> None:
-    from controller.store.base import NotFound
-
-    try:
-        await store.get(Agent, name, namespace)
-    except NotFound:
-        return
-    raise SnapshotConflict(f"agent {namespace}/{name} already exists; choose another name")
-
-
-async def snapshot_agent(
-    store: Any, snaps: Snapshots, name: str, namespace: str = "default", progress: Progress = no_progress
-) -> SnapshotInfo:
-    agent = await store.get(Agent, name, namespace)
-    return await asyncio.to_thread(snaps.create, agent, progress)
-
-
-async def clone_agent(
-    store: Any, snaps: Snapshots, source: str, sid: str, new_name: str, progress: Progress = no_progress
-) -> Agent:
-    """Create agent `new_name` from a snapshot of `source`: volumes first, then the spec."""
-    spec = snaps.spec(source, sid)
-    await _ensure_absent(store, new_name, spec.metadata.namespace)
-    clone = await asyncio.to_thread(snaps.clone, source, sid, new_name, progress)
-    return await store.create(clone)  # type: ignore[no-any-return]
-
-
-async def export_agent(
-    store: Any, snaps: Snapshots, name: str, out: IO[bytes], namespace: str = "default",
-    progress: Progress = no_progress,
-) -> SnapshotInfo:
-    agent = await store.get(Agent, name, namespace)
-    return await asyncio.to_thread(snaps.export, agent, out, progress)
-
-
-async def import_agent(
-    store: Any, snaps: Snapshots, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
-) -> Agent:
-    """Recreate an exported agent: verify the whole archive, fill its volumes, then store its spec."""
-    if name:
-        await _ensure_absent(store, _check_agent(name), "default")
-    agent, info = await asyncio.to_thread(snaps.receive, src, name, progress)
-    key = f"{agent.metadata.namespace}/{agent.metadata.name}"
-    try:
-        await _ensure_absent(store, agent.metadata.name, agent.metadata.namespace)
-    except SnapshotConflict:
-        snaps.delete(agent.metadata.name, info.id)
-        raise
-    data = snaps._dir(agent.metadata.name, info.id) / "data.tar"
-    await asyncio.to_thread(snaps.fill_volumes, key, data, progress)
-    return await store.create(agent)  # type: ignore[no-any-return]

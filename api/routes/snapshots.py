@@ -28,13 +28,8 @@ from api.openapi import Operation, Query, operation
 from api.schemas import AgentOut
 from controller.archive import ArchiveError, verify_data_tar
 from controller.resources import DNS1123_LABEL, Agent
-from controller.snapshots import (
-    SnapshotError,
-    SnapshotInfo,
-    Snapshots,
-    clone_agent,
-    import_agent,
-)
+from controller.snapshot_export import clone_agent, export_chunks, import_agent
+from controller.snapshots import SnapshotError, SnapshotInfo, Snapshots
 from controller.store.base import NotFound
 
 TAGS = ("snapshots",)
@@ -187,7 +182,7 @@ async def export_agent(request: Request) -> Response:
     snaps = snapshots(request)
     info = await _run(snaps.create, agent)
     return StreamingResponse(
-        snaps.export_chunks(agent.name, info.id),
+        export_chunks(snaps, agent.name, info.id),
         media_type="application/x-tar",
         headers={
             "Content-Disposition": f'attachment; filename="{agent.name}.clawpen.tar"',

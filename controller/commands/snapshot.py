@@ -17,13 +17,8 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from controller.commands._common import settings, table
-from controller.snapshots import (
-    Snapshots,
-    clone_agent,
-    export_agent,
-    import_agent,
-    snapshot_agent,
-)
+from controller.snapshot_export import clone_agent, export_agent, import_agent, snapshot_agent
+from controller.snapshots import Snapshots
 from controller.wiring import open_store
 
 

@@ -28,6 +28,7 @@ from controller.archive import ArchiveError
 from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, LABEL_NAME, LABEL_NAMESPACE
 from controller.resources import Agent, parse_resource
 from controller.settings import Settings
+from controller.snapshot_export import export, receive
 from controller.snapshots import (
     SnapshotConflict,
     SnapshotNotFound,
@@ -246,7 +247,7 @@ def test_export_delete_import_round_trip(client: docker.DockerClient, snaps: Sna
     write(box, "/workspace/src/main.py", b"print('hi')\n")
     original = tree(box)
     out = io.BytesIO()
-    snaps.export(agent("porter"), out)
+    export(snaps, agent("porter"), out)
     # Delete the agent: its container, its volumes and its snapshots.
     box.remove(force=True)
     for volume in volume_names(INSTANCE, "default/porter").values():
@@ -254,7 +255,7 @@ def test_export_delete_import_round_trip(client: docker.DockerClient, snaps: Sna
     snaps.delete_all("porter")
 
     out.seek(0)
-    imported, info = snaps.receive(out)
+    imported, info = receive(snaps, out)
     assert imported.metadata.name == "porter" and imported.spec.env == {"LOG_LEVEL": "debug"}
     assert [i.id for i in snaps.list("porter")] == [info.id]
     snaps.fill_volumes("default/porter", snaps.root / "porter" / info.id / "data.tar")
@@ -273,17 +274,17 @@ def test_export_delete_import_round_trip(client: docker.DockerClient, snaps: Sna
 
 def test_corrupt_export_is_refused(client: docker.DockerClient, snaps: Snapshots, finn: Any) -> None:
     out = io.BytesIO()
-    snaps.export(agent("finn"), out)
+    export(snaps, agent("finn"), out)
     blob = out.getvalue()
     truncated = io.BytesIO(blob[: len(blob) // 2])
     with pytest.raises(ArchiveError, match="corrupt or truncated"):
-        snaps.receive(truncated, name="finn-broken")
+        receive(snaps, truncated, name="finn-broken")
     flipped = bytearray(blob)
     flipped[len(blob) // 2] ^= 0x01  # inside data.tar's content (big.bin dominates it)
     with pytest.raises(ArchiveError, match="corrupt or truncated"):
-        snaps.receive(io.BytesIO(bytes(flipped)), name="finn-broken")
+        receive(snaps, io.BytesIO(bytes(flipped)), name="finn-broken")
     with pytest.raises(ArchiveError):
-        snaps.receive(io.BytesIO(b"not a tar at all" * 100), name="finn-broken")
+        receive(snaps, io.BytesIO(b"not a tar at all" * 100), name="finn-broken")
     assert snaps.list("finn-broken") == []
     assert not [p for p in snaps.root.iterdir() if p.name.startswith(".incoming")]
 
@@ -310,7 +311,7 @@ def test_hostile_export_entries_are_refused(snaps: Snapshots, tmp_path: Path) ->
             tar.addfile(member, io.BytesIO(blob))
     outer.seek(0)
     with pytest.raises(ArchiveError, match="escapes"):
-        snaps.receive(outer)
+        receive(snaps, outer)
     assert snaps.list("evil") == []
 
 
