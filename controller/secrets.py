@@ -17,7 +17,7 @@ Layout under <home>:
 Writes are atomic (temp file + fsync + rename) and serialised across processes with a lock file,
 so the CLI and a running gateway can both write. Rotation re-encrypts into a fresh directory and
 swaps it in; a crash at any step leaves either the old or the new store, never a mixture
-(`_recover` finishes or undoes a half-done swap at the next start).
+(controller.secret_files.recover_rotation finishes or undoes a half-done swap at the next start).
 """
 
 from __future__ import annotations
@@ -27,15 +27,12 @@ import base64
 import binascii
 import builtins
 import contextlib
-import fcntl
-import hashlib
-import hmac
 import json
 import os
 import re
 import secrets as pysecrets
 import shutil
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +42,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from controller.resources import DNS1123_LABEL, SECRET_NAME
+from controller.secret_files import (
+    decode_key,
+    encode_key,
+    fsync_dir,
+    key_id,
+    locked,
+    mkdir_private,
+    recover_rotation,
+    write_atomic,
+)
 
 MAX_VALUE_BYTES = 64 * 1024
 KEY_ENV = "CLAWPEN_SECRET_KEY"
@@ -142,61 +149,12 @@ def check_value(value: bytes) -> bytes:
     return bytes(value)
 
 
-def decode_key(text: str | bytes, origin: str) -> bytes:
-    """A key as stored or passed around: base64 of exactly 32 bytes."""
-    try:
-        key = base64.b64decode(text.strip() if isinstance(text, str | bytes) else text, validate=True)
-    except (binascii.Error, ValueError):
-        raise SecretError(f"{origin} is not valid base64 (expected base64 of 32 random bytes)") from None
-    if len(key) != 32:
-        raise SecretError(f"{origin} must decode to 32 bytes (AES-256), got {len(key)}")
-    return key
-
-
-def encode_key(key: bytes) -> str:
-    return base64.b64encode(key).decode()
-
-
-def key_id(key: bytes) -> str:
-    """Identifies a key without revealing it (HMAC, not a bare hash, so it is useless as a guess oracle)."""
-    return hmac.new(key, b"clawpen.dev secret-store key id", hashlib.sha256).hexdigest()[:16]
-
-
 def _aad(scope: str, agent: str | None, name: str, version: str) -> bytes:
     return f"clawpen.dev/secret/v{FORMAT}|{scope}|{agent or ''}|{name}|{version}".encode()
 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.{pysecrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _mkdir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
 class SecretStore:
@@ -206,19 +164,19 @@ class SecretStore:
         self.home = Path(home)
         self.dir = self.home / "secrets"
         self.key_file = self.home / "secret.key"
-        _mkdir(self.home)
+        mkdir_private(self.home)
         self._lock_path = self.home / "secrets.lock"
-        with self._locked():
-            self._recover()
+        with locked(self._lock_path):
+            recover_rotation(self.home, self.dir, self.key_file)
             if key is not None:
                 self._key, self._key_origin = self._check_key_bytes(key), "the key passed in"
             elif os.environ.get(KEY_ENV):
                 self._key, self._key_origin = decode_key(os.environ[KEY_ENV], KEY_ENV), KEY_ENV
             else:
                 self._key, self._key_origin = self._load_or_create_key_file(), str(self.key_file)
-            _mkdir(self.dir)
+            mkdir_private(self.dir)
             if not (self.dir / "key-id").exists():
-                _write_atomic(self.dir / "key-id", key_id(self._key).encode())
+                write_atomic(self.dir / "key-id", key_id(self._key).encode())
 
     @classmethod
     def from_settings(cls, settings: Any) -> SecretStore:
@@ -234,7 +192,7 @@ class SecretStore:
         check_name(name)
         value = check_value(value)
         scope, owner = self._scope(agent)
-        with self._locked():
+        with locked(self._lock_path):
             self._check_key()
             path = self._path(scope, owner, name)
             created = _now()
@@ -242,8 +200,8 @@ class SecretStore:
                 with contextlib.suppress(SecretError):
                     created = self._info(path, scope, owner, name)[0].created_at
             info = SecretInfo(name, scope, owner, pysecrets.token_hex(8), created, _now(), len(value))
-            _mkdir(path.parent)
-            _write_atomic(path, self._seal(info, value, self._key))
+            mkdir_private(path.parent)
+            write_atomic(path, self._seal(info, value, self._key))
             self._touch()
         return info
 
@@ -261,19 +219,19 @@ class SecretStore:
     def delete(self, name: str, agent: str | None = None) -> None:
         check_name(name)
         scope, owner = self._scope(agent)
-        with self._locked():
+        with locked(self._lock_path):
             path = self._path(scope, owner, name)
             try:
                 path.unlink()
             except FileNotFoundError:
                 raise SecretNotFound(f"secret {self._label(scope, owner, name)} not found") from None
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             self._touch()
 
     def delete_agent(self, agent: str) -> int:
         """Remove every secret of one agent (when the agent is deleted); returns how many."""
         check_agent(agent)
-        with self._locked():
+        with locked(self._lock_path):
             folder = self.dir / "agent" / agent
             count = len(list(folder.glob(f"*{SUFFIX}"))) if folder.exists() else 0
             shutil.rmtree(folder, ignore_errors=True)
@@ -345,28 +303,28 @@ class SecretStore:
     def rotate_key(self, new_key: bytes | None = None) -> None:
         """Re-encrypt every secret under a new key and swap the store in atomically."""
         new = self._check_key_bytes(new_key) if new_key is not None else AESGCM.generate_key(bit_length=256)
-        with self._locked():
+        with locked(self._lock_path):
             self._check_key()
             staging, previous = self.home / "secrets.next", self.home / "secrets.prev"
             shutil.rmtree(staging, ignore_errors=True)
             next_key = self.key_file.with_name("secret.key.next")
             if not self.key_from_env:
-                _write_atomic(next_key, encode_key(new).encode() + b"\n")
+                write_atomic(next_key, encode_key(new).encode() + b"\n")
             for info in self.list_all():
                 path = self._path(info.scope, info.agent, info.name)
                 value = self._open(*self._info(path, info.scope, info.agent, info.name))
                 target = staging / path.relative_to(self.dir)
-                _mkdir(target.parent)
-                _write_atomic(target, self._seal(info, value, new))
-            _mkdir(staging)
-            _write_atomic(staging / "changed", pysecrets.token_hex(8).encode())
-            _write_atomic(staging / "key-id", key_id(new).encode())  # last: marks staging complete
+                mkdir_private(target.parent)
+                write_atomic(target, self._seal(info, value, new))
+            mkdir_private(staging)
+            write_atomic(staging / "changed", pysecrets.token_hex(8).encode())
+            write_atomic(staging / "key-id", key_id(new).encode())  # last: marks staging complete
             os.replace(self.dir, previous)
             os.replace(staging, self.dir)
-            _fsync_dir(self.home)
+            fsync_dir(self.home)
             if not self.key_from_env:
                 os.replace(next_key, self.key_file)
-                _fsync_dir(self.home)
+                fsync_dir(self.home)
             shutil.rmtree(previous, ignore_errors=True)
             self._key = new
 
@@ -390,7 +348,7 @@ class SecretStore:
                 f"missing; restore it or set {KEY_ENV}"
             )
         key = AESGCM.generate_key(bit_length=256)
-        _write_atomic(self.key_file, encode_key(key).encode() + b"\n")
+        write_atomic(self.key_file, encode_key(key).encode() + b"\n")
         return key
 
     def _check_key(self) -> None:
@@ -412,40 +370,8 @@ class SecretStore:
             f"{self._key_origin}); use the original key, or set {KEY_ENV} to it"
         )
 
-    def _recover(self) -> None:
-        """Finish or undo a rotation that a crash interrupted (see rotate_key's order of steps)."""
-        staging, previous = self.home / "secrets.next", self.home / "secrets.prev"
-        next_key = self.key_file.with_name("secret.key.next")
-        if not self.dir.exists():
-            if (staging / "key-id").exists():
-                os.replace(staging, self.dir)
-            elif previous.exists():
-                os.replace(previous, self.dir)
-        shutil.rmtree(staging, ignore_errors=True)
-        if next_key.exists():
-            try:
-                stored = (self.dir / "key-id").read_text().strip()
-                candidate = decode_key(next_key.read_text(), str(next_key))
-            except (OSError, SecretError):
-                stored, candidate = "", b""
-            if candidate and key_id(candidate) == stored:
-                os.replace(next_key, self.key_file)
-            else:
-                next_key.unlink()
-        shutil.rmtree(previous, ignore_errors=True)
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     def _touch(self) -> None:
-        _write_atomic(self.dir / "changed", pysecrets.token_hex(8).encode())
+        write_atomic(self.dir / "changed", pysecrets.token_hex(8).encode())
 
     @staticmethod
     def _scope(agent: str | None) -> tuple[Scope, str | None]:
