@@ -9,8 +9,6 @@ instance label) are touched.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
@@ -46,43 +44,6 @@ def model_reply(body: dict[str, Any]) -> str:
         return json.dumps({"intent": intent, "confidence": confidence, "reasoning": "fake router"})
     match = re.search(r"You are ([a-z0-9-]+)", system)
     return f"{match.group(1) if match else 'nobody'} heard: {last_user_message(body)}"
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Any:
-    try:
-        import controller.runtime.docker  # noqa: F401
-    except ImportError:
-        pytest.skip("controller.runtime.docker is not on this branch yet")
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:  # noqa: BLE001 - any failure here means "no engine to test against"
-        pytest.skip(f"no Docker engine answers: {err}")
-    return client
-
-
-@pytest.fixture(scope="module")
-def agent_image(docker_client: Any) -> Iterator[str]:
-    """An agent image built from this checkout's agent/ under a tag named after those sources.
-
-    The default tag is shared by every checkout on this engine and rebuilt by whichever test ran last
-    (from its own sources); a source-addressed tag cannot be swapped underneath this test.
-    """
-    from controller.image import build_agent_image
-
-    digest = hashlib.sha256()
-    for path in sorted((ROOT / "agent").rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            digest.update(str(path.relative_to(ROOT)).encode() + b"\0" + path.read_bytes())
-    tag = f"clawpen/agent-test:teams-{digest.hexdigest()[:12]}"
-    result = build_agent_image(tag, client=docker_client, progress=lambda line: None)
-    yield tag
-    if result.built:
-        with contextlib.suppress(Exception):
-            docker_client.images.remove(tag)
 
 
 @pytest.fixture(scope="module")
