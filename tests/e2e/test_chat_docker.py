@@ -1,9 +1,9 @@
 """Chat end to end, as issue 4 describes it: an agent from a manifest, run by the controller in a real
 container, reached through the gateway's WebSocket, talking to the fake model on the host.
 
-Checks: tokens back in order; the container replaced by a memory change continues the same session
-(its /data volume is kept); a provider 401 becomes a clear error frame; a client that goes away
-cancels the model call all the way down.
+Checks: tokens back in order; `clawpen chat` joins the same session; the container replaced by a
+memory change continues the session (its /data volume is kept); a provider 401 becomes a clear error
+frame; a client that goes away cancels the model call all the way down.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from websockets.sync.client import connect
 
+from controller.cli import main as cli_main
 from controller.commands.resources import apply_resource
 from controller.resources import API_VERSION, Agent, parse_resource
 from tests.api.conftest import login, start_gateway
@@ -61,7 +62,9 @@ def hang_up_after_first_delta(ws_url: str, token: str) -> str:
         return str(json.loads(ws.recv(timeout=60))["content"])
 
 
-async def test_chat_through_gateway_to_a_container(plane: Any, model: FakeModelServer) -> None:
+async def test_chat_through_gateway_to_a_container(
+    plane: Any, model: FakeModelServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     model.reset()
     await apply_resource(plane.store, manifest(model, 256))
     await plane.start_controller()
@@ -78,6 +81,12 @@ async def test_chat_through_gateway_to_a_container(plane: Any, model: FakeModelS
         assert remember[-1]["content"] == "messages=4 system=1 last=remember 5"
         assert model.requests[0].messages[0] == {"role": "system", "content": "You are talk."}
 
+        # `clawpen chat` finds the container's endpoint in the status and joins the same session.
+        monkeypatch.setenv("CLAWPEN_HOME", str(plane.settings.home))
+        capsys.readouterr()
+        assert await asyncio.to_thread(cli_main, ["chat", "talk", "-m", "from the terminal"]) == 0
+        assert capsys.readouterr().out == "messages=6 system=1 last=from the terminal\n"
+
         # A memory change replaces the container; /data (the sessions) stays.
         await apply_resource(plane.store, manifest(model, 320))
         await plane.wait_for(
@@ -88,7 +97,7 @@ async def test_chat_through_gateway_to_a_container(plane: Any, model: FakeModelS
         )
         await plane.wait_running("talk")
         (after,) = await asyncio.to_thread(chat, gateway.ws_url, token, ["what number?"])
-        assert after[-1]["content"] == "messages=6 system=1 last=what number?"
+        assert after[-1]["content"] == "messages=8 system=1 last=what number?"
         assert {"role": "user", "content": "remember 5"} in model.requests[-1].messages
 
         model.push(Script(status=401, error_message="Incorrect API key"))
