@@ -54,20 +54,8 @@ from controller.plan import (
     MANAGED_BY,
 )
 from controller.resources import DNS1123_LABEL, Agent, ManifestError, parse_resource
+from controller.runtime.docker import container_name, volume_names  # the runtime's naming, one source
 from controller.settings import Settings
-
-try:
-    from controller.runtime.docker import container_name, volume_names
-except ImportError:  # pragma: no cover - until the Docker runtime is merged; same naming as it uses
-
-    def container_name(instance: str, key: str) -> str:
-        namespace, _, name = key.partition("/")
-        return f"clawpen_{instance}_{namespace}_{name}"
-
-    def volume_names(instance: str, key: str) -> dict[str, str]:
-        base = container_name(instance, key)
-        return {"/data": f"{base}_data", "/workspace": f"{base}_workspace"}
-
 
 TARGETS = ("/data", "/workspace")
 SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")

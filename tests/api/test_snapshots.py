@@ -21,7 +21,7 @@ import pytest
 
 from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, LABEL_NAME, LABEL_NAMESPACE
 from controller.resources import Agent
-from controller.snapshots import container_name, volume_names
+from controller.runtime.docker import container_name, volume_names
 from controller.store.base import NotFound
 from tests.api.conftest import login, start_gateway
 from tests.api.harness import ServerThread

@@ -27,14 +27,13 @@ import pytest
 from controller.archive import ArchiveError
 from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, LABEL_NAME, LABEL_NAMESPACE
 from controller.resources import Agent, parse_resource
+from controller.runtime.docker import container_name, volume_names
 from controller.settings import Settings
 from controller.snapshot_export import export, receive
 from controller.snapshots import (
     SnapshotConflict,
     SnapshotNotFound,
     Snapshots,
-    container_name,
-    volume_names,
 )
 
 pytestmark = pytest.mark.docker
