@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -275,6 +276,7 @@ async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image,
     assert all(line.timestamp is not None for line in lines)
     assert [line.message for line in await _collect(runtime.logs(plan.key, tail=1))] == [lines[-1].message]
 
+    threads_before = stream_threads()
     follower = runtime.logs(plan.key, tail=0, follow=True)
 
     async def first_marker_line():
@@ -287,7 +289,17 @@ async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image,
     emit(docker_client, observed.container_id, stdout="DEBUG follow-marker\n")
     line = await asyncio.wait_for(task, timeout=15)
     await follower.aclose()
+    # Closing a follow stream ends its reader thread (a follow never ends by itself).
+    for _ in range(100):
+        if stream_threads() <= threads_before:
+            break
+        await asyncio.sleep(0.05)
+    assert stream_threads() <= threads_before
     assert (line.stream, line.level) == ("stdout", "debug") and line.timestamp is not None
+
+
+def stream_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "clawpen-docker-stream")
 
 
 async def _collect(stream) -> list:
@@ -370,6 +382,11 @@ async def test_missing_image_is_reported_not_pulled(runtime, instance) -> None:
         await runtime.apply(plan)
     assert info.value.reason == "ImageMissing" and "clawpen image build" in str(info.value)
     assert not (await runtime.observe(plan.key)).exists
+
+
+async def test_version_names_the_engine(runtime) -> None:
+    version = await runtime.version()
+    assert version and version[0].isdigit()
 
 
 async def test_unreachable_engine_is_runtime_unavailable(tmp_path) -> None:
