@@ -414,6 +414,10 @@ class DockerRuntime:
             yield RuntimeEvent(key=key, action=action)
 
     async def close(self) -> None:
+        try:
+            self.secrets_root.rmdir()  # only when empty: running agents keep their secret files
+        except OSError:
+            pass
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
