@@ -131,3 +131,26 @@ def test_cli_build_reports_and_fails_clearly(
     assert main(["image", "build", "--wheels", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --wheels:") and "is not a directory" in err and "\n" not in err
+
+
+def test_explicit_local_base_is_used_without_pulling(
+    docker_client: docker.DockerClient, agent_image: str
+) -> None:
+    """`--base IMAGE` with an image already present (the online path once python:3.11-slim is pulled)."""
+    try:  # our Debian-packages base, under another name, stands in for a pulled python:3.11-slim
+        base = docker_client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"{BASE_IMAGE} is not present (the agent image was built from another base)")
+    run = unique_instance("img")
+    base_tag, tag = f"clawpen/test-base:{run}", f"clawpen/agent-test:{run}"
+    base.tag(base_tag)
+    try:
+        result = build_agent_image(tag, client=docker_client, base=base_tag, progress=lambda _: None)
+        assert result.base == base_tag and result.built
+        assert run_in_image(docker_client, tag, "import agent, uvicorn; print('ok')").strip() == "ok"
+    finally:
+        for name in (tag, base_tag):
+            try:
+                docker_client.images.remove(name)
+            except docker.errors.ImageNotFound:
+                pass
