@@ -13,6 +13,7 @@ import docker.errors
 import pytest
 
 from controller import image as image_module
+from controller import image_base
 from controller.cli import main
 from controller.image import LABEL_INPUTS, build_agent_image, image_inputs_hash
 from controller.image_base import BASE_IMAGE, LABEL_RECIPE, recipe_hash
@@ -97,7 +98,7 @@ def _copy_image_files(tmp_path: Path) -> Path:
     return target
 
 
-def test_offline_wheels_and_force_build_another_tag(
+def test_offline_wheels_build_another_tag(
     docker_client: docker.DockerClient, agent_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The air-gapped path: wheels from a directory (`pip download` done earlier), `--no-index`."""
@@ -110,10 +111,10 @@ def test_offline_wheels_and_force_build_another_tag(
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a cold wheel cache, our own lock
     tag = f"clawpen/agent-test:{unique_instance('img')}"
     try:
-        result = build_agent_image(
-            tag, client=docker_client, wheel_dir=wheels, force=True, progress=lambda _: None
-        )
+        lines: list[str] = []
+        result = build_agent_image(tag, client=docker_client, wheel_dir=wheels, progress=lines.append)
         assert result.built is True
+        assert any("installing wheels" in line for line in lines)  # staged from the wheel dir, not reused
         out = run_in_image(docker_client, tag, "import httpx, starlette, uvicorn; print('ok')")
         assert out.strip() == "ok"
     finally:
@@ -154,3 +155,38 @@ def test_explicit_local_base_is_used_without_pulling(
                 docker_client.images.remove(name)
             except docker.errors.ImageNotFound:
                 pass
+
+
+def test_debian_packages_base_from_scratch(
+    docker_client: docker.DockerClient, agent_image: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The offline base path end to end (apt-get download → dpkg-deb -x → docker import), under a
+    throwaway name so the shared base is not replaced."""
+    repository = f"clawpen/base-python-test-{unique_instance('img')}"
+    monkeypatch.setattr(image_base, "BASE_REPOSITORY", repository)
+    monkeypatch.setattr(image_base, "BASE_IMAGE", f"{repository}:{image_base.BASE_TAG}")
+    lines: list[str] = []
+    ref = image_base.ensure_debian_base(docker_client, lines.append)
+    try:
+        assert ref == f"{repository}:{image_base.BASE_TAG}"
+        assert any("docker import" in line for line in lines)
+        image = docker_client.images.get(ref)
+        assert image.labels[LABEL_RECIPE] == recipe_hash()
+        assert image.attrs["Size"] < 45e6
+        out = run_in_image(
+            docker_client,
+            ref,
+            "import os, ssl, sqlite3, lzma, ctypes, pwd\n"
+            "print(pwd.getpwuid(10001).pw_name, os.path.exists('/bin/sh'), os.listdir('/etc/ssl/certs'))\n",
+        )
+        assert out.split(" ", 2)[:2] == ["agent", "False"]  # the agent user; and no shell at all
+        assert "ca-certificates.crt" in out
+        # Same recipe again: reused, not re-imported.
+        again: list[str] = []
+        assert image_base.ensure_debian_base(docker_client, again.append) == ref
+        assert docker_client.images.get(ref).id == image.id and any("up to date" in x for x in again)
+    finally:
+        try:
+            docker_client.images.remove(ref)
+        except docker.errors.ImageNotFound:
+            pass
