@@ -72,11 +72,24 @@ def test_offline_base_is_small(docker_client: docker.DockerClient, agent_image: 
 
 
 def test_second_build_is_a_no_op(docker_client: docker.DockerClient, agent_image: str) -> None:
-    lines: list[str] = []
-    result = build_agent_image(agent_image, client=docker_client, progress=lines.append)
-    assert result.built is False
-    assert result.image_id == docker_client.images.get(agent_image).id
-    assert any("up to date" in line for line in lines)
+    # Its own tag: other runs on this engine may rebuild the shared tag from other sources meanwhile.
+    tag = f"clawpen/agent-test:{unique_instance('img')}"
+    try:
+        first = build_agent_image(tag, client=docker_client, progress=lambda _: None)
+        lines: list[str] = []
+        second = build_agent_image(tag, client=docker_client, progress=lines.append)
+        assert second.built is False and second.image_id == first.image_id
+        assert second.image_id == docker_client.images.get(tag).id
+        assert any("up to date" in line for line in lines)
+    finally:
+        _remove_image(docker_client, tag)
+
+
+def _remove_image(client: docker.DockerClient, tag: str) -> None:
+    try:
+        client.images.remove(tag)
+    except docker.errors.ImageNotFound:
+        pass
 
 
 def test_inputs_hash_follows_agent_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -125,10 +138,15 @@ def test_offline_wheels_build_another_tag(
 
 
 def test_cli_build_reports_and_fails_clearly(
-    agent_image: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+    docker_client: docker.DockerClient, agent_image: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    assert main(["image", "build", "--tag", agent_image]) == 0
-    assert "up to date" in capsys.readouterr().out
+    tag = f"clawpen/agent-test:{unique_instance('cli')}"
+    try:
+        assert main(["image", "build", "--tag", tag]) == 0
+        out = capsys.readouterr().out
+        assert f"{tag}: built" in out or f"{tag}: up to date" in out
+    finally:
+        _remove_image(docker_client, tag)
     assert main(["image", "build", "--wheels", str(tmp_path / "nope")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --wheels:") and "is not a directory" in err and "\n" not in err
