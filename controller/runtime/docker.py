@@ -122,6 +122,7 @@ class DockerRuntime:
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
         self._network_lock = threading.Lock()
+        self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -215,7 +216,13 @@ class DockerRuntime:
             if secret.name not in secret_values:
                 raise RuntimeError_(f"secret {secret.name!r} has no value", reason="SecretMissing")
             if secret.as_env:
-                env[secret.name] = secret_values[secret.name].decode()
+                try:
+                    env[secret.name] = secret_values[secret.name].decode()
+                except UnicodeDecodeError:
+                    raise RuntimeError_(
+                        f"secret {secret.name!r} is not UTF-8 text, so it cannot be an environment variable",
+                        reason="InvalidSpec",
+                    ) from None
             else:
                 file_secrets[secret.name] = secret_values[secret.name]
 
@@ -236,7 +243,6 @@ class DockerRuntime:
             raise ImageMissing(plan.image) from None
         if container is not None:
             container.remove(force=True)
-        network = self._ensure_network()
         mounts = self._ensure_volumes(plan)
         if file_secrets:
             mounts.append(
@@ -246,7 +252,22 @@ class DockerRuntime:
             )
         else:
             self._remove_secrets(plan.key)
-        container = self.client.containers.create(
+        with self._network_lock:
+            network = self._ensure_network_locked()
+            self._creating += 1  # keeps a concurrent remove from dropping the network under us
+        try:
+            container = self._create(plan, env, mounts, network)
+        finally:
+            with self._network_lock:
+                self._creating -= 1
+        if plan.running:
+            container.start()
+        return self._observe(plan.key)
+
+    def _create(
+        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str
+    ) -> Any:
+        return self.client.containers.create(
             image=plan.image,
             name=container_name(self.instance, plan.key),
             hostname=plan.name,
@@ -269,22 +290,43 @@ class DockerRuntime:
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
             detach=True,
         )
-        if plan.running:
-            container.start()
-        return self._observe(plan.key)
 
-    def _ensure_network(self) -> str:
+    def _networks(self) -> list[Any]:
+        """This instance's network(s), matched exactly: Docker's name filter also matches substrings."""
         name = network_name(self.instance)
-        with self._network_lock:  # Docker does not enforce unique network names; create exactly one
-            if not self.client.networks.list(names=[name]):
-                self.client.networks.create(
-                    name,
-                    driver="bridge",
-                    options={"com.docker.network.bridge.enable_icc": "false"},
-                    labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
-                    check_duplicate=True,
-                )
+        return [n for n in self.client.networks.list(names=[name]) if n.name == name]
+
+    def _ensure_network_locked(self) -> str:
+        """Create the instance network on first use (caller holds _network_lock: Docker does not
+        enforce unique network names, so two workers must not both create one)."""
+        name = network_name(self.instance)
+        if not self._networks():
+            self.client.networks.create(
+                name,
+                driver="bridge",
+                options={"com.docker.network.bridge.enable_icc": "false"},
+                labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
+                check_duplicate=True,
+            )
         return name
+
+    def _release_network(self) -> bool:
+        """Remove the instance network once no container of ours (running or not) is left.
+
+        Docker's default address pools hold about 30 bridge networks per host, so a network per
+        installation must not outlive its last agent. Stopped containers count: they reconnect to it
+        by name when started again."""
+        with self._network_lock:
+            if self._creating:
+                return False
+            if self.client.containers.list(all=True, sparse=True, filters={"label": self._labels_filter()}):
+                return False
+            for network in self._networks():
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    pass
+            return True
 
     def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
         owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
@@ -368,18 +410,11 @@ class DockerRuntime:
                     self.client.volumes.get(volume).remove(force=True)
                 except docker.errors.NotFound:
                     pass
+        self._release_network()
 
-    async def remove_network(self) -> None:
-        """Drop this instance's network (when no container uses it any more): for uninstall and tests."""
-
-        def _remove() -> None:
-            for network in self.client.networks.list(names=[network_name(self.instance)]):
-                try:
-                    network.remove()
-                except docker.errors.NotFound:
-                    pass
-
-        await self._run(_remove)
+    async def remove_network(self) -> bool:
+        """Drop this instance's network if no container of ours is left; True when it is gone."""
+        return await self._run(self._release_network)
 
     # -- streams ----------------------------------------------------------------------------------------
 
@@ -414,6 +449,11 @@ class DockerRuntime:
             yield RuntimeEvent(key=key, action=action)
 
     async def close(self) -> None:
+        if self._client is not None:
+            try:
+                await self.remove_network()  # only when no agent of ours is left
+            except RuntimeError_:
+                pass
         try:
             self.secrets_root.rmdir()  # only when empty: running agents keep their secret files
         except OSError:

@@ -13,7 +13,7 @@ import contextlib
 import socket
 import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -116,7 +116,7 @@ class LogStream:
     def interrupt(self) -> None:
         shutdown_socket(self.sock)
 
-    def frames(self) -> Iterator[tuple[int, bytes]]:
+    def frames(self) -> Generator[tuple[int, bytes], None, None]:
         read = self.response.raw.read
         try:
             while True:

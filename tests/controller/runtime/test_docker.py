@@ -52,7 +52,8 @@ def _cleanup(client: docker.DockerClient, instance: str) -> None:
     for volume in client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
     for network in client.networks.list(names=[network_name(instance)]):
-        network.remove()
+        if network.name == network_name(instance):  # the name filter matches substrings too
+            network.remove()
 
 
 def make_plan(instance: str, image: str, name: str, **changes: object) -> WorkloadPlan:
@@ -214,7 +215,7 @@ async def test_remove_keeps_volumes_unless_asked(runtime, docker_client, agent_i
 
 
 async def test_list_owned_sees_only_this_instance(runtime, docker_client, agent_image, instance) -> None:
-    other_instance = unique_instance("trt-other")
+    other_instance = f"{instance}-other"  # a name with ours as its prefix: no substring mix-ups
     other = DockerRuntime(other_instance, client=docker_client)
     try:
         await other.apply(make_plan(other_instance, agent_image, "stranger", running=False))
@@ -224,6 +225,12 @@ async def test_list_owned_sees_only_this_instance(runtime, docker_client, agent_
         assert "default/mine" in mine and "default/stranger" not in mine
         assert theirs == {"default/stranger"}
         assert all(o.instance == instance for o in await runtime.list_owned())
+        assert [n.name for n in runtime._networks()] == [network_name(instance)]
+        # Removing an installation's last agent releases its network (address pools are scarce);
+        # our own network, still in use, stays.
+        await other.remove("default/stranger", volumes=True)
+        assert not docker_client.networks.list(filters={"label": f"{LABEL_INSTANCE}={other_instance}"})
+        assert [n.name for n in runtime._networks()] == [network_name(instance)]
     finally:
         _cleanup(docker_client, other_instance)
         shutil.rmtree(other.secrets_root, ignore_errors=True)
