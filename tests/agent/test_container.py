@@ -1,5 +1,6 @@
 """The agent image end to end: a real container (read-only root, uid 10001, /data volume) talking to
-the fake model server on the host through host.docker.internal.
+the fake model server on the host through host.docker.internal. The image comes from the shared
+`agent_image` fixture (tests/conftest.py), which builds it when the sources changed.
 
 Only Docker objects this module creates are touched: everything carries a per-run label and is
 removed by the fixtures' finalizers.
@@ -7,7 +8,6 @@ removed by the fixtures' finalizers.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,34 +20,7 @@ from tests.fakes.model_server import FakeModelServer, Script, echo_count
 
 pytestmark = pytest.mark.docker
 
-docker = pytest.importorskip("docker")
 RUN_LABEL = "clawpen.test/agentprog-run"
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Iterator[Any]:
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:  # noqa: BLE001 - any failure here means "no engine"
-        pytest.skip(f"no Docker engine reachable: {err}")
-    yield client
-    client.close()
-
-
-@pytest.fixture(scope="module")
-def agent_image(docker_client: Any) -> str:
-    override = os.environ.get("CLAWPEN_TEST_AGENT_IMAGE")
-    if override:  # an image built some other way (e.g. by CI) with this branch's agent/
-        return override
-    try:
-        from controller.image import build_agent_image
-    except ImportError:
-        pytest.skip("the agent image builder (controller.image) is not on this branch yet")
-    from controller.settings import Settings
-
-    tag = Settings.from_env().image
-    return build_agent_image(tag).image  # a no-op when the image matches the sources
 
 
 @pytest.fixture

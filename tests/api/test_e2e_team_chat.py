@@ -27,7 +27,6 @@ import pytest
 from websockets.sync.client import connect
 
 from controller.plan import LABEL_INSTANCE
-from controller.settings import Settings
 from tests.controller.teams.scripted_model import ScriptedModel
 from tests.fakes.model_server import FakeModelServer, Script, last_user_message
 
@@ -45,27 +44,6 @@ def model_reply(body: dict[str, Any]) -> str:
         return json.dumps({"intent": intent, "confidence": confidence, "reasoning": "fake router"})
     match = re.search(r"You are ([a-z0-9-]+)", system)
     return f"{match.group(1) if match else 'nobody'} heard: {last_user_message(body)}"
-
-
-@pytest.fixture(scope="module")
-def docker_client() -> Any:
-    try:
-        import controller.runtime.docker  # noqa: F401
-    except ImportError:
-        pytest.skip("controller.runtime.docker is not on this branch yet")
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as err:  # noqa: BLE001 - any failure here means "no engine to test against"
-        pytest.skip(f"no Docker engine answers: {err}")
-    image = Settings.from_env({}).image
-    try:
-        client.images.get(image)
-    except Exception:  # noqa: BLE001
-        pytest.skip(f"agent image {image} is not built (run `clawpen image build`)")
-    return client
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +83,9 @@ routing_ack = "Passing you to {{agent_name}}"
 
 
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, fake: FakeModelServer) -> Iterator[str]:
+def up(
+    tmp_path_factory: pytest.TempPathFactory, docker_client: Any, agent_image: str, fake: FakeModelServer
+) -> Iterator[str]:
     instance = f"t-{uuid.uuid4().hex[:8]}"
     teams = tmp_path_factory.mktemp("teams")
     (teams / "e2e-team.toml").write_text(TEAM.format(url=fake.url))
@@ -116,6 +96,7 @@ def up(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, fake: FakeM
         "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
         "CLAWPEN_RESYNC_SECONDS": "2",
         "CLAWPEN_TEAMS_DIR": str(teams),
+        "CLAWPEN_IMAGE": agent_image,
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
@@ -190,7 +171,7 @@ def test_team_chat_reaches_the_right_container(up: str, fake: FakeModelServer) -
         assert json.loads(ws.recv(timeout=30))["type"] == "welcome"
         frames = _exchange(ws, "Here's a receipt from the taxi ride")
         assert frames[0]["routing_to"] == "e2e-finn" and frames[0]["content"] == "Passing you to e2e-finn"
-        assert frames[-1]["done"] and frames[-1]["from_agent"] == "e2e-finn"
+        assert frames[-1].get("done") and frames[-1]["from_agent"] == "e2e-finn", frames
         assert frames[-1]["content"] == "e2e-finn heard: Here's a receipt from the taxi ride"
         frames = _exchange(ws, "Please pay the water bill to our vendor")
         assert frames[0]["routing_to"] == "e2e-pax"
