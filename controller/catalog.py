@@ -50,6 +50,7 @@ class Provider(_Loose):
     api_style: Literal["openai", "anthropic"] = "openai"
     base_url: str | None = None
     env_key: str | None = None  # None: no key needed (local servers)
+    key_optional: bool = False  # servers that take a key only when configured with one (vLLM, LiteLLM...)
     models: list[ProviderModel] = Field(default_factory=list)
     default_model: str | None = None
 

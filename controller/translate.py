@@ -99,6 +99,7 @@ def translate(
             "CLAWPEN_BASE_URL": base_url,
             "CLAWPEN_MODEL": model,
             "CLAWPEN_API_KEY_NAME": provider.env_key or "",
+            "CLAWPEN_API_KEY_OPTIONAL": "1" if provider.key_optional else "",
             "CLAWPEN_SYSTEM_PROMPT": system_prompt,
             "CLAWPEN_DATA_DIR": "/data",
         }

@@ -18,7 +18,7 @@ PASSWORD = "correct horse battery staple"
 
 
 def make_settings(home: Path, **overrides: Any) -> Settings:
-    return Settings(home=home, instance=f"t-{uuid.uuid4().hex[:8]}", **overrides)
+    return Settings(home=home, **{"instance": f"t-{uuid.uuid4().hex[:8]}", **overrides})
 
 
 def make_store(settings: Settings) -> Any:

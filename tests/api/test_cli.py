@@ -46,3 +46,46 @@ def test_short_password_is_refused_with_one_line(tmp_path: Path) -> None:
 def test_password_is_not_an_argument(tmp_path: Path) -> None:
     done = _clawpen(tmp_path, "admin", "set-password", "a long enough secret")
     assert done.returncode == 2 and "unrecognized arguments" in done.stderr
+
+
+def _start(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    import re
+
+    env = {**os.environ, "CLAWPEN_HOME": str(home), "CLAWPEN_ADMIN_PASSWORD": "a long enough secret"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        found = re.search(r"clawpen gateway on (http://127\.0\.0\.1:\d+)", line)
+        if found:
+            return proc, found.group(1)
+    raise AssertionError(f"no address line; exit code {proc.wait()}")
+
+
+def test_gateway_serves_and_exits_0_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    proc, url = _start(tmp_path, "gateway", "--port", "0")
+    try:
+        assert httpx.get(f"{url}/health").json()["status"] == "ok"
+        assert httpx.post(f"{url}/auth/login", json={"password": "a long enough secret"}).status_code == 200
+        port = int(url.rsplit(":", 1)[1])
+        busy = _clawpen(tmp_path, "gateway", "--port", str(port))
+        assert busy.returncode == 1
+        assert busy.stderr.strip().startswith(f"error: cannot listen on 127.0.0.1:{port}:")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+
+
+def test_bad_port_is_one_line(tmp_path: Path) -> None:
+    done = _clawpen(tmp_path, "up", "--port", "70000")
+    assert done.returncode == 1 and done.stderr.strip() == "error: --port must be between 0 and 65535 (got 70000)"

@@ -100,7 +100,11 @@ def up(
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     seen: list[str] = []
     try:
@@ -158,8 +162,11 @@ def test_team_chat_reaches_the_right_container(up: str, fake: FakeModelServer) -
     assert api.get("/api/teams/e2e-team").json()["status"]["missing_agents"] == ["e2e-finn", "e2e-pax"]
     for name in ("e2e-finn", "e2e-pax"):
         config = {
-            "llm_provider": "ollama", "llm_model": "fake-model", "base_url": fake.container_url(),
-            "system_prompt": f"You are {name}.", "memory_mb": 256,
+            "llm_provider": "ollama",
+            "llm_model": "fake-model",
+            "base_url": fake.container_url(),
+            "system_prompt": f"You are {name}.",
+            "memory_mb": 256,
         }
         created = api.post("/api/agents", json={"name": name, "config": config})
         assert created.status_code == 201, created.text

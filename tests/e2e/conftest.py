@@ -79,6 +79,8 @@ class Plane:
         for observed in await self.runtime.list_owned():
             with contextlib.suppress(Exception):
                 await self.runtime.remove(observed.key, volumes=True)
+        with contextlib.suppress(Exception):
+            await self.runtime.remove_network()  # type: ignore[attr-defined]
         await self.runtime.close()
         await self.store.close()
 
