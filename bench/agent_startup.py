@@ -52,8 +52,12 @@ async def measure(runs: int) -> None:
                 t0 = time.monotonic()
                 observed = await runtime.apply(plan)
                 while True:
+                    if time.monotonic() - t0 > 30:
+                        raise SystemExit(f"{observed.endpoint}/healthz did not answer within 30 s")
                     try:
-                        if (await http.get(f"{observed.endpoint}/healthz", timeout=0.5)).status_code == 200:
+                        # Any answer counts: an agent without a model configured says 503 "unconfigured".
+                        response = await http.get(f"{observed.endpoint}/healthz", timeout=0.5)
+                        if response.status_code in (200, 503):
                             break
                     except httpx.HTTPError:
                         await asyncio.sleep(0.005)
