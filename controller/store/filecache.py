@@ -62,14 +62,14 @@ class _Entry(Generic[T]):
     trusted: bool  # read long enough after the last change: an equal identity suffices
 
 
-def stat_identity(path: Path) -> FileIdentity | None:
+def stat_identity(path: str) -> FileIdentity | None:
     try:
         return FileIdentity.of(os.stat(path))
     except FileNotFoundError:
         return None
 
 
-def read_with_identity(path: Path) -> tuple[FileIdentity, bytes] | None:
+def read_with_identity(path: str) -> tuple[FileIdentity, bytes] | None:
     """The bytes of `path` and the identity of the very inode they came from; None if missing."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -93,12 +93,13 @@ class ParsedFiles(Generic[T]):
 
     def __init__(self, parse: Callable[[Path, bytes], T]):
         self._parse = parse
-        self._entries: dict[Path, _Entry[T]] = {}
+        self._entries: dict[str, _Entry[T]] = {}  # by path as a string: cheaper to hash than Path
         self._lock = threading.Lock()
         self.parses = 0  # how often `parse` ran: lets tests and benchmarks see the cache work
 
-    def read(self, path: Path) -> tuple[bytes, T] | None:
+    def read(self, path: str | Path) -> tuple[bytes, T] | None:
         """The current bytes of `path` and their parsed value, or None when there is no file."""
+        path = os.fspath(path)
         entry = self._entries.get(path)
         if entry is not None and entry.trusted:
             identity = stat_identity(path)
@@ -113,19 +114,21 @@ class ParsedFiles(Generic[T]):
         if entry is not None and entry.raw == raw:
             value = entry.value  # a touch, a rewrite with the same bytes, or a racy entry re-checked
         else:
-            value = self._parse(path, raw)
+            value = self._parse(Path(path), raw)
             self.parses += 1
         with self._lock:
             self._entries[path] = _Entry(identity, raw, value, identity.settled_before(read_at))
         return raw, value
 
-    def forget(self, path: Path) -> None:
+    def forget(self, path: str | Path) -> None:
         with self._lock:
-            self._entries.pop(path, None)
+            self._entries.pop(os.fspath(path), None)
 
-    def retain_only(self, directory: Path, paths: Iterable[Path]) -> None:
+    def retain_only(self, directory: str | Path, paths: Iterable[str | Path]) -> None:
         """Drop entries of files in `directory` that are not among `paths` (deleted behind our back)."""
-        keep = set(paths)
+        keep = {os.fspath(p) for p in paths}
+        prefix = os.path.join(directory, "")
         with self._lock:
-            for path in [p for p in self._entries if p.parent == directory and p not in keep]:
+            stale = [p for p in self._entries if p.startswith(prefix) and "/" not in p[len(prefix) :]]
+            for path in [p for p in stale if p not in keep]:
                 del self._entries[path]

@@ -105,6 +105,7 @@ class FileStore:
         self.watch_mode: WatchMode = watch_mode
         self.poll_interval = poll_interval
         self._state = StateDir(self.home / ".state")
+        self._kind_dirs = {kind: str(self.kind_dir(kind)) for kind in KINDS_STORED}
         # Parsed spec files by kind, re-read only when a file changes (see filecache).
         self._specs: dict[type[Resource], ParsedFiles[SpecReading]] = {
             kind: ParsedFiles(functools.partial(read_spec_file, kind)) for kind in KINDS_STORED
@@ -127,6 +128,10 @@ class FileStore:
     def spec_path(self, cls: type[Resource], name: str) -> Path:
         return self.kind_dir(cls) / f"{name}{SPEC_SUFFIX}"
 
+    def _spec_key(self, cls: type[Resource], name: str) -> str:
+        """spec_path as a string, the cache's key: per object per list, a Path join costs more than a stat."""
+        return f"{self._kind_dirs[cls]}/{name}{SPEC_SUFFIX}"
+
     # ---- checks --------------------------------------------------------------------------------
 
     @staticmethod
@@ -147,7 +152,7 @@ class FileStore:
     # ---- reading -------------------------------------------------------------------------------
 
     def _observe(self, cls: type[Resource], name: str) -> Observed:
-        found = self._specs[cls].read(self.spec_path(cls, name))
+        found = self._specs[cls].read(self._spec_key(cls, name))
         state = self._state.read(cls, name)
         if found is None:
             return Observed(None, None, None, state)
@@ -204,7 +209,7 @@ class FileStore:
                 found.append(self._get_sync(cls, name))
             except (InvalidObject, NotFound):  # broken: see list_broken; NotFound: deleted meanwhile
                 continue
-        self._specs[cls].retain_only(self.kind_dir(cls), (self.spec_path(cls, name) for name in names))
+        self._specs[cls].retain_only(self._kind_dirs[cls], (self._spec_key(cls, name) for name in names))
         return found
 
     async def list_broken(
@@ -217,7 +222,7 @@ class FileStore:
         broken: builtins.list[BrokenObject] = []
         for name in spec_names(self.kind_dir(cls)):
             path = self.spec_path(cls, name)
-            found = self._specs[cls].read(path)  # no need to build the healthy ones
+            found = self._specs[cls].read(self._spec_key(cls, name))  # no need to build the healthy ones
             if found is not None and isinstance(found[1], str):
                 broken.append(BrokenObject(cls.KIND, NAMESPACE, name, found[1], str(path)))
         return broken
@@ -339,7 +344,7 @@ class FileStore:
 
     def _delete_sync(self, cls: type[Resource], name: str) -> None:
         with self._state.lock():
-            self._specs[cls].forget(self.spec_path(cls, name))
+            self._specs[cls].forget(self._spec_key(cls, name))
             removed = remove_durably(self.spec_path(cls, name))
             self._state.remove(cls, name)  # also clears state left behind by a hand delete
         if not removed:

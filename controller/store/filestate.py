@@ -118,6 +118,7 @@ class StateDir:
         self.root = root
         self._lock_path = root / "lock"
         self._rv_path = root / "resource-version"
+        self._root_str = str(root)
         self.cache: ParsedFiles[State | None] = ParsedFiles(parse_state)
 
     def directory(self, cls: type[Resource]) -> Path:
@@ -126,20 +127,24 @@ class StateDir:
     def path(self, cls: type[Resource], name: str) -> Path:
         return self.directory(cls) / f"{name}.yaml"
 
+    def _key(self, cls: type[Resource], name: str) -> str:
+        """path() as the cache's key: a string, because a Path join costs more than the stat."""
+        return f"{self._root_str}/{cls.PLURAL}/{name}.yaml"
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         with exclusive_lock(self._lock_path):
             yield
 
     def read(self, cls: type[Resource], name: str) -> State | None:
-        found = self.cache.read(self.path(cls, name))
+        found = self.cache.read(self._key(cls, name))
         return None if found is None else found[1]
 
     def write(self, cls: type[Resource], name: str, state: State) -> None:
         atomic_write(self.path(cls, name), yaml.dump(state, Dumper=Dumper, sort_keys=False).encode())
 
     def remove(self, cls: type[Resource], name: str) -> bool:
-        self.cache.forget(self.path(cls, name))
+        self.cache.forget(self._key(cls, name))
         return remove_durably(self.path(cls, name))
 
     def next_rv(self) -> str:
