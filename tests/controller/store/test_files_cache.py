@@ -86,7 +86,9 @@ async def test_replace_by_another_process_is_seen_at_once(
     assert [a.spec.model for a in await store.list(Agent)] == ["gpt-4x"]
 
 
-async def test_same_size_in_place_rewrite_with_old_mtime_is_seen(store: FileStore, home: Path, settled: None) -> None:
+async def test_same_size_in_place_rewrite_with_old_mtime_is_seen(
+    store: FileStore, home: Path, settled: None
+) -> None:
     path = spec_file(home, "finn")
     path.write_text(manifest("finn", model="aaaa"))
     wait_settled()
@@ -124,7 +126,9 @@ async def test_rewrite_the_stat_cannot_see_is_seen_while_the_file_is_young(
     path = spec_file(home, "finn")
     path.write_text(manifest("finn", model="aaaa"))
     real = path.stat()
-    frozen = filecache.FileIdentity(real.st_dev, real.st_ino, real.st_size, real.st_mtime_ns, real.st_ctime_ns)
+    frozen = filecache.FileIdentity(
+        real.st_dev, real.st_ino, real.st_size, real.st_mtime_ns, real.st_ctime_ns
+    )
     monkeypatch.setattr(filecache.FileIdentity, "of", classmethod(lambda cls, st: frozen))
     assert (await warm(store, "finn")).spec.model == "aaaa"
     path.write_text(manifest("finn", model="bbbb"))
@@ -142,7 +146,8 @@ async def test_status_written_by_another_process_is_seen(store: FileStore, home:
         from pathlib import Path
         from controller.resources import Agent, AgentStatus, Phase
         from controller.store.files import FileStore
-        asyncio.run(FileStore(Path(sys.argv[1])).update_status(Agent, "finn", AgentStatus(phase=Phase.RUNNING)))
+        store = FileStore(Path(sys.argv[1]))
+        asyncio.run(store.update_status(Agent, "finn", AgentStatus(phase=Phase.RUNNING)))
         """,
         str(home),
     )
@@ -181,7 +186,9 @@ async def test_caller_mutation_then_replace_is_a_real_change(store: FileStore, s
     assert (await store.get(Agent, "finn")).spec.model == "n"
 
 
-async def test_broken_file_stays_reported_and_its_fix_is_seen(store: FileStore, home: Path, settled: None) -> None:
+async def test_broken_file_stays_reported_and_its_fix_is_seen(
+    store: FileStore, home: Path, settled: None
+) -> None:
     path = spec_file(home, "finn")
     path.write_text(manifest("finn", extra="  bogus: 1\n"))
     wait_settled()
