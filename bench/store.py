@@ -34,7 +34,7 @@ def bench_agent(i: int) -> Agent:
         template="coding-assistant",
         provider="openai",
         model="gpt-4o",
-        resources=Resources(memory_mb=1024, cpu=1.0),
+        resources=Resources.model_validate({"memoryMB": 1024, "cpu": 1.0}),
         env={"LOG_LEVEL": "info"},
         project=f"p{i % 5}",
         tags=["bench"],
