@@ -28,6 +28,9 @@ Choices where the Store protocol leaves room (the kube store should agree where 
 - update_status() with an unchanged status writes nothing; on a broken object it returns a
   placeholder (default spec) carrying the status. get_status() reads the status of any object.
 - watch() reports changes made after the call (no initial ADDED burst: consumers list first).
+- Reads are served from parsed files cached in memory, each used only while its file's stat identity
+  (inode, size, mtime, ctime) is unchanged and it was read well after its last change (filecache.py):
+  a read by any process always sees the latest complete write, and returns objects of its own.
 - A spec file deleted by hand leaves its state; if the file comes back (a revert) the object keeps
   its uid and status. delete() removes both.
 """

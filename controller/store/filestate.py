@@ -170,7 +170,7 @@ def materialize(cls: type[R], name: str, seen: Observed) -> R:
         "generation": int(state["generation"]),
         "creation_timestamp": datetime.fromisoformat(str(state["creationTimestamp"])),
     }
-    if isinstance(seen.spec, SpecDocument) and "resource" not in seen.__dict__:
+    if isinstance(seen.spec, SpecDocument):
         # One validation of document + server fields + status instead of validating the spec and
         # copying it twice; an unreadable status falls through to the path that drops it.
         document = seen.spec.data
