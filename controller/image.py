@@ -252,7 +252,13 @@ def _build_locked(
     try:
         progress(f"{tag}: building from {base_ref} (docker build --network none)")
         image_id = _run_build(
-            client, context, tag, base_ref, {LABEL_INPUTS: inputs, LABEL_VERSION: __version__}, progress, force
+            client,
+            context,
+            tag,
+            base_ref,
+            {LABEL_INPUTS: inputs, LABEL_VERSION: __version__},
+            progress,
+            force,
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)

@@ -5,8 +5,10 @@ Python we have: `apt-get download` the interpreter and exactly the shared librar
 extensions link (found with ldd over lib-dynload; nis and dbm are left out: they would drag in
 Kerberos and Berkeley DB for modules no agent uses), unpack them with `dpkg-deb -x` (no maintainer
 scripts run, so we do their work: the CA bundle, the python3 link), and `docker import` the tree.
-The result is labelled with a hash of the recipe and reused until the recipe changes. The .debs are
-cached under $XDG_CACHE_HOME/clawpen/debs so a rebuild needs no network at all.
+The result is labelled with a hash of the recipe — the exact package versions apt's lists name, so a
+security update (after `apt-get update`) makes a new base — and reused until that changes. The .debs
+are cached under $XDG_CACHE_HOME/clawpen/debs, so an air-gapped host with a warm cache needs neither
+network nor package lists.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ BASE_REPOSITORY = "clawpen/base-python"
 BASE_TAG = "3.11"
 BASE_IMAGE = f"{BASE_REPOSITORY}:{BASE_TAG}"
 LABEL_RECIPE = "clawpen.dev/base-recipe"
-RECIPE_VERSION = "2"
+RECIPE_VERSION = "3"
 
 DEBIAN_PACKAGES = (
     "python3.11-minimal",
@@ -102,44 +104,103 @@ def docker_client() -> docker.DockerClient:
         raise RuntimeUnavailable(f"cannot reach the Docker engine: {str(err).splitlines()[0]}") from None
 
 
-def recipe_hash() -> str:
-    blob = "\n".join((RECIPE_VERSION, *DEBIAN_PACKAGES, "--", *PRUNE, PASSWD, GROUP, NSSWITCH))
+def recipe_hash(versions: dict[str, str]) -> str:
+    """Hash of what the base is made of: the exact package versions and how they are put together."""
+    packages = [f"{name}={versions.get(name, '')}" for name in DEBIAN_PACKAGES]
+    blob = "\n".join((RECIPE_VERSION, *packages, "--", *PRUNE, PASSWD, GROUP, NSSWITCH))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def _apt_download(packages: list[str], dest: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["apt-get", "download", *packages], cwd=dest, capture_output=True, text=True)
+def _run(cmd: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
 
 
-def download_debs(progress: Progress) -> list[Path]:
-    """The recipe's .deb files, from the cache or `apt-get download` (one `apt-get update` if needed)."""
+def candidate_versions() -> dict[str, str] | None:
+    """Each package's candidate version from the local apt lists (no network); None when unknown."""
+    if shutil.which("apt-cache") is None:
+        return None
+    proc = _run(["apt-cache", "show", "--no-all-versions", *DEBIAN_PACKAGES])
+    versions: dict[str, str] = {}
+    package = ""
+    for line in proc.stdout.splitlines():
+        if line.startswith("Package: "):
+            package = line.split(": ", 1)[1].strip()
+        elif line.startswith("Version: ") and package:
+            versions.setdefault(package, line.split(": ", 1)[1].strip())
+    return versions if proc.returncode == 0 and set(versions) >= set(DEBIAN_PACKAGES) else None
+
+
+def _deb_file(dest: Path, package: str, version: str) -> Path | None:
+    found = sorted(dest.glob(f"{package}_{version.replace(':', '%3a')}_*.deb"))
+    return found[-1] if found else None
+
+
+def _cached_versions(dest: Path) -> dict[str, str] | None:
+    """Versions of the debs already in the cache (an air-gapped host with a warm cache needs no lists)."""
+    versions = {}
+    for package in DEBIAN_PACKAGES:
+        found = sorted(dest.glob(f"{package}_*.deb"))
+        if not found:
+            return None
+        versions[package] = found[-1].name.split("_")[1].replace("%3a", ":")
+    return versions
+
+
+def _apt_update(progress: Progress) -> None:
+    progress("base: apt-get update (package lists missing or stale)")
+    _run(["apt-get", "update", "-q"])
+
+
+def deb_cache() -> Path:
+    return cache_root() / "debs"
+
+
+def resolve_versions(progress: Progress) -> dict[str, str]:
+    """The versions the base should be made of: apt's candidates, else what the cache holds."""
+    versions = candidate_versions() or _cached_versions(deb_cache())
+    if versions is None:
+        _apt_update(progress)
+        versions = candidate_versions()
+    if versions is None:
+        raise ImageBuildError(
+            "apt knows no candidate for the base's packages (" + ", ".join(DEBIAN_PACKAGES[:3]) + ", ...); "
+            "check the apt sources, or pass --base IMAGE with a Python 3.11 image"
+        )
+    return versions
+
+
+def download_debs(versions: dict[str, str], progress: Progress) -> tuple[list[Path], dict[str, str]]:
+    """The recipe's .deb files from the cache, or `apt-get download`ed into it (updating lists once
+    when the mirror no longer has a version the lists name). Returns the files and their versions."""
     if shutil.which("apt-get") is None or shutil.which("dpkg-deb") is None:
         raise ImageBuildError(
             "building the offline base needs apt-get and dpkg-deb (a Debian/Ubuntu host); "
             "or pass --base IMAGE with a Python 3.11 image"
         )
-    dest = cache_root() / "debs"
+    dest = deb_cache()
     dest.mkdir(parents=True, exist_ok=True)
-    missing = [p for p in DEBIAN_PACKAGES if not list(dest.glob(f"{p}_*.deb"))]
-    if missing:
+    for attempt in (1, 2):
+        missing = [p for p in DEBIAN_PACKAGES if _deb_file(dest, p, versions[p]) is None]
+        if not missing:
+            break
         progress(f"base: apt-get download {len(missing)} packages into {dest}")
-        proc = _apt_download(missing, dest)
-        if proc.returncode != 0:
-            progress("base: apt-get download failed; running apt-get update once and retrying")
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, text=True)
-            proc = _apt_download(missing, dest)
-        if proc.returncode != 0:
+        proc = _run(["apt-get", "download", *(f"{p}={versions[p]}" for p in missing)], cwd=dest)
+        if proc.returncode == 0:
+            continue
+        if attempt == 2:
             errors = [
                 ln for ln in proc.stderr.splitlines() if ln.startswith("E:")
             ] or proc.stderr.splitlines()
             raise ImageBuildError(f"apt-get download failed: {(errors or ['?'])[-1]}")
+        _apt_update(progress)
+        versions = candidate_versions() or versions
     debs = []
     for package in DEBIAN_PACKAGES:
-        found = sorted(dest.glob(f"{package}_*.deb"))
-        if not found:
-            raise ImageBuildError(f"apt-get download did not produce {package}")
-        debs.append(found[-1])
-    return debs
+        deb = _deb_file(dest, package, versions[package])
+        if deb is None:
+            raise ImageBuildError(f"apt-get download did not produce {package}={versions[package]}")
+        debs.append(deb)
+    return debs, versions
 
 
 def make_rootfs(debs: list[Path], rootfs: Path) -> None:
@@ -186,7 +247,8 @@ def _owner_filter(info: tarfile.TarInfo) -> tarfile.TarInfo:
 
 def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force: bool = False) -> str:
     """Return BASE_IMAGE, importing it first unless an image with this recipe already exists."""
-    wanted = recipe_hash()
+    versions = resolve_versions(progress)
+    wanted = recipe_hash(versions)
     try:
         existing = client.images.get(BASE_IMAGE)
         if not force and (existing.labels or {}).get(LABEL_RECIPE) == wanted:
@@ -194,7 +256,8 @@ def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force
             return BASE_IMAGE
     except docker.errors.ImageNotFound:
         pass
-    debs = download_debs(progress)
+    debs, versions = download_debs(versions, progress)
+    wanted = recipe_hash(versions)
     with tempfile.TemporaryDirectory(prefix="clawpen-base-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         rootfs.mkdir()

@@ -21,10 +21,8 @@ import asyncio
 import os
 import re
 import shutil
-import socket
-import struct
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -52,6 +50,7 @@ from controller.runtime.base import (
     Stats,
 )
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
+from controller.runtime.docker_streams import LogStream, threaded
 
 __all__ = [
     "DockerRuntime",
@@ -123,6 +122,7 @@ class DockerRuntime:
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
         self._network_lock = threading.Lock()
+        self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -151,6 +151,15 @@ class DockerRuntime:
             raise RuntimeError_(f"Docker engine: {err.explanation or err}".splitlines()[0]) from None
         except docker.errors.DockerException as err:
             raise RuntimeUnavailable(f"Docker engine: {str(err).splitlines()[0]}") from None
+
+    @classmethod
+    def _guard_error(cls, err: Exception) -> Exception:
+        """The runtime error a stream should raise for `err` (same mapping as every call)."""
+        try:
+            cls._guard(_reraise, err)
+        except Exception as mapped:  # noqa: BLE001 - whatever _guard turned it into
+            return mapped
+        return err
 
     def _labels_filter(self) -> list[str]:
         return [f"{LABEL_MANAGED}={MANAGED_BY}", f"{LABEL_INSTANCE}={self.instance}"]
@@ -207,7 +216,13 @@ class DockerRuntime:
             if secret.name not in secret_values:
                 raise RuntimeError_(f"secret {secret.name!r} has no value", reason="SecretMissing")
             if secret.as_env:
-                env[secret.name] = secret_values[secret.name].decode()
+                try:
+                    env[secret.name] = secret_values[secret.name].decode()
+                except UnicodeDecodeError:
+                    raise RuntimeError_(
+                        f"secret {secret.name!r} is not UTF-8 text, so it cannot be an environment variable",
+                        reason="InvalidSpec",
+                    ) from None
             else:
                 file_secrets[secret.name] = secret_values[secret.name]
 
@@ -228,7 +243,6 @@ class DockerRuntime:
             raise ImageMissing(plan.image) from None
         if container is not None:
             container.remove(force=True)
-        network = self._ensure_network()
         mounts = self._ensure_volumes(plan)
         if file_secrets:
             mounts.append(
@@ -238,7 +252,22 @@ class DockerRuntime:
             )
         else:
             self._remove_secrets(plan.key)
-        container = self.client.containers.create(
+        with self._network_lock:
+            network = self._ensure_network_locked()
+            self._creating += 1  # keeps a concurrent remove from dropping the network under us
+        try:
+            container = self._create(plan, env, mounts, network)
+        finally:
+            with self._network_lock:
+                self._creating -= 1
+        if plan.running:
+            container.start()
+        return self._observe(plan.key)
+
+    def _create(
+        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str
+    ) -> Any:
+        return self.client.containers.create(
             image=plan.image,
             name=container_name(self.instance, plan.key),
             hostname=plan.name,
@@ -261,22 +290,43 @@ class DockerRuntime:
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
             detach=True,
         )
-        if plan.running:
-            container.start()
-        return self._observe(plan.key)
 
-    def _ensure_network(self) -> str:
+    def _networks(self) -> list[Any]:
+        """This instance's network(s), matched exactly: Docker's name filter also matches substrings."""
         name = network_name(self.instance)
-        with self._network_lock:  # Docker does not enforce unique network names; create exactly one
-            if not self.client.networks.list(names=[name]):
-                self.client.networks.create(
-                    name,
-                    driver="bridge",
-                    options={"com.docker.network.bridge.enable_icc": "false"},
-                    labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
-                    check_duplicate=True,
-                )
+        return [n for n in self.client.networks.list(names=[name]) if n.name == name]
+
+    def _ensure_network_locked(self) -> str:
+        """Create the instance network on first use (caller holds _network_lock: Docker does not
+        enforce unique network names, so two workers must not both create one)."""
+        name = network_name(self.instance)
+        if not self._networks():
+            self.client.networks.create(
+                name,
+                driver="bridge",
+                options={"com.docker.network.bridge.enable_icc": "false"},
+                labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
+                check_duplicate=True,
+            )
         return name
+
+    def _release_network(self) -> bool:
+        """Remove the instance network once no container of ours (running or not) is left.
+
+        Docker's default address pools hold about 30 bridge networks per host, so a network per
+        installation must not outlive its last agent. Stopped containers count: they reconnect to it
+        by name when started again."""
+        with self._network_lock:
+            if self._creating:
+                return False
+            if self.client.containers.list(all=True, sparse=True, filters={"label": self._labels_filter()}):
+                return False
+            for network in self._networks():
+                try:
+                    network.remove()
+                except docker.errors.NotFound:
+                    pass
+            return True
 
     def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
         owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
@@ -360,65 +410,22 @@ class DockerRuntime:
                     self.client.volumes.get(volume).remove(force=True)
                 except docker.errors.NotFound:
                     pass
+        self._release_network()
 
-    async def remove_network(self) -> None:
-        """Drop this instance's network (when no container uses it any more): for uninstall and tests."""
-
-        def _remove() -> None:
-            for network in self.client.networks.list(names=[network_name(self.instance)]):
-                try:
-                    network.remove()
-                except docker.errors.NotFound:
-                    pass
-
-        await self._run(_remove)
+    async def remove_network(self) -> bool:
+        """Drop this instance's network if no container of ours is left; True when it is gone."""
+        return await self._run(self._release_network)
 
     # -- streams ----------------------------------------------------------------------------------------
 
     async def logs(self, key: str, *, tail: int | None = 100, follow: bool = False) -> AsyncIterator[LogLine]:
-        container = await self._run(self._require, key)
-        api = self.client.api
-        params = {
-            "stdout": 1,
-            "stderr": 1,
-            "timestamps": 1,
-            "follow": int(follow),
-            "tail": "all" if tail is None else tail,
-        }
-        response = await self._run(
-            api._get, api._url("/containers/{0}/logs", container.id), params=params, stream=True
-        )
-        api._raise_for_status(response)
+        def _open() -> LogStream:
+            container = self._require(key)
+            return LogStream.open(self.client.api, container.id, tail=tail, follow=follow)
 
-        sock = api._get_raw_response_socket(response)
-        api._disable_socket_timeout(sock)
-
-        def frames() -> Iterator[tuple[int, bytes]]:
-            # Docker's multiplexed stream: 8-byte header (stream id, 3 pad bytes, length), then data. The
-            # SDK's own reader drops the stream id; we keep it to tell stdout from stderr.
-            try:
-                while True:
-                    header = response.raw.read(8)
-                    if len(header) < 8:
-                        return
-                    stream_id, length = struct.unpack(">BxxxL", header)
-                    data = response.raw.read(length) if length else b""
-                    if length and not data:
-                        return
-                    yield stream_id, data
-            except (OSError, ValueError, AttributeError):
-                return  # the socket was shut down under us: the consumer went away
-            finally:
-                response.close()
-
-        pending = b""
-        async for stream_id, data in _threaded(frames, lambda: _shutdown(sock)):
-            pending += data
-            *lines, pending = pending.split(b"\n")
-            for raw in lines:
-                yield parse_log_line(raw.decode(errors="replace"), "stderr" if stream_id == 2 else "stdout")
-        if pending:
-            yield parse_log_line(pending.decode(errors="replace"), "stdout")
+        stream = await self._run(_open)
+        async for stream_name, raw in threaded(stream.lines, stream.interrupt, self._guard_error):
+            yield parse_log_line(raw, stream_name)
 
     async def stats(self, key: str) -> Stats:
         def _sample() -> dict[str, Any]:
@@ -433,7 +440,7 @@ class DockerRuntime:
         stream = await self._run(
             self.client.events, decode=True, filters={"type": "container", "label": self._labels_filter()}
         )
-        async for event in _threaded(lambda: iter(stream), stream.close):
+        async for event in threaded(lambda: iter(stream), stream.close, self._guard_error):
             action = str(event.get("Action") or event.get("status") or "").split(":")[0]
             if action not in WATCHED_ACTIONS:
                 continue
@@ -442,73 +449,18 @@ class DockerRuntime:
             yield RuntimeEvent(key=key, action=action)
 
     async def close(self) -> None:
+        if self._client is not None:
+            try:
+                await self.remove_network()  # only when no agent of ours is left
+            except RuntimeError_:
+                pass
+        try:
+            self.secrets_root.rmdir()  # only when empty: running agents keep their secret files
+        except OSError:
+            pass
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
-
-
-_END = object()
-
-
-async def _threaded(make_iter: Callable[[], Iterator[T]], interrupt: Callable[[], None]) -> AsyncIterator[T]:
-    """Drive a blocking iterator in a thread; closing this async iterator ends the thread.
-
-    `interrupt` must unblock a read in progress without waiting for it (a socket shutdown, not a
-    close: closing a buffered response while another thread reads it deadlocks on its lock).
-    """
-    loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=1000)
-    stopped = threading.Event()
-
-    def hand_over(item: Any) -> bool:
-        """Queue an item (waiting while the queue is full); False once the consumer is gone."""
-        while not stopped.is_set():
-            try:
-                asyncio.run_coroutine_threadsafe(queue.put(item), loop).result(timeout=1)
-                return True
-            except TimeoutError:
-                continue
-            except RuntimeError:  # the loop is closed
-                return False
-        return False
-
-    def pump() -> None:
-        source = make_iter()
-        try:
-            for item in source:
-                if not hand_over(item):
-                    return
-            hand_over(_END)
-        except Exception as err:  # noqa: BLE001 - handed to the consumer, or dropped after close
-            hand_over(err)
-        finally:
-            close = getattr(source, "close", None)
-            if close is not None:
-                close()
-
-    thread = threading.Thread(target=pump, name="clawpen-docker-stream", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = await queue.get()
-            if item is _END:
-                return
-            if isinstance(item, Exception):
-                DockerRuntime._guard(_reraise, item)
-            yield item
-    finally:
-        stopped.set()
-        try:
-            interrupt()
-        except Exception:  # noqa: BLE001 - the connection may already be gone
-            pass
-
-
-def _shutdown(sock: Any) -> None:
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
 
 
 def _reraise(err: Exception) -> None:

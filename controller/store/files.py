@@ -28,6 +28,9 @@ Choices where the Store protocol leaves room (the kube store should agree where 
 - update_status() with an unchanged status writes nothing; on a broken object it returns a
   placeholder (default spec) carrying the status. get_status() reads the status of any object.
 - watch() reports changes made after the call (no initial ADDED burst: consumers list first).
+- Reads are served from parsed files cached in memory, each used only while its file's stat identity
+  (inode, size, mtime, ctime) is unchanged and it was read well after its last change (filecache.py):
+  a read by any process always sees the latest complete write, and returns objects of its own.
 - A spec file deleted by hand leaves its state; if the file comes back (a revert) the object keeps
   its uid and status. delete() removes both.
 """
@@ -36,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import functools
 import os
 import re
 import weakref
@@ -55,14 +59,17 @@ from controller.store.base import (
     StoreError,
     WatchEvent,
 )
-from controller.store.fileio import atomic_write, digest, read_bytes, remove_durably, sweep_temp_files
-from controller.store.filestate import Observed, StateDir, fresh_state, materialize
+from controller.store.filecache import ParsedFiles
+from controller.store.fileio import atomic_write, digest, remove_durably, sweep_temp_files
+from controller.store.filestate import Observed, SpecDocument, StateDir, fresh_state, materialize
 from controller.store.filewatch import DirectoryWatcher, WatchMode, spec_names
 from controller.store.specfile import (
     NAMESPACE,
     SPEC_SUFFIX,
     BrokenSpec,
+    SpecReading,
     parse_spec,
+    read_spec_file,
     render_spec,
     same_content,
     spec_hash,
@@ -101,6 +108,11 @@ class FileStore:
         self.watch_mode: WatchMode = watch_mode
         self.poll_interval = poll_interval
         self._state = StateDir(self.home / ".state")
+        self._kind_dirs = {kind: str(self.kind_dir(kind)) for kind in KINDS_STORED}
+        # Parsed spec files by kind, re-read only when a file changes (see filecache).
+        self._specs: dict[type[Resource], ParsedFiles[SpecReading]] = {
+            kind: ParsedFiles(functools.partial(read_spec_file, kind)) for kind in KINDS_STORED
+        }
         self._watchers: dict[str, DirectoryWatcher] = {}
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._state.root.mkdir(exist_ok=True, mode=0o700)
@@ -118,6 +130,10 @@ class FileStore:
 
     def spec_path(self, cls: type[Resource], name: str) -> Path:
         return self.kind_dir(cls) / f"{name}{SPEC_SUFFIX}"
+
+    def _spec_key(self, cls: type[Resource], name: str) -> str:
+        """spec_path as a string, the cache's key: per object per list, a Path join costs more than a stat."""
+        return f"{self._kind_dirs[cls]}/{name}{SPEC_SUFFIX}"
 
     # ---- checks --------------------------------------------------------------------------------
 
@@ -139,15 +155,14 @@ class FileStore:
     # ---- reading -------------------------------------------------------------------------------
 
     def _observe(self, cls: type[Resource], name: str) -> Observed:
-        path = self.spec_path(cls, name)
-        raw = read_bytes(path)
+        found = self._specs[cls].read(self._spec_key(cls, name))
         state = self._state.read(cls, name)
-        if raw is None:
+        if found is None:
             return Observed(None, None, None, state)
-        try:
-            return Observed(raw, parse_spec(cls, path, raw), None, state)
-        except BrokenSpec as err:
-            return Observed(raw, None, f"{path}: {err}", state)
+        raw, reading = found
+        if isinstance(reading, str):
+            return Observed(raw, None, reading, state)
+        return Observed(raw, SpecDocument(cls, reading), None, state)
 
     def _load(self, cls: type[Resource], name: str) -> Observed:
         """Read an object, adopting it or recording a hand edit first when needed (lazy sync)."""
@@ -191,11 +206,13 @@ class FileStore:
 
     def _list_sync(self, cls: type[R]) -> builtins.list[R]:
         found: builtins.list[R] = []
-        for name in spec_names(self.kind_dir(cls)):
+        names = spec_names(self.kind_dir(cls))
+        for name in names:
             try:
                 found.append(self._get_sync(cls, name))
             except (InvalidObject, NotFound):  # broken: see list_broken; NotFound: deleted meanwhile
                 continue
+        self._specs[cls].retain_only(self._kind_dirs[cls], (self._spec_key(cls, name) for name in names))
         return found
 
     async def list_broken(
@@ -207,10 +224,10 @@ class FileStore:
     def _list_broken_sync(self, cls: type[Resource]) -> builtins.list[BrokenObject]:
         broken: builtins.list[BrokenObject] = []
         for name in spec_names(self.kind_dir(cls)):
-            seen = self._observe(cls, name)
-            if seen.raw is not None and seen.error is not None:
-                path = str(self.spec_path(cls, name))
-                broken.append(BrokenObject(cls.KIND, NAMESPACE, name, seen.error, path))
+            path = self.spec_path(cls, name)
+            found = self._specs[cls].read(self._spec_key(cls, name))  # no need to build the healthy ones
+            if found is not None and isinstance(found[1], str):
+                broken.append(BrokenObject(cls.KIND, NAMESPACE, name, found[1], str(path)))
         return broken
 
     async def create(self, obj: R) -> R:
@@ -330,6 +347,7 @@ class FileStore:
 
     def _delete_sync(self, cls: type[Resource], name: str) -> None:
         with self._state.lock():
+            self._specs[cls].forget(self._spec_key(cls, name))
             removed = remove_durably(self.spec_path(cls, name))
             self._state.remove(cls, name)  # also clears state left behind by a hand delete
         if not removed:

@@ -13,6 +13,7 @@ deleted-and-recreated object never repeats an old version and a stale client alw
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import typing
 import uuid
@@ -27,8 +28,9 @@ from pydantic import ValidationError
 
 from controller.resources import ObjectMeta, Resource, format_validation_error, now
 from controller.store.base import R
+from controller.store.filecache import ParsedFiles
 from controller.store.fileio import atomic_write, digest, exclusive_lock, read_bytes, remove_durably
-from controller.store.specfile import NAMESPACE, Dumper, Loader, spec_hash, status_type
+from controller.store.specfile import NAMESPACE, Dumper, Loader, spec_hash, status_type, validate_spec
 
 log = logging.getLogger(__name__)
 
@@ -49,13 +51,30 @@ def fresh_state(resource: Resource | None, raw: bytes, resource_version: str) ->
 
 
 @dataclass(frozen=True)
+class SpecDocument:
+    """A spec file's validated document (shared, from the cache), not yet turned into a resource."""
+
+    kind: type[Resource]
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Observed:
-    """One reading of an object's two files: the spec file (parsed, or why not) and its state."""
+    """One reading of an object's two files: the spec file (parsed, or why not) and its state.
+
+    `spec` is a resource, or a SpecDocument that becomes one only when needed: materialize builds
+    the API object from the document in one validation, the hot path of get() and list()."""
 
     raw: bytes | None
-    resource: Resource | None
+    spec: Resource | SpecDocument | None
     error: str | None
     state: State | None
+
+    @functools.cached_property
+    def resource(self) -> Resource | None:
+        if isinstance(self.spec, SpecDocument):
+            return validate_spec(self.spec.kind, self.spec.data)
+        return self.spec
 
     def synced_state(self, next_rv: Callable[[], str]) -> State | None:
         """The state once the spec file as read is accounted for, or None when already in step.
@@ -74,16 +93,33 @@ class Observed:
         return new
 
     def with_state(self, state: State) -> Observed:
-        return Observed(self.raw, self.resource, self.error, state)
+        return Observed(self.raw, self.spec, self.error, state)
+
+
+def parse_state(path: Path, raw: bytes) -> State | None:
+    try:
+        state = yaml.load(raw, Loader=Loader)
+    except yaml.YAMLError:
+        state = None
+    if not isinstance(state, dict) or not state.get("uid"):
+        # Only the store writes this file, atomically; if it is unreadable anyway, adopt anew.
+        log.warning("state file %s is unreadable; the object is adopted again", path)
+        return None
+    return state
 
 
 class StateDir:
-    """Reads and writes the state records; every write happens under `lock()`."""
+    """Reads and writes the state records; every write happens under `lock()`.
+
+    Reads come from a cache of parsed records (see filecache); the records it returns are shared
+    and must not be mutated — derive new ones with dict(state, ...)."""
 
     def __init__(self, root: Path):
         self.root = root
         self._lock_path = root / "lock"
         self._rv_path = root / "resource-version"
+        self._root_str = str(root)
+        self.cache: ParsedFiles[State | None] = ParsedFiles(parse_state)
 
     def directory(self, cls: type[Resource]) -> Path:
         return self.root / cls.PLURAL
@@ -91,29 +127,24 @@ class StateDir:
     def path(self, cls: type[Resource], name: str) -> Path:
         return self.directory(cls) / f"{name}.yaml"
 
+    def _key(self, cls: type[Resource], name: str) -> str:
+        """path() as the cache's key: a string, because a Path join costs more than the stat."""
+        return f"{self._root_str}/{cls.PLURAL}/{name}.yaml"
+
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         with exclusive_lock(self._lock_path):
             yield
 
     def read(self, cls: type[Resource], name: str) -> State | None:
-        raw = read_bytes(self.path(cls, name))
-        if raw is None:
-            return None
-        try:
-            state = yaml.load(raw, Loader=Loader)
-        except yaml.YAMLError:
-            state = None
-        if not isinstance(state, dict) or not state.get("uid"):
-            # Only the store writes this file, atomically; if it is unreadable anyway, adopt anew.
-            log.warning("state file %s is unreadable; the object is adopted again", self.path(cls, name))
-            return None
-        return state
+        found = self.cache.read(self._key(cls, name))
+        return None if found is None else found[1]
 
     def write(self, cls: type[Resource], name: str, state: State) -> None:
         atomic_write(self.path(cls, name), yaml.dump(state, Dumper=Dumper, sort_keys=False).encode())
 
     def remove(self, cls: type[Resource], name: str) -> bool:
+        self.cache.forget(self._key(cls, name))
         return remove_durably(self.path(cls, name))
 
     def next_rv(self) -> str:
@@ -139,17 +170,31 @@ def materialize(cls: type[R], name: str, seen: Observed) -> R:
         "generation": int(state["generation"]),
         "creation_timestamp": datetime.fromisoformat(str(state["creationTimestamp"])),
     }
+    if isinstance(seen.spec, SpecDocument):
+        # One validation of document + server fields + status instead of validating the spec and
+        # copying it twice; an unreadable status falls through to the path that drops it.
+        document = seen.spec.data
+        with contextlib.suppress(ValidationError):
+            return cls.model_validate(
+                {
+                    **document,
+                    "metadata": {**document["metadata"], **server_fields},
+                    "status": state.get("status"),
+                }
+            )
     status = None
     if state.get("status") is not None:
         try:
             status = status_type(cls).model_validate(state["status"])
         except ValidationError as err:
             log.warning("ignoring unreadable status of %s: %s", name, format_validation_error(err))
-    if seen.resource is None:
+    if seen.spec is None:
         # A broken spec (only update_status returns one): the default spec, the name as filed.
         meta = ObjectMeta.model_construct(
             name=name, labels={}, annotations={}, finalizers=[], **server_fields
         )
         return cls.model_construct(metadata=meta, status=status)
-    meta = seen.resource.metadata.model_copy(update=server_fields)
-    return typing.cast(R, seen.resource.model_copy(update={"metadata": meta, "status": status}))
+    resource = seen.resource
+    assert resource is not None
+    meta = resource.metadata.model_copy(update=server_fields)
+    return typing.cast(R, resource.model_copy(update={"metadata": meta, "status": status}))

@@ -42,6 +42,13 @@ class BrokenSpec(Exception):
 
 def parse_spec(cls: type[R], path: Path, raw: bytes) -> R:
     """Validate the bytes of `<plural>/<name>.yaml` into `cls`, or raise BrokenSpec."""
+    return validate_spec(cls, spec_document(cls, path, raw))
+
+
+def spec_document(cls: type[Resource], path: Path, raw: bytes) -> dict[str, Any]:
+    """The part of parse_spec that is worth caching: YAML and the file-level rules (kind, name...).
+
+    Returns the mapping validate_spec turns into a resource, or raises BrokenSpec."""
     try:
         doc = yaml.load(raw, Loader=Loader)
     except yaml.YAMLError as err:
@@ -70,10 +77,30 @@ def parse_spec(cls: type[R], path: Path, raw: bytes) -> R:
     if meta.get("name") != expected:
         raise BrokenSpec(f"metadata.name: must equal the file name {expected!r} (got {meta.get('name')!r})")
     body = {k: v for k, v in doc.items() if k != "status"}
+    return {**body, "metadata": meta}
+
+
+def validate_spec(cls: type[R], document: dict[str, Any]) -> R:
+    """A new resource from a spec_document (never mutated, so one document can be validated often)."""
     try:
-        return cls.model_validate({**body, "metadata": meta})
+        return cls.model_validate(document)
     except ValidationError as err:
         raise BrokenSpec(format_validation_error(err)) from None
+
+
+# A spec file as cached: the document validate_spec turns into a resource, or why it is broken.
+SpecReading = dict[str, Any] | str
+
+
+def read_spec_file(cls: type[Resource], path: Path, raw: bytes) -> SpecReading:
+    """Parse and validate once per file version; the cache keeps the document, and every read
+    validates it again into a new resource (~5 µs) so callers may mutate what they get."""
+    try:
+        document = spec_document(cls, path, raw)
+        validate_spec(cls, document)
+    except BrokenSpec as err:
+        return f"{path}: {err}"
+    return document
 
 
 def render_spec(obj: Resource) -> bytes:

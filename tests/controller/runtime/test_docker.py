@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -51,7 +52,8 @@ def _cleanup(client: docker.DockerClient, instance: str) -> None:
     for volume in client.volumes.list(filters={"label": label}):
         volume.remove(force=True)
     for network in client.networks.list(names=[network_name(instance)]):
-        network.remove()
+        if network.name == network_name(instance):  # the name filter matches substrings too
+            network.remove()
 
 
 def make_plan(instance: str, image: str, name: str, **changes: object) -> WorkloadPlan:
@@ -213,7 +215,7 @@ async def test_remove_keeps_volumes_unless_asked(runtime, docker_client, agent_i
 
 
 async def test_list_owned_sees_only_this_instance(runtime, docker_client, agent_image, instance) -> None:
-    other_instance = unique_instance("trt-other")
+    other_instance = f"{instance}-other"  # a name with ours as its prefix: no substring mix-ups
     other = DockerRuntime(other_instance, client=docker_client)
     try:
         await other.apply(make_plan(other_instance, agent_image, "stranger", running=False))
@@ -223,6 +225,12 @@ async def test_list_owned_sees_only_this_instance(runtime, docker_client, agent_
         assert "default/mine" in mine and "default/stranger" not in mine
         assert theirs == {"default/stranger"}
         assert all(o.instance == instance for o in await runtime.list_owned())
+        assert [n.name for n in runtime._networks()] == [network_name(instance)]
+        # Removing an installation's last agent releases its network (address pools are scarce);
+        # our own network, still in use, stays.
+        await other.remove("default/stranger", volumes=True)
+        assert not docker_client.networks.list(filters={"label": f"{LABEL_INSTANCE}={other_instance}"})
+        assert [n.name for n in runtime._networks()] == [network_name(instance)]
     finally:
         _cleanup(docker_client, other_instance)
         shutil.rmtree(other.secrets_root, ignore_errors=True)
@@ -275,6 +283,7 @@ async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image,
     assert all(line.timestamp is not None for line in lines)
     assert [line.message for line in await _collect(runtime.logs(plan.key, tail=1))] == [lines[-1].message]
 
+    threads_before = stream_threads()
     follower = runtime.logs(plan.key, tail=0, follow=True)
 
     async def first_marker_line():
@@ -287,7 +296,17 @@ async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image,
     emit(docker_client, observed.container_id, stdout="DEBUG follow-marker\n")
     line = await asyncio.wait_for(task, timeout=15)
     await follower.aclose()
+    # Closing a follow stream ends its reader thread (a follow never ends by itself).
+    for _ in range(100):
+        if stream_threads() <= threads_before:
+            break
+        await asyncio.sleep(0.05)
+    assert stream_threads() <= threads_before
     assert (line.stream, line.level) == ("stdout", "debug") and line.timestamp is not None
+
+
+def stream_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "clawpen-docker-stream")
 
 
 async def _collect(stream) -> list:
@@ -370,6 +389,11 @@ async def test_missing_image_is_reported_not_pulled(runtime, instance) -> None:
         await runtime.apply(plan)
     assert info.value.reason == "ImageMissing" and "clawpen image build" in str(info.value)
     assert not (await runtime.observe(plan.key)).exists
+
+
+async def test_version_names_the_engine(runtime) -> None:
+    version = await runtime.version()
+    assert version and version[0].isdigit()
 
 
 async def test_unreachable_engine_is_runtime_unavailable(tmp_path) -> None:

@@ -1,0 +1,140 @@
+"""The operator driving a Docker host: Agents are custom resources (here in kmock), the workload is
+a real container on the local engine (CLAWPEN_RUNTIME=docker). Creating the Agent starts the
+container through the real reconcile core; deleting it removes the container before kopf
+releases our finalizer."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import docker.errors
+import kmock
+import kopf
+import pytest
+
+from controller import operator
+from controller.catalog import load_catalog
+from controller.kube.client import api_client_for
+from controller.reconcile import Reconciler
+from controller.resources import Agent, AgentStatus
+from controller.runtime.docker import DockerRuntime
+from controller.settings import REPO_ROOT
+from controller.store.kube import KubeStore
+from tests.conftest import unique_instance
+
+pytestmark = pytest.mark.docker
+
+AGENTS = "clawpen.dev/v1alpha1/agents"
+
+
+async def eventually(check: Any, timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _network_or_skip(runtime: DockerRuntime) -> None:
+    """The engine is shared: when other runs hold every address pool, wait a little, then skip."""
+    for _ in range(30):
+        try:
+            await asyncio.to_thread(runtime._ensure_network)
+            return
+        except docker.errors.APIError as err:
+            if "address pool" not in str(err):
+                raise
+            await asyncio.sleep(1.0)
+    pytest.skip("the shared Docker engine has no free network address pool right now")
+
+
+@pytest.fixture
+async def docker_plane(
+    kmock: kmock.KubernetesEmulator, agent_image: str, tmp_path: Path
+) -> AsyncIterator[tuple[KubeStore, DockerRuntime]]:
+    kmock.resources[AGENTS] = kmock.ResourceInfo(
+        kind="Agent",
+        singular="agent",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"list", "watch", "patch"},
+    )
+    kmock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
+    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
+    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
+        kind="CustomResourceDefinition", namespaced=False
+    )
+    instance = unique_instance("kop")
+    store = KubeStore(api_client_for(str(kmock.url)))
+    runtime = DockerRuntime(instance, secrets_root=tmp_path / "secrets")
+    await _network_or_skip(runtime)
+    reconciler = Reconciler(
+        store,
+        runtime,
+        load_catalog(REPO_ROOT / "templates"),
+        instance=instance,
+        image=agent_image,
+        environ={},
+    )
+    ctx = operator.OperatorContext(reconciler=reconciler, runtime=runtime, resync_seconds=1.0)
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
+    )
+    await asyncio.wait_for(ready.wait(), timeout=20)
+    try:
+        yield store, runtime
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)
+        with contextlib.suppress(Exception):
+            await runtime.remove("default/finn", volumes=True)
+        with contextlib.suppress(Exception):
+            await runtime.remove_network()
+        await runtime.close()
+        await store.close()
+
+
+async def test_agent_resource_runs_a_container_and_delete_removes_it(
+    docker_plane: tuple[KubeStore, DockerRuntime], kmock: kmock.KubernetesEmulator
+) -> None:
+    store, runtime = docker_plane
+    kmock.objects[AGENTS, "default", "finn"] = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "finn", "namespace": "default", "resourceVersion": "1", "uid": "uid-finn"},
+        "spec": {"provider": "openai", "model": "gpt-4o"},
+    }
+    await store.update_status(Agent, "finn", AgentStatus())  # kmock announces the object on the watch
+
+    async def running() -> bool:
+        return (await runtime.observe("default/finn")).running
+
+    await eventually(running, what="the agent's container to run")
+
+    def status() -> dict[str, Any]:
+        return dict(kmock.objects[AGENTS, "default", "finn"].get("status") or {})
+
+    await eventually(lambda: status().get("endpoint", "").startswith("http://127.0.0.1:"), what="an endpoint")
+    assert status()["phase"] in ("Starting", "Running")
+
+    await store.delete(Agent, "finn")
+
+    async def gone() -> bool:
+        return not (await runtime.observe("default/finn")).exists
+
+    await eventually(gone, what="the container to be removed")
+    await eventually(lambda: kmock.objects[AGENTS, "default", "finn"].deleted, what="the finalizer released")
