@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import docker.errors
 import kmock
 import kopf
 import pytest
@@ -43,19 +42,6 @@ async def eventually(check: Any, timeout: float = 60.0, what: str = "condition")
     raise AssertionError(f"timed out waiting for {what}")
 
 
-async def _network_or_skip(runtime: DockerRuntime) -> None:
-    """The engine is shared: when other runs hold every address pool, wait a little, then skip."""
-    for _ in range(30):
-        try:
-            await asyncio.to_thread(runtime._ensure_network)
-            return
-        except docker.errors.APIError as err:
-            if "address pool" not in str(err):
-                raise
-            await asyncio.sleep(1.0)
-    pytest.skip("the shared Docker engine has no free network address pool right now")
-
-
 @pytest.fixture
 async def docker_plane(
     kmock: kmock.KubernetesEmulator, agent_image: str, tmp_path: Path
@@ -75,7 +61,6 @@ async def docker_plane(
     instance = unique_instance("kop")
     store = KubeStore(api_client_for(str(kmock.url)))
     runtime = DockerRuntime(instance, secrets_root=tmp_path / "secrets")
-    await _network_or_skip(runtime)
     reconciler = Reconciler(
         store,
         runtime,
