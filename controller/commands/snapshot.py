@@ -166,7 +166,8 @@ async def cmd_export(args: argparse.Namespace) -> int:
                 path = Path(target)
                 partial = path.with_name(f".{path.name}.partial")
                 try:
-                    with partial.open("wb") as out:
+                    # 0600: an export holds the agent's conversations and files.
+                    with os.fdopen(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:
                         info = await export_agent(store, _snaps(), args.agent, out, progress=progress)
                         out.flush()
                         os.fsync(out.fileno())

@@ -370,6 +370,7 @@ def test_cli_snapshot_restore_export_import(client: docker.DockerClient, home: P
     archive = cli_home / "cli-a.tar"
     exported = clawpen(cli_home, "export", "cli-a", "-o", str(archive))
     assert exported.returncode == 0, exported.stderr
+    assert archive.stat().st_mode & 0o777 == 0o600
     imported = clawpen(cli_home, "import", str(archive), "--name", "cli-b")
     assert imported.returncode == 0, imported.stderr
     shown = clawpen(cli_home, "get", "agents", "cli-b", "-o", "yaml")
