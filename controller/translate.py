@@ -56,14 +56,13 @@ def translate(
             raise TranslateError("UnknownTemplate", f"spec.template: no template {spec.template!r} (known: {known})")
     tconf = template.config if template else None
 
-    provider_key = spec.provider or (tconf.llm_provider if tconf else None) or catalog.default_provider
+    provider_key, model = effective_provider_model(agent, catalog)
     provider = catalog.providers.get(provider_key)
     if provider is None:
         known = ", ".join(sorted(catalog.providers))
         raise TranslateError("UnknownProvider", f"spec.provider: no provider {provider_key!r} (known: {known})")
 
     try:
-        model = spec.model or (tconf.llm_model if tconf else None) or provider.default_model
         if not model:
             raise TranslateError("InvalidSpec", f"spec.model: required for provider {provider_key!r} (no default)")
         model = interpolate(model, environ, "spec.model")
@@ -165,6 +164,16 @@ def _secret_mounts(
         SecretMount(name=name, scope=resolved[name].scope, version=resolved[name].version, as_env=as_env)
         for name, as_env in sorted(wanted.items())
     )
+
+
+def effective_provider_model(agent: Agent, catalog: Catalog) -> tuple[str, str | None]:
+    """Provider key and model after template and provider defaults (for display; no interpolation)."""
+    template = catalog.templates.get(agent.spec.template or "")
+    tconf = template.config if template else None
+    provider_key = agent.spec.provider or (tconf.llm_provider if tconf else None) or catalog.default_provider
+    provider = catalog.providers.get(provider_key)
+    model = agent.spec.model or (tconf.llm_model if tconf else None) or (provider.default_model if provider else None)
+    return provider_key, model
 
 
 def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:

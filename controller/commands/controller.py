@@ -16,9 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def configure_logging(level: str) -> None:
+    """Our own loggers at `level`; chatty libraries (every health probe, every file event) only warn."""
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    if level.lower() != "debug":
+        for noisy in ("httpx", "httpcore", "watchfiles", "kubernetes", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 async def cmd_controller(args: argparse.Namespace) -> int:

@@ -184,7 +184,9 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from controller.commands.controller import configure_logging
+
+    configure_logging(level)
 
 
 async def run_up(args: argparse.Namespace) -> int:

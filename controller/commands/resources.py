@@ -11,10 +11,12 @@ import asyncio
 import sys
 from pathlib import Path
 
+from controller.catalog import Catalog
 from controller.commands._common import age, render, resource_class, settings, table
 from controller.resources import Agent, DesiredState, Resource
 from controller.store.base import InvalidObject, NotFound, Store
-from controller.wiring import open_runtime, open_store
+from controller.translate import effective_provider_model
+from controller.wiring import open_catalog, open_runtime, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -89,18 +91,26 @@ async def cmd_apply(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_row(agent: Agent) -> list[str]:
+def _agent_row(agent: Agent, catalog: Catalog | None) -> list[str]:
+    provider, model = effective_provider_model(agent, catalog) if catalog else (agent.spec.provider, agent.spec.model)
     status = agent.status
     ready = status.condition("Ready") if status else None
     return [
         agent.name,
         str(status.phase) if status else "Pending",
         (ready.status if ready else "Unknown") + (f" ({ready.reason})" if ready and ready.status != "True" else ""),
-        agent.spec.provider or agent.spec.template or "-",
-        agent.spec.model or "-",
+        provider or "-",
+        model or "-",
         (status.endpoint if status and status.endpoint else "-"),
         age(agent.metadata.creation_timestamp),
     ]
+
+
+def _catalog_or_none() -> Catalog | None:
+    try:
+        return open_catalog(settings())
+    except Exception:  # noqa: BLE001 - a broken catalog must not hide the listing
+        return None
 
 
 async def cmd_get(args: argparse.Namespace) -> int:
@@ -123,7 +133,8 @@ async def cmd_get(args: argparse.Namespace) -> int:
             print(render(docs, args.output), end="")
             return 0
         if cls is Agent:
-            rows = [_agent_row(o) for o in objs]  # type: ignore[arg-type]
+            catalog = _catalog_or_none()
+            rows = [_agent_row(o, catalog) for o in objs]  # type: ignore[arg-type]
             rows += [[b.name, "Invalid", "False (InvalidSpec)", "-", "-", "-", "-"] for b in broken]
             print(table(rows, ["NAME", "PHASE", "READY", "PROVIDER", "MODEL", "ENDPOINT", "AGE"]))
         else:
