@@ -156,3 +156,25 @@ async def _gone(plane, name: str) -> bool:
     except docker.errors.NotFound:
         return True
     return False
+
+
+async def test_missing_image_is_reported_and_describe_shows_history(plane, monkeypatch, capsys):
+    from controller.cli import main
+
+    await apply_resource(plane.store, manifest("theta", image="clawpen/no-such-image:0"))
+    await apply_resource(plane.store, manifest("iota"))
+    await plane.start_controller()
+    pending = await plane.wait_for(
+        "theta", lambda a: a.status is not None and a.status.condition("Ready").reason == "ImageMissing",
+        what="ImageMissing",
+    )
+    assert pending.status.phase == Phase.PENDING
+    assert "clawpen image build" in pending.status.condition("Ready").message
+    await plane.wait_running("iota")  # one agent's missing image never blocks another
+
+    monkeypatch.setenv("CLAWPEN_HOME", str(plane.settings.home))
+    monkeypatch.setenv("CLAWPEN_INSTANCE", plane.settings.instance)
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["describe", "agent", "iota"]) == 0
+    out = capsys.readouterr().out
+    assert "Ready=True" in out and "Created" in out.split("Events:")[1]
