@@ -96,7 +96,7 @@ class OperatorContext:
                 await asyncio.wait_for(self.team_wake.wait(), timeout=self.team_period)
 
 
-def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300.0) -> None:
+def configure(settings: kopf.OperatorSettings, *, server_timeout: int = 300) -> None:
     settings.persistence.finalizer = FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=API_GROUP)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -104,8 +104,9 @@ def configure(settings: kopf.OperatorSettings, *, server_timeout: float = 300.0)
     )
     # A watch the server ends after server_timeout; the client gives up a little later, so a
     # connection that died without a FIN is noticed instead of hanging forever.
-    settings.watching.server_timeout = server_timeout
-    settings.watching.client_timeout = server_timeout + 30
+    # An integer: kopf sends it as ?timeoutSeconds=, and the API server refuses "300.0".
+    settings.watching.server_timeout = int(server_timeout)
+    settings.watching.client_timeout = int(server_timeout) + 30
     settings.watching.connect_timeout = 30
     settings.posting.level = logging.WARNING
     settings.peering.standalone = True  # one replica (Recreate); no peering CRDs to install
@@ -125,7 +126,7 @@ def build_registry(
     ctx: OperatorContext,
     *,
     login_fn: Callable[..., Any] = login,
-    server_timeout: float = 300.0,
+    server_timeout: int = 300,
 ) -> kopf.OperatorRegistry:
     """A fresh registry with our handlers (no global state: tests build their own)."""
     registry = kopf.OperatorRegistry()
@@ -191,7 +192,7 @@ async def run(
     stop_flag: asyncio.Event | None = None,
     ready_flag: asyncio.Event | None = None,
     login_fn: Callable[..., Any] = login,
-    server_timeout: float = 300.0,
+    server_timeout: int = 300,
 ) -> None:
     """Run until stop_flag is set (or forever): all namespaces unless some are named."""
     registry = build_registry(ctx, login_fn=login_fn, server_timeout=server_timeout)

@@ -29,3 +29,16 @@ def test_cli_registers_operator_with_namespace_scoping() -> None:
     assert args.namespace == ["team-a", "team-b"] and args.liveness.endswith("/healthz")
     with pytest.raises(SystemExit):
         build_parser().parse_args(["operator", "-n", "a", "--all-namespaces"])
+
+
+def test_watch_timeouts_are_whole_seconds() -> None:
+    """kopf passes server_timeout as ?timeoutSeconds=; a real API server refuses "300.0" (found in e2e)."""
+    import kopf
+
+    from controller.operator import configure
+
+    settings = kopf.OperatorSettings()
+    configure(settings)
+    assert isinstance(settings.watching.server_timeout, int) and settings.watching.server_timeout == 300
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert settings.persistence.finalizer == "clawpen.dev/finalizer"

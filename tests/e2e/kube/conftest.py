@@ -154,12 +154,7 @@ class OperatorHandle:
         )
         self.task = asyncio.create_task(
             operator.run(
-                ctx,
-                namespaces=[self.namespace],
-                stop_flag=self.stop,
-                ready_flag=ready,
-                login_fn=login,
-                server_timeout=30,
+                ctx, namespaces=[self.namespace], stop_flag=self.stop, ready_flag=ready, login_fn=login
             )
         )
         await asyncio.wait_for(ready.wait(), timeout=60)

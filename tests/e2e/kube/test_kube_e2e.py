@@ -303,6 +303,28 @@ async def workload_exists(cluster: dict[str, Any], name: str) -> bool:
     return bool(observed.exists)
 
 
+async def test_owner_references_cascade_without_the_operator(raw: RawApi, cluster: dict[str, Any]) -> None:
+    """The garbage collector alone removes an agent's objects once its Agent is gone."""
+    ns, handle = cluster["namespace"], cluster["operator"]
+    await kubectl_apply(raw, ns, manifest("orphan"))
+    p = paths(ns, "orphan")
+    await eventually(lambda: get_or_none(raw, p["StatefulSet"]), what="the StatefulSet of orphan")
+    await eventually(lambda: get_or_none(raw, p["NetworkPolicy"]), what="the NetworkPolicy of orphan")
+    await handle.shutdown()
+    try:
+        agent_path = f"{GROUP}/namespaces/{ns}/agents/orphan"
+        await raw.merge_patch(agent_path, {"metadata": {"finalizers": None}})
+        await raw.delete(agent_path)
+        for kind, path in p.items():
+
+            async def absent(path: str = path) -> bool:
+                return await get_or_none(raw, path) is None
+
+            await eventually(absent, timeout=90, what=f"the garbage collector to delete the {kind}")
+    finally:
+        await handle.start()
+
+
 async def test_delete_removes_the_workload_and_releases_the_finalizer(
     raw: RawApi, cluster: dict[str, Any]
 ) -> None:
