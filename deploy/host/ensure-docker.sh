@@ -7,6 +7,13 @@ SUDO=""
 
 if docker info >/dev/null 2>&1; then exit 0; fi
 
+live_dockerd() {  # pid → true when it is a running (not zombie) dockerd
+  local pid=$1 state
+  [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+  state=$(sed -E 's/^[0-9]+ \(.*\) ([A-Z]) .*/\1/' "/proc/$pid/stat")
+  [ "$state" != "Z" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "dockerd" ]
+}
+
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "==> installing the Docker engine (Debian package docker.io)"
   $SUDO apt-get update -qq
@@ -18,17 +25,33 @@ if ! docker info >/dev/null 2>&1; then
     $SUDO systemctl start docker || true
   fi
 fi
-if ! docker info >/dev/null 2>&1; then
-  echo "==> starting dockerd (log: /var/log/clawpen-dockerd.log)"
-  # A stale pid file from a killed daemon does not block a restart, but remove it to be tidy.
-  if [ -f /var/run/docker.pid ] && ! kill -0 "$(cat /var/run/docker.pid)" 2>/dev/null; then
+start_dockerd() {
+  # dockerd refuses to start while its pid file names an existing process; after a killed daemon
+  # that process may be gone, reused by something else, or a zombie nobody reaps. Only a live
+  # dockerd counts.
+  if [ -f /var/run/docker.pid ] && ! live_dockerd "$(cat /var/run/docker.pid 2>/dev/null)"; then
     $SUDO rm -f /var/run/docker.pid
   fi
-  $SUDO sh -c 'nohup dockerd >/var/log/clawpen-dockerd.log 2>&1 &'
+  $SUDO sh -c 'nohup dockerd >>/var/log/clawpen-dockerd.log 2>&1 &'
+}
+
+attempts=0
+if ! docker info >/dev/null 2>&1; then
+  echo "==> starting dockerd (log: /var/log/clawpen-dockerd.log)"
+  start_dockerd
+  attempts=1
 fi
-for _ in $(seq 1 60); do
+for _ in $(seq 1 120); do
   docker info >/dev/null 2>&1 && exit 0
+  # A daemon killed moments ago may leave its containerd shutting down, and the new dockerd gives
+  # up; start it again (a few times) rather than fail the whole run.
+  if [ "$attempts" -gt 0 ] && [ "$attempts" -lt 4 ] && ! pgrep -x dockerd >/dev/null; then
+    sleep 1
+    echo "==> dockerd exited; starting it again"
+    start_dockerd
+    attempts=$((attempts + 1))
+  fi
   sleep 0.5
 done
-echo "dockerd did not answer within 30 s; see /var/log/clawpen-dockerd.log" >&2
+echo "dockerd did not answer within 60 s; see /var/log/clawpen-dockerd.log" >&2
 exit 1
