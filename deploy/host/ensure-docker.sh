@@ -14,6 +14,14 @@ live_dockerd() {  # pid → true when it is a running (not zombie) dockerd
   [ "$state" != "Z" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "dockerd" ]
 }
 
+dockerd_running() {  # without procps: scan /proc
+  local comm
+  for comm in /proc/[0-9]*/comm; do
+    [ "$(cat "$comm" 2>/dev/null)" = "dockerd" ] && live_dockerd "$(basename "$(dirname "$comm")")" && return 0
+  done
+  return 1
+}
+
 if ! command -v dockerd >/dev/null 2>&1; then
   echo "==> installing the Docker engine (Debian package docker.io)"
   $SUDO apt-get update -qq
@@ -45,7 +53,7 @@ for _ in $(seq 1 120); do
   docker info >/dev/null 2>&1 && exit 0
   # A daemon killed moments ago may leave its containerd shutting down, and the new dockerd gives
   # up; start it again (a few times) rather than fail the whole run.
-  if [ "$attempts" -gt 0 ] && [ "$attempts" -lt 4 ] && ! pgrep -x dockerd >/dev/null; then
+  if [ "$attempts" -gt 0 ] && [ "$attempts" -lt 4 ] && ! dockerd_running; then
     sleep 1
     echo "==> dockerd exited; starting it again"
     start_dockerd
