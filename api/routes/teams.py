@@ -24,17 +24,17 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Deps, deps, parse_body
-from api.errors import ApiError, field_errors
+from api.errors import ApiError
 from api.openapi import Operation, operation
 from api.routes.secrets import secret_store
-from api.routes.ws import _now, _read_client, error_frame, relay
+from api.routes.ws import error_frame, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
 from controller.resources import DNS1123_LABEL, Agent, Phase, Team
 from controller.secrets import SecretError
@@ -310,7 +310,7 @@ def _welcome(team: Team) -> dict[str, Any]:
         "team": team.name,
         "content": " ".join(lines),
         "intents": _options(team, tuple(spec.agents)),
-        "timestamp": _now(),
+        "timestamp": now_iso(),
     }
 
 
@@ -334,7 +334,7 @@ async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session
             "content": decision.ack,
             "routing_to": decision.agent,
             "classification": classification_out(decision.classification),
-            "timestamp": _now(),
+            "timestamp": now_iso(),
         }
     )
     try:
@@ -365,7 +365,7 @@ async def team_chat(ws: WebSocket) -> None:
     sessions: dict[str, Conversation] = {}
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
     gone = asyncio.Event()
-    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+    reader = asyncio.create_task(read_client(ws, inbox, gone))
 
     async def classify_fn(t: Team, message: str) -> Classification:
         return await classify_with(ws, t, message)
@@ -375,11 +375,8 @@ async def team_chat(ws: WebSocket) -> None:
             raw = await inbox.get()
             if raw is None:
                 return
-            try:
-                frame = ChatIn.model_validate_json(raw)
-            except ValidationError as err:
-                fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
-                await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
+            frame = await parse_chat_frame(ws, raw)
+            if frame is None:
                 continue
             with contextlib.suppress(ApiError):  # pick up edits to the team file between messages
                 team, _ = await find_team(ws, name)
@@ -394,7 +391,7 @@ async def team_chat(ws: WebSocket) -> None:
                         "content": decision.text,
                         "options": _options(team, decision.options),
                         "classification": classification_out(decision.classification),
-                        "timestamp": _now(),
+                        "timestamp": now_iso(),
                     }
                 )
                 continue

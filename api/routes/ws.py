@@ -37,12 +37,12 @@ WS_RUNTIME_DOWN = 4503
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=5.0)
 
 
-def _now() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def error_frame(error: str, content: str) -> dict[str, Any]:
-    return {"role": "system", "error": error, "content": content, "timestamp": _now()}
+    return {"role": "system", "error": error, "content": content, "timestamp": now_iso()}
 
 
 async def _close_with(ws: WebSocket, code: int, error: str, content: str) -> None:
@@ -82,7 +82,17 @@ def _error_text(value: Any) -> str:
     return str(value)[:2000]
 
 
-async def _read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asyncio.Event) -> None:
+async def parse_chat_frame(ws: WebSocket, raw: str) -> ChatIn | None:
+    """A client's chat frame, or None after telling the client what was wrong with it."""
+    try:
+        return ChatIn.model_validate_json(raw)
+    except ValidationError as err:
+        fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
+        await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
+        return None
+
+
+async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asyncio.Event) -> None:
     """Receive frames into `inbox` while a reply streams, and notice a disconnect at once."""
     try:
         while True:
@@ -138,7 +148,7 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                 chunk = (choice.get("delta") or {}).get("content")
                 if chunk:
                     parts.append(chunk)
-                    await ws.send_json({"role": "assistant", "content": chunk, "delta": True, "timestamp": _now()})
+                    await ws.send_json({"role": "assistant", "content": chunk, "delta": True, "timestamp": now_iso()})
                 if choice.get("finish_reason"):
                     finished = True
     except httpx.TimeoutException:
@@ -150,7 +160,7 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     if not finished:
         await ws.send_json(error_frame("stream ended early", f"agent {agent.name}'s reply was cut off"))
         return
-    await ws.send_json({"role": "assistant", "done": True, "content": "".join(parts), "timestamp": _now()})
+    await ws.send_json({"role": "assistant", "done": True, "content": "".join(parts), "timestamp": now_iso()})
 
 
 async def chat(ws: WebSocket) -> None:
@@ -159,7 +169,7 @@ async def chat(ws: WebSocket) -> None:
     await ws.accept()
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
     gone = asyncio.Event()
-    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+    reader = asyncio.create_task(read_client(ws, inbox, gone))
     try:
         while True:
             try:
@@ -177,11 +187,8 @@ async def chat(ws: WebSocket) -> None:
             raw = await inbox.get()
             if raw is None:
                 return
-            try:
-                frame = ChatIn.model_validate_json(raw)
-            except ValidationError as err:
-                fields = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors(err))
-                await ws.send_json(error_frame("bad frame", f'send {{"content": "...", "session": "main"}} ({fields})'))
+            frame = await parse_chat_frame(ws, raw)
+            if frame is None:
                 continue
             # Re-read: the agent may have been stopped or replaced (new endpoint) since the last message.
             try:
@@ -225,7 +232,7 @@ async def logs_stream(ws: WebSocket) -> None:
         tail = 100
     gone = asyncio.Event()
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
-    reader = asyncio.create_task(_read_client(ws, inbox, gone))
+    reader = asyncio.create_task(read_client(ws, inbox, gone))
 
     async def follow() -> None:
         lines = d.runtime.logs(agent.key, tail=tail, follow=True)
