@@ -32,6 +32,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from controller.store.fileio import atomic_write
+
 ALGORITHM = "HS256"
 ISSUER = "clawpen"
 ACCESS_TTL = 24 * 3600
@@ -62,14 +64,7 @@ def auth_dir(home: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Write a file readable only by its owner, atomically (never a moment with looser mode)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+    atomic_write(path, data, mode=0o600)
 
 
 def load_signing_key(home: Path) -> bytes:

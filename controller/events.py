@@ -8,9 +8,10 @@ so a steady state writes nothing.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from controller.store.fileio import atomic_write
 
 KEEP = 50
 
@@ -56,6 +57,4 @@ class EventLog:
 
     def _trim(self, path: Path) -> None:
         lines = path.read_text().splitlines()[-KEEP:]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, path)
+        atomic_write(path, ("\n".join(lines) + "\n").encode())

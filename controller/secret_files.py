@@ -14,7 +14,6 @@ import fcntl
 import hashlib
 import hmac
 import os
-import secrets as pysecrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,32 +41,6 @@ def encode_key(key: bytes) -> str:
 def key_id(key: bytes) -> str:
     """Identifies a key without revealing it (HMAC, not a bare hash, so it is useless as a guess oracle)."""
     return hmac.new(key, b"clawpen.dev secret-store key id", hashlib.sha256).hexdigest()[:16]
-
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    tmp = path.with_name(f".{path.name}.{pysecrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def mkdir_private(path: Path) -> None:

@@ -45,13 +45,12 @@ from controller.resources import DNS1123_LABEL, SECRET_NAME
 from controller.secret_files import (
     decode_key,
     encode_key,
-    fsync_dir,
     key_id,
     locked,
     mkdir_private,
     recover_rotation,
-    write_atomic,
 )
+from controller.store.fileio import atomic_write, fsync_dir
 
 MAX_VALUE_BYTES = 64 * 1024
 KEY_ENV = "CLAWPEN_SECRET_KEY"
@@ -176,7 +175,7 @@ class SecretStore:
                 self._key, self._key_origin = self._load_or_create_key_file(), str(self.key_file)
             mkdir_private(self.dir)
             if not (self.dir / "key-id").exists():
-                write_atomic(self.dir / "key-id", key_id(self._key).encode())
+                atomic_write(self.dir / "key-id", key_id(self._key).encode())
 
     @classmethod
     def from_settings(cls, settings: Any) -> SecretStore:
@@ -201,7 +200,7 @@ class SecretStore:
                     created = self._info(path, scope, owner, name)[0].created_at
             info = SecretInfo(name, scope, owner, pysecrets.token_hex(8), created, _now(), len(value))
             mkdir_private(path.parent)
-            write_atomic(path, self._seal(info, value, self._key))
+            atomic_write(path, self._seal(info, value, self._key))
             self._touch()
         return info
 
@@ -309,16 +308,16 @@ class SecretStore:
             shutil.rmtree(staging, ignore_errors=True)
             next_key = self.key_file.with_name("secret.key.next")
             if not self.key_from_env:
-                write_atomic(next_key, encode_key(new).encode() + b"\n")
+                atomic_write(next_key, encode_key(new).encode() + b"\n")
             for info in self.list_all():
                 path = self._path(info.scope, info.agent, info.name)
                 value = self._open(*self._info(path, info.scope, info.agent, info.name))
                 target = staging / path.relative_to(self.dir)
                 mkdir_private(target.parent)
-                write_atomic(target, self._seal(info, value, new))
+                atomic_write(target, self._seal(info, value, new))
             mkdir_private(staging)
-            write_atomic(staging / "changed", pysecrets.token_hex(8).encode())
-            write_atomic(staging / "key-id", key_id(new).encode())  # last: marks staging complete
+            atomic_write(staging / "changed", pysecrets.token_hex(8).encode())
+            atomic_write(staging / "key-id", key_id(new).encode())  # last: marks staging complete
             os.replace(self.dir, previous)
             os.replace(staging, self.dir)
             fsync_dir(self.home)
@@ -348,7 +347,7 @@ class SecretStore:
                 f"missing; restore it or set {KEY_ENV}"
             )
         key = AESGCM.generate_key(bit_length=256)
-        write_atomic(self.key_file, encode_key(key).encode() + b"\n")
+        atomic_write(self.key_file, encode_key(key).encode() + b"\n")
         return key
 
     def _check_key(self) -> None:
@@ -371,7 +370,7 @@ class SecretStore:
         )
 
     def _touch(self) -> None:
-        write_atomic(self.dir / "changed", pysecrets.token_hex(8).encode())
+        atomic_write(self.dir / "changed", pysecrets.token_hex(8).encode())
 
     @staticmethod
     def _scope(agent: str | None) -> tuple[Scope, str | None]:
