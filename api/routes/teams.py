@@ -34,9 +34,9 @@ from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
 from api.routes.secrets import secret_store
-from api.routes.ws import error_frame, now_iso, parse_chat_frame, read_client, relay
+from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
-from controller.resources import DNS1123_LABEL, Agent, Phase, Team
+from controller.resources import DNS1123_LABEL, Agent, Team
 from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
 from controller.teams.conversation import Clarify, Conversation
@@ -317,13 +317,7 @@ def _welcome(team: Team) -> dict[str, Any]:
 def _agent_problem(agent: Agent | None, name: str) -> str | None:
     if agent is None:
         return f"agent {name!r} does not exist; create it (see teams/examples/)"
-    status = agent.status
-    if status is None or status.phase != Phase.RUNNING:
-        phase = status.phase.value.lower() if status else "pending"
-        return f"agent {name!r} is {phase}, not running; start it and wait for status running"
-    if not status.endpoint:
-        return f"agent {name!r} has no chat endpoint yet"
-    return None
+    return not_ready(agent)
 
 
 async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str) -> None:

@@ -51,7 +51,7 @@ async def _close_with(ws: WebSocket, code: int, error: str, content: str) -> Non
         await ws.close(code=code, reason=error)
 
 
-def _not_ready(agent: Agent) -> str | None:
+def not_ready(agent: Agent) -> str | None:
     status = agent.status
     if status is None or status.phase != Phase.RUNNING:
         phase = status.phase.value.lower() if status else "pending"
@@ -180,7 +180,7 @@ async def chat(ws: WebSocket) -> None:
             except StoreError as err:  # e.g. its file was hand-edited into something invalid
                 await _close_with(ws, WS_NOT_RUNNING, "invalid agent", str(err))
                 return
-            problem = _not_ready(agent)
+            problem = not_ready(agent)
             if problem:
                 await _close_with(ws, WS_NOT_RUNNING, "not running", problem)
                 return
@@ -195,7 +195,7 @@ async def chat(ws: WebSocket) -> None:
                 agent = await d.agent(name)
             except StoreError:
                 continue  # the top of the loop closes with the reason
-            if _not_ready(agent):
+            if not_ready(agent):
                 continue
             task = asyncio.create_task(relay(ws, d, agent, frame))
             waiter = asyncio.create_task(gone.wait())
