@@ -9,6 +9,9 @@ carry no plan hash and survive replacement until a delete asks for them.
 
 Secrets reach the agent as files on tmpfs (never on disk, never in `docker inspect`) bind-mounted
 read-only at /run/secrets; only a secret the user explicitly marks `as_env` becomes an env var.
+On a remote engine (split mode, see controller.runtime.engine) the files travel over the engine API
+into a per-agent volume instead (controller.runtime.docker_secret_volume), and ports are published
+on the engine machine's address.
 
 The SDK is blocking; every method runs it in a worker thread. Streams (logs, events) run their
 blocking iterator in a thread that feeds an asyncio queue, and closing the async iterator closes
@@ -50,6 +53,8 @@ from controller.runtime.base import (
     Stats,
 )
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
+from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
+from controller.runtime.engine import Engine, engine_from_env
 from controller.runtime.docker_streams import LogStream, threaded
 
 __all__ = [
@@ -115,9 +120,15 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(
-        self, instance: str, *, client: docker.DockerClient | None = None, secrets_root: Path | None = None
+        self,
+        instance: str,
+        *,
+        client: docker.DockerClient | None = None,
+        secrets_root: Path | None = None,
+        engine: Engine | None = None,
     ):
         self.instance = instance
+        self.engine = engine or engine_from_env(os.environ)
         self._client = client
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
@@ -189,7 +200,7 @@ class DockerRuntime:
         container = self._find(key)
         if container is None:
             return Observed(key=key, exists=False)
-        return observed_from_attrs(key, container.attrs)
+        return observed_from_attrs(key, container.attrs, self.engine.endpoint_host)
 
     async def list_owned(self) -> list[Observed]:
         return await self._run(self._list_owned)
@@ -199,7 +210,7 @@ class DockerRuntime:
         for container in self.client.containers.list(all=True, filters={"label": self._labels_filter()}):
             labels = container.labels or {}
             key = f"{labels.get(LABEL_NAMESPACE, '')}/{labels.get(LABEL_NAME, '')}"
-            found.append(observed_from_attrs(key, container.attrs))
+            found.append(observed_from_attrs(key, container.attrs, self.engine.endpoint_host))
         return found
 
     # -- apply ------------------------------------------------------------------------------------------
@@ -228,7 +239,7 @@ class DockerRuntime:
 
         container = self._find(plan.key)
         if container is not None and (container.labels or {}).get(LABEL_PLAN_HASH) == plan.hash:
-            if file_secrets:
+            if file_secrets and not self.engine.remote:
                 self._write_secrets(plan, file_secrets)  # /dev/shm is empty again after a host reboot
             running = container.attrs["State"]["Running"]
             if plan.running and not running:
@@ -245,11 +256,7 @@ class DockerRuntime:
             container.remove(force=True)
         mounts = self._ensure_volumes(plan)
         if file_secrets:
-            mounts.append(
-                DockerMount(
-                    SECRETS_TARGET, str(self._write_secrets(plan, file_secrets)), type="bind", read_only=True
-                )
-            )
+            mounts.append(self._secret_mount(plan, file_secrets))
         else:
             self._remove_secrets(plan.key)
         with self._network_lock:
@@ -283,7 +290,7 @@ class DockerRuntime:
             read_only=plan.read_only_rootfs,
             tmpfs={path: TMPFS_OPTIONS for path in plan.tmpfs},
             mounts=mounts,
-            ports={f"{plan.port}/tcp": ("127.0.0.1", None)},
+            ports={f"{plan.port}/tcp": (self.engine.publish_address, None)},
             extra_hosts=dict(plan.extra_hosts),
             restart_policy={"Name": plan.restart_policy},
             network=network,
@@ -377,7 +384,22 @@ class DockerRuntime:
         os.chmod(directory, dir_mode)
         return directory
 
+    def _secret_mount(self, plan: WorkloadPlan, values: dict[str, bytes]) -> DockerMount:
+        if not self.engine.remote:
+            return DockerMount(SECRETS_TARGET, str(self._write_secrets(plan, values)), type="bind", read_only=True)
+        volume = self._secret_volume(plan.key)
+        owner = _uid_gid(plan.user) or (0, 0)
+        labels = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
+        fill_secret_volume(self.client, volume, plan.image, values, owner, labels)
+        return DockerMount(SECRETS_TARGET, volume, type="volume", read_only=True)
+
+    def _secret_volume(self, key: str) -> str:
+        return f"{container_name(self.instance, key)}_secrets"
+
     def _remove_secrets(self, key: str) -> None:
+        if self.engine.remote:
+            remove_secret_volume(self.client, self._secret_volume(key))
+            return
         directory = secrets_dir(self.secrets_root, key)
         try:
             os.chmod(directory, 0o700)  # read-only (0500/0555) until now; unlinking needs write
