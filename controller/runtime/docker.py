@@ -54,8 +54,8 @@ from controller.runtime.base import (
 )
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
 from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
-from controller.runtime.engine import Engine, engine_from_env
 from controller.runtime.docker_streams import LogStream, threaded
+from controller.runtime.engine import Engine, engine_from_env
 
 __all__ = [
     "DockerRuntime",
