@@ -26,6 +26,7 @@ import docker
 import docker.errors
 
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+from controller.runtime.images import find_image
 
 Progress = Callable[[str], None]
 
@@ -250,7 +251,7 @@ def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force
     versions = resolve_versions(progress)
     wanted = recipe_hash(versions)
     try:
-        existing = client.images.get(BASE_IMAGE)
+        existing = find_image(client, BASE_IMAGE)
         if not force and (existing.labels or {}).get(LABEL_RECIPE) == wanted:
             progress(f"base: {BASE_IMAGE} up to date")
             return BASE_IMAGE
@@ -269,8 +270,8 @@ def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force
         progress(f"base: docker import as {BASE_IMAGE}")
         client.api.import_image_from_file(
             str(archive),
-            repository=BASE_REPOSITORY,
-            tag=BASE_TAG,
+            # name and tag in one: Podman's compat API ignores a separate `tag` (stores `latest`)
+            repository=f"{BASE_REPOSITORY}:{BASE_TAG}",
             changes=[
                 f"LABEL {LABEL_RECIPE}={wanted}",
                 "ENV PATH=/usr/local/bin:/usr/bin:/bin",

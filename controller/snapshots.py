@@ -56,6 +56,7 @@ from controller.plan import (
 from controller.resources import DNS1123_LABEL, Agent, ManifestError, parse_resource
 from controller.runtime.docker import container_name, volume_names  # the runtime's naming, one source
 from controller.settings import Settings
+from controller.runtime.images import find_image
 
 TARGETS = ("/data", "/workspace")
 SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
@@ -380,13 +381,13 @@ class Snapshots:
     def _helper(self, volumes: dict[str, str], *, start: bool) -> Any:
         """A container from the agent image with the volumes mounted; when started, it empties them."""
         try:
-            self.client.images.get(self.settings.image)
+            image = find_image(self.client, self.settings.image)
         except docker.errors.ImageNotFound:
             raise SnapshotConflict(
                 f"image {self.settings.image!r} is not present locally; build it with `clawpen image build`"
             ) from None
         helper = self.client.containers.create(
-            self.settings.image,
+            image.id,
             entrypoint=["python3", "-c", _WIPE],
             command=[],
             user=f"{AGENT_UID}:{AGENT_UID}",

@@ -21,6 +21,7 @@ the HTTP response so the thread ends too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -56,6 +57,7 @@ from controller.runtime.docker_parse import observed_from_attrs, parse_log_line,
 from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
 from controller.runtime.docker_streams import LogStream, threaded
 from controller.runtime.engine import Engine, engine_from_env
+from controller.runtime.images import find_image
 
 __all__ = [
     "DockerRuntime",
@@ -70,6 +72,7 @@ T = TypeVar("T")
 SECRETS_TARGET = "/run/secrets"
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
 STOP_TIMEOUT = 5
+PODMAN_RLIMIT = 16384  # nofile and nproc on Podman (see DockerRuntime._ulimits)
 WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -129,6 +132,7 @@ class DockerRuntime:
     ):
         self.instance = instance
         self.engine = engine or engine_from_env(os.environ)
+        self._is_podman: bool | None = None
         self._client = client
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
@@ -249,21 +253,22 @@ class DockerRuntime:
             return self._observe(plan.key)
 
         try:
-            self.client.images.get(plan.image)
+            found = find_image(self.client, plan.image)
         except docker.errors.ImageNotFound:
             raise ImageMissing(plan.image) from None
+        image = next((t for t in found.tags if t.endswith(plan.image)), found.id)  # Podman: localhost/<name>
         if container is not None:
             container.remove(force=True)
         mounts = self._ensure_volumes(plan)
         if file_secrets:
-            mounts.append(self._secret_mount(plan, file_secrets))
+            mounts.append(self._secret_mount(plan, image, file_secrets))
         else:
             self._remove_secrets(plan.key)
         with self._network_lock:
-            network = self._ensure_network_locked()
+            network = self._ensure_network_locked(plan.key)
             self._creating += 1  # keeps a concurrent remove from dropping the network under us
         try:
-            container = self._create(plan, env, mounts, network)
+            container = self._create(plan, image, env, mounts, network)
         finally:
             with self._network_lock:
                 self._creating -= 1
@@ -272,10 +277,10 @@ class DockerRuntime:
         return self._observe(plan.key)
 
     def _create(
-        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str
+        self, plan: WorkloadPlan, image: str, env: dict[str, str], mounts: list[DockerMount], network: str
     ) -> Any:
         return self.client.containers.create(
-            image=plan.image,
+            image=image,
             name=container_name(self.instance, plan.key),
             hostname=plan.name,
             labels=plan.owner_labels(),
@@ -295,45 +300,74 @@ class DockerRuntime:
             restart_policy={"Name": plan.restart_policy},
             network=network,
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
+            ulimits=self._ulimits(),
             detach=True,
         )
 
-    def _networks(self) -> list[Any]:
-        """This instance's network(s), matched exactly: Docker's name filter also matches substrings."""
-        name = network_name(self.instance)
+    def _ulimits(self) -> list[docker.types.Ulimit] | None:
+        """Podman raises nofile/nproc to 1048576 in every container, which fails ("error setting rlimit")
+        wherever the engine's own hard limits are lower; explicit limits within common hard limits
+        work everywhere. Docker passes its daemon's limits through, so nothing is set there."""
+        if not self.is_podman:
+            return None
+        return [docker.types.Ulimit(name=n, soft=PODMAN_RLIMIT, hard=PODMAN_RLIMIT) for n in ("nofile", "nproc")]
+
+    def _networks(self, name: str | None = None) -> list[Any]:
+        """Networks named exactly `name` (default: the instance network); Docker's name filter also
+        matches substrings."""
+        name = name or network_name(self.instance)
         return [n for n in self.client.networks.list(names=[name]) if n.name == name]
 
-    def _ensure_network_locked(self) -> str:
-        """Create the instance network on first use (caller holds _network_lock: Docker does not
+    def _network_for(self, key: str) -> str:
+        """Docker: one network per installation with inter-container traffic off. Podman's compat API
+        ignores `enable_icc`, so there each agent gets a network of its own, created `isolate`d
+        (netavark drops traffic between isolated networks): agents still cannot reach each other."""
+        return f"{container_name(self.instance, key)}_net" if self.is_podman else network_name(self.instance)
+
+    def _ensure_network_locked(self, key: str) -> str:
+        """Create the agent's network on first use (caller holds _network_lock: Docker does not
         enforce unique network names, so two workers must not both create one)."""
-        name = network_name(self.instance)
-        if not self._networks():
+        name = self._network_for(key)
+        if not self._networks(name):
+            options = {"isolate": "true"} if self.is_podman else {"com.docker.network.bridge.enable_icc": "false"}
             self.client.networks.create(
                 name,
                 driver="bridge",
-                options={"com.docker.network.bridge.enable_icc": "false"},
+                options=options,
                 labels={LABEL_MANAGED: MANAGED_BY, LABEL_INSTANCE: self.instance},
                 check_duplicate=True,
             )
         return name
 
-    def _release_network(self) -> bool:
-        """Remove the instance network once no container of ours (running or not) is left.
+    def _release_network(self, key: str | None = None) -> bool:
+        """Remove networks no container of ours needs any more; True when none of ours is left.
 
         Docker's default address pools hold about 30 bridge networks per host, so a network per
         installation must not outlive its last agent. Stopped containers count: they reconnect to it
-        by name when started again."""
+        by name when started again. On Podman, a removed agent's own network goes with it."""
         with self._network_lock:
             if self._creating:
                 return False
+            if key is not None and self.is_podman:
+                for network in self._networks(self._network_for(key)):
+                    with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                        network.remove()
             if self.client.containers.list(all=True, sparse=True, filters={"label": self._labels_filter()}):
                 return False
-            for network in self._networks():
-                try:
+            for network in self.client.networks.list(filters={"label": self._labels_filter()}):
+                with contextlib.suppress(docker.errors.NotFound):
                     network.remove()
-                except docker.errors.NotFound:
-                    pass
+            for network in self._networks():
+                with contextlib.suppress(docker.errors.NotFound):
+                    network.remove()
             return True
+
+    @property
+    def is_podman(self) -> bool:
+        if self._is_podman is None:
+            components = self.client.version().get("Components") or []
+            self._is_podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
+        return self._is_podman
 
     def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
         owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
@@ -384,13 +418,13 @@ class DockerRuntime:
         os.chmod(directory, dir_mode)
         return directory
 
-    def _secret_mount(self, plan: WorkloadPlan, values: dict[str, bytes]) -> DockerMount:
+    def _secret_mount(self, plan: WorkloadPlan, image: str, values: dict[str, bytes]) -> DockerMount:
         if not self.engine.remote:
             return DockerMount(SECRETS_TARGET, str(self._write_secrets(plan, values)), type="bind", read_only=True)
         volume = self._secret_volume(plan.key)
         owner = _uid_gid(plan.user) or (0, 0)
         labels = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
-        fill_secret_volume(self.client, volume, plan.image, values, owner, labels)
+        fill_secret_volume(self.client, volume, image, values, owner, labels)
         return DockerMount(SECRETS_TARGET, volume, type="volume", read_only=True)
 
     def _secret_volume(self, key: str) -> str:
@@ -432,7 +466,7 @@ class DockerRuntime:
                     self.client.volumes.get(volume).remove(force=True)
                 except docker.errors.NotFound:
                     pass
-        self._release_network()
+        self._release_network(key)
 
     async def remove_network(self) -> bool:
         """Drop this instance's network if no container of ours is left; True when it is gone."""

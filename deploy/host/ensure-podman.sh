@@ -10,10 +10,10 @@ SUDO=""
 
 answers() { curl -fsS --max-time 2 --unix-socket "$SOCK" http://d/_ping >/dev/null 2>&1; }
 
-if ! command -v podman >/dev/null 2>&1; then
+if ! command -v podman >/dev/null 2>&1 || ! [ -x /usr/libexec/podman/catatonit ]; then
   echo "ensure-podman: installing Debian's podman" >&2
   $SUDO apt-get -o DPkg::Lock::Timeout=300 update -qq >/dev/null || true
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq podman >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=300 install -y -qq podman catatonit >/dev/null
 fi
 if ! answers; then
   $SUDO mkdir -p "$(dirname "$SOCK")"
