@@ -30,8 +30,8 @@ import docker.errors
 
 from controller import __version__
 from controller.image_base import ImageBuildError, Progress, cache_root, docker_client, ensure_debian_base
+from controller.runtime.podman import find_image
 from controller.settings import REPO_ROOT
-from controller.runtime.images import find_image
 
 LABEL_INPUTS = "clawpen.dev/image-inputs"
 LABEL_VERSION = "clawpen.dev/version"

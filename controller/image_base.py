@@ -26,7 +26,7 @@ import docker
 import docker.errors
 
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
-from controller.runtime.images import find_image
+from controller.runtime.podman import find_image
 
 Progress = Callable[[str], None]
 

@@ -44,6 +44,7 @@ from controller.plan import (
     MANAGED_BY,
     WorkloadPlan,
 )
+from controller.runtime import podman
 from controller.runtime.base import (
     ImageMissing,
     LogLine,
@@ -57,7 +58,7 @@ from controller.runtime.docker_parse import observed_from_attrs, parse_log_line,
 from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
 from controller.runtime.docker_streams import LogStream, threaded
 from controller.runtime.engine import Engine, engine_from_env
-from controller.runtime.images import find_image
+from controller.runtime.podman import find_image
 
 __all__ = [
     "DockerRuntime",
@@ -72,7 +73,6 @@ T = TypeVar("T")
 SECRETS_TARGET = "/run/secrets"
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
 STOP_TIMEOUT = 5
-PODMAN_RLIMIT = 16384  # nofile and nproc on Podman (see DockerRuntime._ulimits)
 WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -132,7 +132,6 @@ class DockerRuntime:
     ):
         self.instance = instance
         self.engine = engine or engine_from_env(os.environ)
-        self._is_podman: bool | None = None
         self._client = client
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
@@ -147,9 +146,7 @@ class DockerRuntime:
             try:
                 self._client = docker.from_env()  # honours DOCKER_HOST: Podman's socket works too
             except docker.errors.DockerException as err:
-                raise RuntimeUnavailable(
-                    f"cannot reach the Docker engine: {str(err).splitlines()[0]}"
-                ) from None
+                raise RuntimeUnavailable(f"cannot reach the Docker engine: {str(err).splitlines()[0]}") from None
         return self._client
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -296,21 +293,13 @@ class DockerRuntime:
             tmpfs={path: TMPFS_OPTIONS for path in plan.tmpfs},
             mounts=mounts,
             ports={f"{plan.port}/tcp": (self.engine.publish_address, None)},
-            extra_hosts=dict(plan.extra_hosts),
+            extra_hosts=self._extra_hosts(plan, network),
             restart_policy={"Name": plan.restart_policy},
             network=network,
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
-            ulimits=self._ulimits(),
+            ulimits=podman.ulimits(self.client),
             detach=True,
         )
-
-    def _ulimits(self) -> list[docker.types.Ulimit] | None:
-        """Podman raises nofile/nproc to 1048576 in every container, which fails ("error setting rlimit")
-        wherever the engine's own hard limits are lower; explicit limits within common hard limits
-        work everywhere. Docker passes its daemon's limits through, so nothing is set there."""
-        if not self.is_podman:
-            return None
-        return [docker.types.Ulimit(name=n, soft=PODMAN_RLIMIT, hard=PODMAN_RLIMIT) for n in ("nofile", "nproc")]
 
     def _networks(self, name: str | None = None) -> list[Any]:
         """Networks named exactly `name` (default: the instance network); Docker's name filter also
@@ -362,12 +351,19 @@ class DockerRuntime:
                     network.remove()
             return True
 
+    def _extra_hosts(self, plan: WorkloadPlan, network: str) -> dict[str, str]:
+        """Podman 4.3 writes `host-gateway` into /etc/hosts literally: use the network's gateway there."""
+        hosts = dict(plan.extra_hosts)
+        if self.is_podman and "host-gateway" in hosts.values():
+            configs = (self.client.networks.get(network).attrs.get("IPAM") or {}).get("Config") or []
+            gateway = next((c.get("Gateway") for c in configs if c.get("Gateway")), None)
+            if gateway:
+                hosts = {name: gateway if ip == "host-gateway" else ip for name, ip in hosts.items()}
+        return hosts
+
     @property
     def is_podman(self) -> bool:
-        if self._is_podman is None:
-            components = self.client.version().get("Components") or []
-            self._is_podman = any("podman" in str(c.get("Name", "")).lower() for c in components)
-        return self._is_podman
+        return podman.is_podman(self.client)
 
     def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
         owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}

@@ -120,9 +120,7 @@ def stats_from_sample(sample: dict[str, Any]) -> Stats:
     usage = max(int(memory.get("usage") or 0) - int(cache), 0)
     cpu = sample.get("cpu_stats") or {}
     pre = sample.get("precpu_stats") or {}
-    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
-        "total_usage", 0
-    )
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
     system_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
     cpu_percent = (cpu_delta / system_delta) * cpus * 100.0 if cpu_delta > 0 and system_delta > 0 else 0.0

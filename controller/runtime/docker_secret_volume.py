@@ -21,6 +21,7 @@ from typing import Any
 import docker.errors
 
 from controller.plan import LABEL_MANAGED, MANAGED_BY
+from controller.runtime.podman import ulimits
 
 HELPER_LABEL = "clawpen.dev/helper"
 CARRIER_TARGET = "/clawpen-secrets"
@@ -47,6 +48,7 @@ def fill_secret_volume(
         command=["true"],
         user="0:0",
         network_mode="none",
+        ulimits=ulimits(client),
         labels={LABEL_MANAGED: MANAGED_BY, HELPER_LABEL: "secrets"},
         mounts=[docker.types.Mount(CARRIER_TARGET, volume, type="volume")],
     )

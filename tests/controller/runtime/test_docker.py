@@ -170,9 +170,7 @@ async def test_same_plan_twice_keeps_the_container(runtime, agent_image, instanc
     assert again.running
 
 
-async def test_changed_plan_replaces_container_and_keeps_data(
-    runtime, docker_client, agent_image, instance
-) -> None:
+async def test_changed_plan_replaces_container_and_keeps_data(runtime, docker_client, agent_image, instance) -> None:
     plan = make_plan(instance, agent_image, "hard")
     before = await runtime.apply(plan)
     code, _ = exec_python(docker_client, before.container_id, "open('/data/marker', 'w').write('kept')")
@@ -366,9 +364,7 @@ async def test_secrets_are_files_not_env(runtime, docker_client, agent_image, in
     # Reconciling the same plan again (the controller does it on every resync) keeps the file readable.
     again = await runtime.apply(plan, {"api-token": file_value, "OPT_IN_TOKEN": env_value})
     assert again.container_id == observed.container_id
-    code, out = exec_python(
-        docker_client, observed.container_id, "print(open('/run/secrets/api-token').read())"
-    )
+    code, out = exec_python(docker_client, observed.container_id, "print(open('/run/secrets/api-token').read())")
     assert (code, out.strip()) == (0, file_value.decode())
 
     inspected = json.dumps(docker_client.api.inspect_container(observed.container_id))
@@ -436,5 +432,7 @@ async def test_agents_cannot_reach_each_other(runtime, docker_client, agent_imag
     )
     assert code == 0, out
     if runtime.is_podman and out.startswith("reached"):
-        pytest.xfail("Podman 4.3's netavark applies `isolate` to one network only, so agents on Podman can reach each other (README: Podman)")
+        pytest.xfail(
+            "Podman 4.3's netavark applies `isolate` to one network only, so agents on Podman can reach each other (README: Podman)"
+        )
     assert out.startswith("blocked"), out
