@@ -16,7 +16,6 @@ from agent.config import AgentConfig
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 from tests.fakes.server_thread import ServerThread
 
-
 TOKEN = "test-agent-token-0123456789"
 AUTH = {"authorization": f"Bearer {TOKEN}"}  # what the gateway sends (controller.agent_token)
 

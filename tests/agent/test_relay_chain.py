@@ -24,7 +24,6 @@ from tests.api.harness import ServerThread as GatewayThread
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 from tests.fakes.server_thread import ServerThread
 
-
 TOKEN = "relay-chain-agent-token"
 
 
