@@ -26,6 +26,7 @@ import docker
 import docker.errors
 
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+from controller.runtime.engine import engine_client
 from controller.runtime.podman import find_image
 
 Progress = Callable[[str], None]
@@ -98,7 +99,7 @@ def cache_root() -> Path:
 
 def docker_client() -> docker.DockerClient:
     try:
-        client = docker.from_env()
+        client = engine_client()
         client.ping()
         return client
     except docker.errors.DockerException as err:

@@ -19,8 +19,8 @@ from typing import Protocol
 
 import httpx
 
-from controller.andor import AndorBridge, with_condition
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
+from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from controller.andor import AndorBridge
 from controller.agent_token import open_agent_tokens
+from controller.andor import AndorBridge
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
 from controller.manager import Controller

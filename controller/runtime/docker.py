@@ -55,10 +55,10 @@ from controller.runtime.base import (
     Stats,
 )
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
-from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
 from controller.runtime.docker_ports import HostPorts, free_port, port_taken
+from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
 from controller.runtime.docker_streams import LogStream, threaded
-from controller.runtime.engine import Engine, engine_from_env
+from controller.runtime.engine import Engine, engine_client, engine_from_env
 from controller.runtime.podman import find_image
 
 __all__ = [
@@ -147,7 +147,7 @@ class DockerRuntime:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env()  # honours DOCKER_HOST: Podman's socket works too
+                self._client = engine_client()  # honours DOCKER_HOST: Podman's socket, tcp+TLS, ssh
             except docker.errors.DockerException as err:
                 raise RuntimeUnavailable(f"cannot reach the Docker engine: {str(err).splitlines()[0]}") from None
         return self._client

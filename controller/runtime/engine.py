@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 LOOPBACK = "127.0.0.1"
@@ -42,3 +43,21 @@ def engine_from_env(environ: Mapping[str, str]) -> Engine:
     publish = environ.get("CLAWPEN_PUBLISH_ADDRESS", "").strip() or host
     endpoint = environ.get("CLAWPEN_ENDPOINT_HOST", "").strip() or (host if publish == "0.0.0.0" else publish)
     return Engine(url=url, remote=remote, host=host, publish_address=publish, endpoint_host=endpoint)
+
+
+def engine_client(environment: Mapping[str, str] | None = None) -> Any:
+    """A docker SDK client for the engine the environment names (DOCKER_HOST, DOCKER_TLS_VERIFY,
+    DOCKER_CERT_PATH), like docker.from_env() — except that a TLS engine's own CA is really used.
+
+    requests lets REQUESTS_CA_BUNDLE (set system-wide on many machines) replace a session's CA file,
+    so docker.from_env() checks a remote engine's certificate against the public bundle and fails
+    ("unable to get local issuer certificate"). With a CA of our own, the session ignores the
+    environment's CA settings."""
+    import docker
+
+    kwargs = docker.utils.kwargs_from_env(environment=dict(environment) if environment is not None else None)
+    client = docker.DockerClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, **kwargs)
+    if isinstance(client.api.verify, str):
+        client.api.trust_env = False
+    client.api._version = client.api._retrieve_server_version()  # negotiate, as version="auto" would
+    return client
