@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps docker image lint bench clean
+.PHONY: up test deps docker image lint bench clean podman test-podman
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,18 @@ up: image
 
 test: image
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-podman
+
+PODMAN_SOCKET := /run/clawpen-podman/podman.sock
+
+podman:
+	@bash deploy/host/ensure-podman.sh >/dev/null
+
+# The core e2e suite once more against Podman's Docker-compatible socket: the README's Podman claim.
+test-podman: deps podman
+	DOCKER_HOST=unix://$(PODMAN_SOCKET) $(PY) -m pytest -q -ra -p no:cacheprovider \
+	  tests/controller/runtime/test_docker.py tests/e2e/test_controller_docker.py \
+	  tests/e2e/test_snapshots_docker.py tests/e2e/test_chat_docker.py
 
 lint: deps
 	$(VENV)/bin/ruff check controller api agent tests bench

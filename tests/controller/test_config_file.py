@@ -119,3 +119,17 @@ def test_every_setting_the_code_reads_is_listed():
     read.discard("CLAWPEN_CONFIG")
     missing = sorted(read - set(BY_ENV))
     assert not missing, f"settings read by the code but unknown to claw-pen.toml: {missing}"
+
+
+def test_readme_example_file_is_accepted(tmp_path: Path):
+    """The README's claw-pen.toml, as written, drives `config view`."""
+    readme = (REPO / "README.md").read_text()
+    block = re.search(r"```toml\n(# \$CLAWPEN_HOME/claw-pen.toml\n.*?)```", readme, re.S)
+    assert block, "README has no claw-pen.toml example"
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "claw-pen.toml").write_text(block.group(1))
+    out = view(home)
+    assert out["runtime-socket"]["value"] == "unix:///var/run/docker.sock"
+    assert out["andor-bridge-url"]["value"] == "http://127.0.0.1:3456"
+    assert out["deployment-mode"]["source"].startswith("file ")

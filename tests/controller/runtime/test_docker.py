@@ -436,6 +436,7 @@ async def test_agents_cannot_reach_each_other(runtime, docker_client, agent_imag
     assert code == 0, out
     if runtime.is_podman and out.startswith("reached"):
         pytest.xfail(
-            "Podman 4.3's netavark applies `isolate` to one network only, so agents on Podman can reach each other (README: Podman)"
+            "Podman 4.3's netavark applies `isolate` to one network only, "
+            "so agents on Podman can reach each other (README: Podman)"
         )
     assert out.startswith("blocked"), out
