@@ -206,13 +206,14 @@ async def _classify(
             base = _with_note(keyword, sem)
         else:
             base = sem
-        if mode == "semantic" or _sure(base):
+        if mode == "semantic" or (mode == "hybrid" and _sure(base)):
             return base
     if complete is None:
         return _with_note(base, "no model configured for LLM routing")
     verdict = await ask_model(team, message, complete, timeout)
     if isinstance(verdict, str):
-        return _with_note(base, f"{verdict}; used {base.method}")
+        used = "keywords" if base.method == "keyword" else "semantic similarity" if base is not keyword else base.method
+        return _with_note(base, f"{verdict}; used {used}")
     result = _from_verdict(team, verdict)
     return replace(result, reasoning=f"model answer: {result.reasoning}")
 
