@@ -41,6 +41,7 @@ BROKEN_SETTLE_SECONDS = 0.1
 class FileChange:
     type: ChangeType
     name: str
+    source: str = "spec"  # the watcher's label: the file store watches spec files and state records
 
 
 @dataclass(frozen=True)
@@ -95,8 +96,10 @@ class DirectoryWatcher:
         is_valid: Callable[[Path, bytes], bool],
         mode: WatchMode,
         poll_interval: float,
+        source: str = "spec",
     ):
         self.directory = directory
+        self.source = source
         self._is_valid = is_valid
         self.mode = mode
         self.active_mode: Literal["inotify", "poll"] | None = None
@@ -109,15 +112,17 @@ class DirectoryWatcher:
 
     # ---- subscribers ---------------------------------------------------------------------------
 
-    def subscribe(self) -> asyncio.Queue[object]:
-        """Register a queue and make sure the scan loop runs; call from inside the event loop."""
+    def subscribe(self, queue: asyncio.Queue[object] | None = None) -> asyncio.Queue[object]:
+        """Register a queue (a new one, or one shared with another watcher to merge their changes)
+        and make sure the scan loop runs; call from inside the event loop."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._stop = asyncio.Event()
             self._snapshot = self._scan()  # changes from now on are reported
             self._task = loop.create_task(self._run(), name=f"watch {self.directory}")
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        if queue is None:
+            queue = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
 
@@ -176,10 +181,10 @@ class DirectoryWatcher:
             if before is not None and before.content_hash == seen.content_hash:
                 continue
             if not seen.valid:
-                changes.append(FileChange("BROKEN", name))
+                changes.append(FileChange("BROKEN", name, self.source))
             else:
-                changes.append(FileChange("ADDED" if before is None else "MODIFIED", name))
-        changes.extend(FileChange("DELETED", name) for name in old.keys() - new.keys())
+                changes.append(FileChange("ADDED" if before is None else "MODIFIED", name, self.source))
+        changes.extend(FileChange("DELETED", name, self.source) for name in old.keys() - new.keys())
         return changes
 
     async def _rescan(self) -> None:
