@@ -23,7 +23,8 @@ def _all_pages(client: httpx.Client, path: str, limit: int, **params: str) -> li
 def test_agents_in_pages(client: httpx.Client) -> None:
     names = [f"page-{i:02d}" for i in range(7)]
     for name in names:
-        assert client.post("/api/agents", json={"name": name, "project": "paged", "state": "stopped"}).status_code == 201
+        body = {"name": name, "project": "paged", "state": "stopped"}
+        assert client.post("/api/agents", json=body).status_code == 201
     pages = _all_pages(client, "/api/agents", 3, project="paged")
     assert [len(p) for p in pages] == [3, 3, 1]
     assert [n for p in pages for n in p] == names

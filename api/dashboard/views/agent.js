@@ -1,7 +1,7 @@
 // One agent: overview (spec, status, conditions, events, health), chat, live logs, metrics chart,
 // snapshots and secrets. The header and overview follow the watch stream, so what the page shows is
 // the status the controller last wrote.
-import { del, get, post, request } from "../api.js";
+import { del, get, post, request, wsUrl } from "../api.js";
 import { act, age, banner, clear, field, h, phaseBadge, readyCondition } from "../dom.js";
 import { fleet, onFleetChange } from "../state.js";
 import { chatPanel } from "./chat.js";
