@@ -9,6 +9,7 @@ for with sleeps: each step waits for what the page shows (the watch stream drive
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,32 @@ def test_logs_stream_live(page: Any, up: dict[str, str]) -> None:
     expect(lines).to_contain_text("chat session=logcheck", timeout=20_000)
 
 
+def test_every_agent_tab_renders(page: Any, up: dict[str, str]) -> None:
+    name = up["finn"]
+    page.get_by_role("link", name="Overview").click()
+    expect(page.get_by_role("heading", name="Conditions")).to_be_visible()
+    expect(page.locator(".overview")).to_contain_text("Ready")
+    expect(page.get_by_role("heading", name="Recent events")).to_be_visible()
+    expect(page.get_by_text("Healthy: /healthz answers.")).to_be_visible()
+    page.get_by_role("link", name="Metrics").click()
+    expect(page.get_by_role("img")).to_have_attribute("aria-label", re.compile(r"Memory [\d.]+ MB of 256 MB"))
+    page.get_by_role("link", name="Snapshots").click()
+    expect(page.get_by_text("No snapshots.")).to_be_visible()
+    page.get_by_role("link", name="Secrets").click()
+    page.get_by_label("Secret name").fill("UI_TOKEN")
+    page.get_by_label("Value").fill("never shown again")
+    page.get_by_role("button", name="Set secret").click()
+    expect(page.get_by_role("cell", name="UI_TOKEN")).to_be_visible()
+    assert "never shown again" not in page.content()
+    page.get_by_role("link", name="Edit").click()
+    form = page.get_by_role("form", name=f"Edit {name}")
+    expect(form).to_have_attribute("data-ready", "true")
+    expect(page.get_by_label("Name")).to_have_value(name)
+    expect(page.get_by_label("Memory (MB)")).to_have_value("256")
+    page.get_by_role("link", name="Cancel").click()
+    expect(page.get_by_role("heading", name=name)).to_be_visible()
+
+
 def test_stop_and_start_from_the_fleet(page: Any, up: dict[str, str]) -> None:
     page.get_by_role("link", name="Fleet", exact=True).first.click()
     row = _row(page, up["finn"])
@@ -140,6 +167,19 @@ def test_team_classify_and_chat(page: Any, up: dict[str, str]) -> None:
     assert answer.get_attribute("data-from") == up["pax"]
     expect(page.locator(".msg.routing")).to_contain_text(f"→ {up['pax']}")
     shot(page, "team")
+
+
+def test_delete_asks_first(page: Any, up: dict[str, str]) -> None:
+    page.goto(f"/#/agents/{up['pax']}")
+    page.get_by_role("button", name="Delete").click()
+    dialog = page.get_by_role("dialog", name="Delete agent")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Cancel").click()
+    expect(dialog).to_be_hidden()
+    page.get_by_role("button", name="Delete").click()
+    dialog.get_by_role("button", name="Delete agent").click()
+    expect(page.get_by_role("heading", name="Fleet")).to_be_visible()
+    expect(_row(page, up["pax"])).to_have_count(0)
 
 
 def test_logout(page: Any, up: dict[str, str]) -> None:
