@@ -65,5 +65,5 @@ def paginate(request: Request, items: Sequence[T], name: Callable[[T], str]) -> 
     page = selected[:limit]
     next_token = _encode(name(page[-1]))
     params = [(k, v) for k, v in request.query_params.multi_items() if k != "continue"] + [("continue", next_token)]
-    link = f"<{request.url.path}?{urlencode(params)}>; rel=\"next\""
+    link = f'<{request.url.path}?{urlencode(params)}>; rel="next"'
     return page, {"X-Continue": next_token, "Link": link}
