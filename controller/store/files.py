@@ -29,8 +29,8 @@ Choices where the Store protocol leaves room (the kube store should agree where 
   placeholder (default spec) carrying the status. get_status() reads the status of any object.
 - watch() reports changes made after the call (no initial ADDED burst: consumers list first).
   Spec files only, unless asked for status too (`status=True`): then a second watcher on
-  `.state/<plural>/` reports every state write (status, resourceVersion) as MODIFIED, from this
-  process or another one (a gateway running apart from the controller sees the controller's writes).
+  `.state/<plural>/` reports every change of a state record (status, resourceVersion) as MODIFIED,
+  from this process or another one (a gateway running apart from the controller sees the controller's writes).
 - Reads are served from parsed files cached in memory, each used only while its file's stat identity
   (inode, size, mtime, ctime) is unchanged and it was read well after its last change (filecache.py):
   a read by any process always sees the latest complete write, and returns objects of its own.
@@ -406,9 +406,12 @@ class FileStore:
     ) -> AsyncIterator[WatchEvent]:
         try:
             async for change in watchers[0].events(queue):
-                if change.source == "state" and change.type != "MODIFIED":
-                    # A state record appears with its object and goes with it; the spec watcher
-                    # reports those. In between, it changes with every write (status included).
+                if change.source == "state":
+                    # Whatever happened to the state record (written, created, removed: a creation
+                    # and the first status write may fall in one rescan and show as "ADDED"), it is
+                    # news about an object the spec watcher reports the birth and death of.
+                    # Consumers re-read (level-triggered), so MODIFIED is always the right word.
+                    yield WatchEvent("MODIFIED", cls.KIND, NAMESPACE, change.name)
                     continue
                 yield WatchEvent(change.type, cls.KIND, NAMESPACE, change.name)
         finally:
