@@ -210,3 +210,29 @@ def test_heartbeat_comments_keep_an_idle_stream_open(gateway: ServerThread, toke
     s.until("SYNCED")
     assert s.next(timeout=5, skip_comments=False) == {"event": "comment", "data": "ping"}
     s.close()
+
+
+def test_a_member_status_change_re_renders_its_team(
+    gateway: ServerThread, client: httpx.Client, stream: Stream
+) -> None:
+    """A team's REST form carries a status derived from its agents: their changes are team events."""
+    from controller.resources import ObjectMeta, Team, TeamIntent, TeamSpec
+
+    spec = TeamSpec(agents={"help": TeamIntent(agent="member", description="helps")})
+    gateway.call(_store(gateway).create(Team(metadata=ObjectMeta(name="crew"), spec=spec)))
+    assert client.post("/api/agents", json={"name": "member", "state": "stopped"}).status_code == 201
+
+    def team_event(not_running: list[str]) -> dict[str, Any]:
+        while True:
+            event = stream.next(10)
+            data = event["data"] or {}
+            if data.get("kind") == "teams" and data.get("name") == "crew":
+                status = data["object"]["status"]
+                if status["missing_agents"] == [] and status["not_running_agents"] == not_running:
+                    return event
+
+    team_event(["member"])  # exists, not running yet
+    running = AgentStatus(phase=Phase.RUNNING, endpoint="http://127.0.0.1:1")
+    gateway.call(_store(gateway).update_status(Agent, "member", running))
+    event = team_event([])
+    assert event["data"]["object"] == client.get("/api/teams/crew").json()
