@@ -8,8 +8,8 @@ dropped stream (`Last-Event-ID: <epoch>-<seq>`) a slice of that log. An id from 
 (another epoch) or older than the log gets a fresh snapshot instead, announced by a RESET event.
 
 What it reacts to — never a timer that re-lists:
-- the store's watch of Agents and Teams, with status writes included (`watch(..., status=True)`),
-  so a phase change the controller writes reaches the page at once;
+- the store's watch of Agents with status writes included (`watch(Agent, status=True)`), so a
+  phase change the controller writes reaches the page at once, and of Teams (spec changes);
 - a team's REST form carries a status derived from its agents, so every agent change re-renders the
   teams (a handful of pure computations) and emits the ones whose rendering changed. Team files
   (teams/*.toml) are re-read on that occasion too (the registry checks their stat identity).
@@ -191,7 +191,9 @@ class WatchHub:
         first = True
         while True:
             try:
-                events = self.deps.store.watch(cls, status=True)
+                # A team's REST form derives its status from its agents (re-rendered on their
+                # events), not from the status the controller stores: its spec changes suffice.
+                events = self.deps.store.watch(cls, status=kind == "agents")
                 if not first:
                     await self._resync()  # what changed while the watch was down
                 first = False
