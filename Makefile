@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps model docker image lint bench clean podman test-podman
+.PHONY: up test deps model docker chromium image lint bench clean podman test-podman
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,16 @@ deps: $(VENV)/.deps
 docker:
 	bash deploy/host/ensure-docker.sh
 
+chromium:
+	bash deploy/host/ensure-chromium.sh
+
 image: deps docker
 	$(CLAWPEN) image build
 
 up: image
 	$(CLAWPEN) up
 
-test: image
+test: image chromium
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-podman
 

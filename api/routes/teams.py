@@ -33,6 +33,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
+from api.paging import PAGE_QUERY, paginate
 from api.routes.secrets import secret_store
 from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
@@ -259,12 +260,15 @@ def classification_out(c: Classification) -> dict[str, Any]:
 # ---- HTTP -----------------------------------------------------------------------------------------
 
 
-@operation(Operation("List teams, with each team's status", response=list[TeamOut], tags=TAGS))
+@operation(
+    Operation("List teams, with each team's status", response=list[TeamOut], query=PAGE_QUERY, errors=(422,), tags=TAGS)
+)
 async def list_teams(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
     teams = await all_teams(request)
-    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in sorted(teams.items())])
+    page, headers = paginate(request, sorted(teams.items()), lambda item: item[0])
+    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in page], headers=headers)
 
 
 @operation(Operation("Get one team's configuration and status", response=TeamOut, errors=(404,), tags=TAGS))
