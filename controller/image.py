@@ -130,7 +130,8 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
     cmd = _pip_cmd(staging, wheel_dir) + ["-r", str(requirements)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode == 0 and nodeps.exists():
-        proc = subprocess.run(_pip_cmd(staging, wheel_dir) + ["--no-deps", "-r", str(nodeps)], capture_output=True, text=True)
+        nodeps_cmd = _pip_cmd(staging, wheel_dir) + ["--no-deps", "-r", str(nodeps)]
+        proc = subprocess.run(nodeps_cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         errors = [
