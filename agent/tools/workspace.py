@@ -127,6 +127,7 @@ class Workspace:
             with contextlib.suppress(ProcessLookupError):
                 if proc.returncode is None:
                     await asyncio.wait_for(proc.wait(), 5)
+            await _reap_orphans(proc.pid)
         text = buffer.decode("utf-8", "replace")
         if total > len(buffer):
             text += f"\n[output cut: {total - len(buffer)} more bytes not shown; limit {self.output_limit} bytes]"
@@ -243,6 +244,44 @@ def _list(path: Path) -> list[str]:
         else:
             with contextlib.suppress(OSError):
                 out.append(f"{entry.name}  ({entry.stat().st_size} bytes)")
+    return out
+
+
+async def _reap_orphans(group: int) -> None:
+    """Collect the killed group's orphans that were re-parented to us.
+
+    In its container the agent is PID 1: a killed command's background children become its children,
+    and nothing else would ever wait() for them, so they would stay zombies (and count against the
+    container's pids limit). Only processes of this command's group whose parent is us are touched,
+    so asyncio's own child watching is never disturbed."""
+    me = os.getpid()
+    for _ in range(20):
+        left = 0
+        for pid, ppid, pgrp in _processes():
+            if pgrp != group or ppid != me:
+                continue
+            left += 1
+            with contextlib.suppress(ChildProcessError, OSError):
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    left -= 1
+        if not left:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _processes() -> list[tuple[int, int, int]]:
+    """(pid, ppid, pgrp) of every process we can see in /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_line = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat_line.rsplit(")", 1)[-1].split()
+        with contextlib.suppress(IndexError, ValueError):
+            out.append((int(entry), int(fields[1]), int(fields[2])))
     return out
 
 
