@@ -17,6 +17,7 @@ from agent.providers import ProviderConfig
 from agent.tools.config import ToolsConfig
 
 KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+TOKEN_FILE_NAME = "clawpen-agent-token"  # controller.agent_token.TOKEN_NAME (the agent has no controller package)
 PLACEHOLDER = re.compile(r"\{\{\s*(name|model|provider|project)\s*\}\}")
 
 
@@ -80,6 +81,11 @@ class AgentConfig:
             tools=ToolsConfig.from_env(e),
             env=e,
         )
+
+    @property
+    def token_file(self) -> Path:
+        """The bearer token callers must present (see agent.app.RequireToken)."""
+        return self.secrets_dir / TOKEN_FILE_NAME
 
     @property
     def display_provider(self) -> str:
