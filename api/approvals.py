@@ -54,7 +54,7 @@ class ApprovalRouter:
 
     def __init__(self, sink: Sink, http: httpx.AsyncClient | None, error_frame: Any) -> None:
         self.sink, self.http, self.error_frame = sink, http, error_frame
-        self.target: tuple[str, str] | None = None  # (agent name, endpoint)
+        self.target: tuple[str, str, dict[str, str]] | None = None  # (agent name, endpoint, auth headers)
         self.tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, answer: dict[str, Any]) -> None:
@@ -75,10 +75,10 @@ class ApprovalRouter:
                 self.error_frame("no approval pending", f"no tool call {answer['id']!r} is waiting")
             )
             return
-        name, endpoint = self.target
+        name, endpoint, headers = self.target
         try:
             resp = await self.http.post(
-                endpoint.rstrip("/") + "/v1/chat/approvals", json=answer, timeout=APPROVAL_TIMEOUT
+                endpoint.rstrip("/") + "/v1/chat/approvals", json=answer, headers=headers, timeout=APPROVAL_TIMEOUT
             )
         except httpx.HTTPError as err:
             await self.sink.send_json(

@@ -127,8 +127,8 @@ async def relay(
     """One user message → the agent's stream → delta frames (and tool frames), then a done or an
     error frame. While it streams, the client's approval answers go to this agent."""
     assert agent.status is not None and agent.status.endpoint and d.http is not None
-    if approvals is not None:
-        approvals.target = (agent.name, agent.status.endpoint)
+    if approvals is not None:  # the agent's own token, as for the chat request itself
+        approvals.target = (agent.name, agent.status.endpoint, await auth_headers(d.tokens, agent.key))
     try:
         await _relay(ws, d, agent, frame)
     finally:

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.docker
 
 RUN_LABEL = "clawpen.test/tools-run"
 TIME_SERVER = "mcp-server-time==2026.1.26"  # the last release on the mcp 1.x SDK the image carries
+TOKEN = "tools-test-agent-token"
 BUILTINS = ["read_file", "write_file", "list_files", "run_command"]
 
 
@@ -81,6 +82,8 @@ class Box:
         self.secrets = Path(tempfile.mkdtemp(prefix="tools-secrets-"))
         (self.secrets / "API_KEY").write_text("top-secret-value")
         (self.secrets / "API_KEY").chmod(0o444)
+        (self.secrets / "clawpen-agent-token").write_text(TOKEN)
+        (self.secrets / "clawpen-agent-token").chmod(0o444)
         self.secrets.chmod(0o755)
         self.volumes[str(self.secrets)] = {"bind": "/run/secrets", "mode": "ro"}
         self.container: Any = None
@@ -133,7 +136,8 @@ class Box:
     def turn(self, content: str, session: str = "main") -> list[dict[str, Any]]:
         payload = {"messages": [{"role": "user", "content": content}], "stream": True, "session": session}
         events = []
-        with httpx.stream("POST", f"{self.url}/v1/chat/completions", json=payload, timeout=60) as resp:
+        url = f"{self.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json=payload, headers={"authorization": f"Bearer {TOKEN}"}, timeout=60) as resp:
             assert resp.status_code == 200
             for line in resp.iter_lines():
                 if line.startswith("data: ") and line != "data: [DONE]":

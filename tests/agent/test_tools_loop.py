@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from agent.sessions import SessionStore
-from tests.agent.test_app import Agent, env_for, text_of
+from tests.agent.test_app import AUTH, Agent, env_for, text_of
 from tests.fakes.model_server import FakeModelServer, Script, calls, tool_names, tool_results
 
 STYLES = ["openai", "anthropic"]
@@ -200,7 +200,8 @@ def _answer_when_asked(agent: Agent, approve: bool | None, seen: list[dict[str, 
 
     def run() -> None:
         payload = {"messages": [{"role": "user", "content": "please"}], "stream": True}
-        with httpx.stream("POST", f"{agent.url}/v1/chat/completions", json=payload, timeout=20) as resp:
+        url = f"{agent.url}/v1/chat/completions"
+        with httpx.stream("POST", url, json=payload, headers=AUTH, timeout=20) as resp:
             for line in resp.iter_lines():
                 if not line.startswith("data: ") or line == "data: [DONE]":
                     continue
@@ -208,7 +209,8 @@ def _answer_when_asked(agent: Agent, approve: bool | None, seen: list[dict[str, 
                 seen.append(event)
                 if event.get("type") == "approval_request" and approve is not None:
                     answer = {"id": event["id"], "approve": approve}
-                    assert httpx.post(f"{agent.url}/v1/chat/approvals", json=answer).status_code == 200
+                    sent = httpx.post(f"{agent.url}/v1/chat/approvals", json=answer, headers=AUTH)
+                    assert sent.status_code == 200
 
     thread = threading.Thread(target=run)
     thread.start()
@@ -238,8 +240,10 @@ def test_approval(
     assert result["output"].startswith(expect)
     assert (workspace / "ran").exists() == (approve is True)
     # An answer for a call that no longer waits is refused, not kept for later.
-    late = httpx.post(f"{agent.url}/v1/chat/approvals", json={"id": requests[0]["id"], "approve": True})
+    late = httpx.post(f"{agent.url}/v1/chat/approvals", json={"id": requests[0]["id"], "approve": True}, headers=AUTH)
     assert late.status_code == 404
+    # Like everything but /healthz, approving needs the agent's token.
+    assert httpx.post(f"{agent.url}/v1/chat/approvals", json={"id": "x", "approve": True}).status_code == 401
 
 
 def test_non_streamed_turn_runs_tools_and_denies_approvals(

@@ -57,6 +57,8 @@ def agent_server(
     tmp_path_factory: pytest.TempPathFactory, fake: FakeModelServer, workspace: Path
 ) -> Iterator[AppThread]:
     data = tmp_path_factory.mktemp("data")
+    (data / "secrets").mkdir()
+    (data / "secrets" / "clawpen-agent-token").write_text("token-of-toolie")  # what the controller mounts
     tools = {
         "builtin": ["read_file", "write_file", "list_files", "run_command"],
         "approval": {"run_command": "always"},
@@ -87,6 +89,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, agent_server: AppThread) -
     store = server.app.state.deps.store
     server.call(store.create(Agent.model_validate({"metadata": {"name": "toolie"}, "spec": {"model": "fake"}})))
     server.call(store.update_status(Agent, "toolie", AgentStatus(phase=Phase.RUNNING, endpoint=agent_server.url)))
+    server.call(server.app.state.deps.tokens.put("default/toolie", "token-of-toolie"))
     yield server
     server.stop()
 
