@@ -94,7 +94,7 @@ def main(rounds: int = 20, steps: int = 5) -> None:
             fake.stop()
     p, t = statistics.median(plain), statistics.median(tooled)
     per_step = (t - p) / steps
-    print(f"{rounds} rounds, {steps} tool steps per turn (read_file of 1 kB), agent in process, fake model on 127.0.0.1")
+    print(f"{rounds} rounds, {steps} tool steps per turn (read_file of 1 kB), agent in process, fake model local")
     print(f"  turn without tools (baseline)     median {p * 1000:8.2f} ms")
     print(f"  turn with {steps} tool steps          median {t * 1000:8.2f} ms")
     print(f"  per tool step through the loop           {per_step * 1000:8.2f} ms  (a model round trip included)")

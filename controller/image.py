@@ -156,18 +156,24 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
 SHELL_PACKAGE = "busybox"
 
 
+def _candidate(package: str) -> str:
+    if shutil.which("apt-cache") is None:
+        return ""
+    proc = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
+    return next((ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("Version: ")), "")
+
+
 def stage_shell(progress: Progress) -> Path:
     """Debian's busybox (sh and the coreutils applets, 0.8 MB) for run_command, from the deb cache or
     `apt-get download`ed into it like the base's packages; unpacked, returned as the binary's path.
     Debian's coreutils + dash would cost ~9 MB of the ~60 MB image budget for the same commands."""
     dest = deb_cache()
     dest.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(
-        ["apt-cache", "show", "--no-all-versions", SHELL_PACKAGE], capture_output=True, text=True
-    ) if shutil.which("apt-cache") else None
-    version = next(
-        (ln.split(": ", 1)[1] for ln in (proc.stdout.splitlines() if proc else []) if ln.startswith("Version: ")), ""
-    )
+    version = _candidate(SHELL_PACKAGE)
+    if not version and not sorted(dest.glob(f"{SHELL_PACKAGE}_*.deb")) and shutil.which("apt-get"):
+        progress("shell: apt-get update (package lists missing)")
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        version = _candidate(SHELL_PACKAGE)
     pattern = f"{SHELL_PACKAGE}_{version.replace(':', '%3a')}_*.deb" if version else f"{SHELL_PACKAGE}_*.deb"
     found = sorted(dest.glob(pattern))
     if not found and version:
