@@ -26,7 +26,7 @@ from agent.tools.base import Tool, ToolError, ToolResult, cap
 from agent.tools.config import MCPServer
 
 log = logging.getLogger("agent.mcp")
-CONNECT_TIMEOUT = 20.0
+CONNECT_TIMEOUT = 60.0  # a stdio server written in Python may take seconds to import on a busy host
 # Variables a Python-based stdio server installed in the image needs to find its packages.
 PASSED_THROUGH = ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONDONTWRITEBYTECODE", "LANG", "TZ")
 TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
@@ -50,13 +50,11 @@ class MCPServers:
         self.states = [ServerState(s) for s in servers]
 
     def start(self) -> None:
+        self._sdk = asyncio.create_task(asyncio.to_thread(_import_sdk), name="mcp-import")
         for state in self.states:
             state.task = asyncio.create_task(self._run(state), name=f"mcp-{state.config.name}")
 
-    async def wait_started(self, timeout: float = CONNECT_TIMEOUT + 5) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(*(s.ready.wait() for s in self.states))
+    _sdk: asyncio.Task[None]
 
     @property
     def starting(self) -> bool:
@@ -94,6 +92,7 @@ class MCPServers:
     async def _run(self, state: ServerState) -> None:
         name = state.config.name
         try:
+            await self._sdk  # imported off the event loop: /healthz keeps answering meanwhile
             async with contextlib.AsyncExitStack() as stack:
                 async with asyncio.timeout(CONNECT_TIMEOUT):
                     session = await self._connect(state.config, stack)
@@ -162,6 +161,12 @@ class MCPServers:
             return ToolResult(cap(_result_text(result), self.output_limit), is_error=bool(result.isError))
 
         return call
+
+
+def _import_sdk() -> None:
+    import mcp  # noqa: F401 - builds its pydantic models at import: seconds on a loaded host
+    import mcp.client.stdio  # noqa: F401
+    import mcp.client.streamable_http  # noqa: F401
 
 
 def _result_text(result: Any) -> str:

@@ -76,8 +76,9 @@ def check_modules() -> None:
         sys.exit("base image is missing libraries for: " + ", ".join(missing))
 
 
-# Imported only by an agent with MCP servers (agent/tools/mcp_servers.py): left as sources, their
-# bytecode (~5 MB) would push the image past its size budget for a start-up cost only those agents pay.
+# Imported only by an agent with MCP servers (agent/tools/mcp_servers.py): shipped as bytecode alone
+# (legacy `module.pyc` beside where the source was). Sources plus bytecode (~5 MB more) would push the
+# image past its size budget; sources alone take ~10 s to import on a busy machine.
 LAZY_PACKAGES = (
     "mcp",
     "pydantic",
@@ -100,12 +101,28 @@ LAZY_PACKAGES = (
 )
 
 
+def sourceless(package: str) -> None:
+    """Compile a package in place to legacy .pyc files and drop its .py sources."""
+    if not os.path.isdir(package):
+        return
+    compileall.compile_dir(
+        package, quiet=1, workers=0, legacy=True, invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH
+    )
+    for directory, _dirs, files in os.walk(package):
+        for name in files:
+            path = os.path.join(directory, name)
+            if name.endswith(".py") and os.path.exists(path + "c"):
+                os.remove(path)
+
+
 def compile_tree(root: str) -> None:
     import re
 
     skip = [re.escape(d) for d in SKIP_DIRS]
     if root.rstrip("/").endswith("/site"):
         skip += [re.escape(f"{root.rstrip('/')}/{name}/") for name in LAZY_PACKAGES]
+        for name in LAZY_PACKAGES:
+            sourceless(os.path.join(root, name))
     ok = compileall.compile_dir(
         root,
         quiet=1,

@@ -114,7 +114,7 @@ class Box:
         self.container.remove(force=True)
         self.start()
 
-    def _wait_ready(self, timeout: float = 60.0) -> str:
+    def _wait_ready(self, timeout: float = 120.0) -> str:
         since = time.monotonic()
         while True:
             self.container.reload()
