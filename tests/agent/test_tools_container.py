@@ -65,6 +65,8 @@ def run_id(docker_client: Any) -> Iterator[str]:
         c.remove(force=True)
     for v in docker_client.volumes.list(filters={"label": f"{RUN_LABEL}={run}"}):
         v.remove(force=True)
+    for n in docker_client.networks.list(filters={"label": f"{RUN_LABEL}={run}"}):
+        n.remove()
 
 
 class Box:
@@ -86,6 +88,11 @@ class Box:
         (self.secrets / "clawpen-agent-token").chmod(0o444)
         self.secrets.chmod(0o755)
         self.volumes[str(self.secrets)] = {"bind": "/run/secrets", "mode": "ro"}
+        # Its own network, as the runtime gives every agent; the host is that network's gateway.
+        network = client.networks.create(f"tools-{run}", driver="bridge", labels={RUN_LABEL: run})
+        network.reload()
+        self.network = network.name
+        self.gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
         self.container: Any = None
         self.url = ""
         self.start()
@@ -101,7 +108,8 @@ class Box:
             tmpfs={"/tmp": "size=16m"},
             environment=self.env,
             volumes=self.volumes,
-            extra_hosts={"host.docker.internal": "host-gateway"},
+            network=self.network,
+            extra_hosts={"host.docker.internal": self.gateway},
             ports={"8080/tcp": ("127.0.0.1", None)},
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
