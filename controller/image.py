@@ -29,7 +29,14 @@ import docker
 import docker.errors
 
 from controller import __version__
-from controller.image_base import ImageBuildError, Progress, cache_root, docker_client, ensure_debian_base
+from controller.image_base import (
+    ImageBuildError,
+    Progress,
+    cache_root,
+    deb_cache,
+    docker_client,
+    ensure_debian_base,
+)
 from controller.runtime.podman import find_image
 from controller.settings import REPO_ROOT
 
@@ -81,17 +88,7 @@ def _pip_platforms() -> list[str]:
     ]
 
 
-def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Progress) -> Path:
-    """pip-install the agent's requirements for the image's Python into a cached dir on the host."""
-    reqs = requirements.read_bytes()
-    key = hashlib.sha256(reqs + str(wheel_dir).encode() + platform.machine().encode()).hexdigest()[:16]
-    target = cache_root() / "site" / key
-    if (target / ".complete").exists():
-        progress(f"agent requirements: reusing {target}")
-        return target
-    progress(f"agent requirements: installing wheels for Python {PYTHON_VERSION} into {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+def _pip_cmd(staging: Path, wheel_dir: Path | None) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -112,8 +109,30 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
         cmd += ["--platform", tag]
     if wheel_dir is not None:
         cmd += ["--no-index", "--find-links", str(wheel_dir)]
-    cmd += ["-r", str(requirements)]
+    return cmd
+
+
+def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Progress) -> Path:
+    """pip-install the agent's requirements for the image's Python into a cached dir on the host.
+
+    `requirements-nodeps.txt` beside it (when present) is installed without its declared
+    dependencies: the MCP SDK's client needs a few of them, its server and OAuth extras pull in
+    cryptography (16 MB) that the agent never imports; requirements.txt lists the ones it uses."""
+    nodeps = requirements.with_name("requirements-nodeps.txt")
+    reqs = requirements.read_bytes() + (nodeps.read_bytes() if nodeps.exists() else b"")
+    key = hashlib.sha256(reqs + str(wheel_dir).encode() + platform.machine().encode()).hexdigest()[:16]
+    target = cache_root() / "site" / key
+    if (target / ".complete").exists():
+        progress(f"agent requirements: reusing {target}")
+        return target
+    progress(f"agent requirements: installing wheels for Python {PYTHON_VERSION} into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+    cmd = _pip_cmd(staging, wheel_dir) + ["-r", str(requirements)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode == 0 and nodeps.exists():
+        nodeps_cmd = _pip_cmd(staging, wheel_dir) + ["--no-deps", "-r", str(nodeps)]
+        proc = subprocess.run(nodeps_cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         errors = [
@@ -125,12 +144,55 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
             else "; for an offline build pass --wheels DIR (a `pip download` of the requirements)"
         )
         raise ImageBuildError(f"pip could not install {requirements.name}: {(errors or ['?'])[-1]}{hint}")
-    # Console scripts point at the host's interpreter: useless in the image.
-    shutil.rmtree(staging / "bin", ignore_errors=True)
+    # Console scripts point at the host's interpreter: useless in the image. Test suites and
+    # pydantic's v1 compatibility copy are never imported by the agent: size the image does not need.
+    for junk in ("bin", "pydantic/v1", "jsonschema/tests", "jsonschema/benchmarks", "rpds/tests"):
+        shutil.rmtree(staging / junk, ignore_errors=True)
     (staging / ".complete").write_text("")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
+
+
+SHELL_PACKAGE = "busybox"
+
+
+def _candidate(package: str) -> str:
+    if shutil.which("apt-cache") is None:
+        return ""
+    proc = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
+    return next((ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("Version: ")), "")
+
+
+def stage_shell(progress: Progress) -> Path:
+    """Debian's busybox (sh and the coreutils applets, 0.8 MB) for run_command, from the deb cache or
+    `apt-get download`ed into it like the base's packages; unpacked, returned as the binary's path.
+    Debian's coreutils + dash would cost ~9 MB of the ~60 MB image budget for the same commands."""
+    dest = deb_cache()
+    dest.mkdir(parents=True, exist_ok=True)
+    version = _candidate(SHELL_PACKAGE)
+    if not version and not sorted(dest.glob(f"{SHELL_PACKAGE}_*.deb")) and shutil.which("apt-get"):
+        progress("shell: apt-get update (package lists missing)")
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        version = _candidate(SHELL_PACKAGE)
+    pattern = f"{SHELL_PACKAGE}_{version.replace(':', '%3a')}_*.deb" if version else f"{SHELL_PACKAGE}_*.deb"
+    found = sorted(dest.glob(pattern))
+    if not found and version:
+        progress(f"shell: apt-get download {SHELL_PACKAGE}={version} into {dest}")
+        subprocess.run(["apt-get", "download", f"{SHELL_PACKAGE}={version}"], cwd=dest, capture_output=True)
+        found = sorted(dest.glob(pattern))
+    if not found:
+        raise ImageBuildError(
+            f"no {SHELL_PACKAGE} .deb in {dest} and apt-get could not download one "
+            "(the agent image needs a shell for run_command)"
+        )
+    unpacked = cache_root() / "shell" / found[-1].stem
+    if not (unpacked / "bin" / "busybox").exists():
+        unpacked.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(unpacked)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ImageBuildError(f"dpkg-deb -x {found[-1].name} failed: {result.stderr.strip()}")
+    return unpacked / "bin" / "busybox"
 
 
 def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress) -> str:
@@ -157,8 +219,10 @@ def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress
     return base
 
 
-def _stage_context(site: Path) -> Path:
+def _stage_context(site: Path, shell: Path) -> Path:
     context = Path(tempfile.mkdtemp(prefix="clawpen-image-"))
+    (context / "shell").mkdir()
+    shutil.copy2(shell, context / "shell" / "busybox")
     shutil.copy2(IMAGE_FILES_DIR / "Dockerfile", context / "Dockerfile")
     shutil.copy2(IMAGE_FILES_DIR / "setup_image.py", context / "setup_image.py")
     shutil.copytree(site, context / "site", ignore=shutil.ignore_patterns(".complete"))
@@ -237,7 +301,8 @@ def _build_locked(
     base_ref = _pick_base(client, base, progress)
     base_id = find_image(client, base_ref).id
     requirements = AGENT_DIR / "requirements.txt"
-    inputs = image_inputs_hash(base_id)
+    shell = stage_shell(progress)
+    inputs = image_inputs_hash(base_id, extra=(shell.parent.parent.name,))
     previous_id: str | None = None
     try:
         current = find_image(client, tag)
@@ -249,7 +314,7 @@ def _build_locked(
         pass
 
     site = stage_site_packages(requirements, wheel_dir, progress)
-    context = _stage_context(site)
+    context = _stage_context(site, shell)
     try:
         progress(f"{tag}: building from {base_ref} (docker build --network none)")
         image_id = _run_build(

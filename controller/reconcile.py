@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
@@ -31,7 +31,15 @@ from controller.translate import ResolvedSecret, TranslateError, secret_names_fo
 
 log = logging.getLogger("clawpen.reconcile")
 
-Probe = Callable[[str], Awaitable[tuple[bool, str | None]]]
+class Health(NamedTuple):
+    """What an agent's /healthz said: ready or why not, and which of its tools failed (if any)."""
+
+    healthy: bool
+    message: str | None = None
+    tools_degraded: str | None = None
+
+
+Probe = Callable[[str], Awaitable[Health]]
 
 
 class SecretSource(Protocol):
@@ -61,20 +69,25 @@ class ReconcileResult:
     phase: str | None = None
 
 
-async def http_probe(endpoint: str) -> tuple[bool, str | None]:
-    """GET <endpoint>/healthz: (healthy, why-not)."""
+async def http_probe(endpoint: str) -> Health:
+    """GET <endpoint>/healthz: healthy, why-not, and the agent's `tools_degraded` report."""
     try:
         async with httpx.AsyncClient(timeout=1.0) as client:
             response = await client.get(f"{endpoint}/healthz")
     except httpx.HTTPError as err:
-        return False, f"/healthz did not answer ({type(err).__name__})"
+        return Health(False, f"/healthz did not answer ({type(err).__name__})")
     if response.status_code == 200:
-        return True, None
+        try:
+            body = response.json()
+            degraded = body.get("tools_degraded") if isinstance(body, dict) else None
+        except ValueError:
+            degraded = None
+        return Health(True, None, str(degraded)[:1000] if degraded else None)
     try:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return False, f"/healthz answered {response.status_code}: {str(detail)[:300]}"
+    return Health(False, f"/healthz answered {response.status_code}: {str(detail)[:300]}")
 
 
 @dataclass
@@ -168,13 +181,19 @@ class Reconciler:
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 
-        healthy, why = None, None
+        healthy, why, degraded = None, None, None
         if observed.running and observed.endpoint:
-            healthy, why = await self.probe(observed.endpoint)
+            healthy, why, degraded = await self.probe(observed.endpoint)
             if healthy:
                 self._crashes.healthy(key)
         status = derive_status(
-            agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
+            agent,
+            observed,
+            now=self.clock(),
+            plan_hash=plan.hash,
+            healthy=healthy,
+            health_message=why,
+            tools_degraded=degraded,
         )
         status, retry = await self._registered(agent, status)
         await self._write(agent, status)

@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from api.approvals import ApprovalRouter
 from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
@@ -352,7 +353,9 @@ def _agent_problem(agent: Agent | None, name: str) -> str | None:
     return not_ready(agent)
 
 
-async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str) -> None:
+async def _answer(
+    ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str, approvals: ApprovalRouter
+) -> None:
     await ws.send_json(
         {
             "role": "assistant",
@@ -373,7 +376,8 @@ async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session
         return
     # The agent keeps history per session: one agent session per team session.
     frame = ChatIn(content=decision.message, session=f"team.{team.name}.{session}"[:128])
-    await relay(_FromAgent(ws, agent.name, agent_prefix(team, decision.intent)), d, agent, frame)  # type: ignore[arg-type]
+    sink = _FromAgent(ws, agent.name, agent_prefix(team, decision.intent))
+    await relay(sink, d, agent, frame, approvals)  # type: ignore[arg-type]
 
 
 async def team_chat(ws: WebSocket) -> None:
@@ -391,7 +395,8 @@ async def team_chat(ws: WebSocket) -> None:
     sessions: dict[str, Conversation] = {}
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
     gone = asyncio.Event()
-    reader = asyncio.create_task(read_client(ws, inbox, gone))
+    approvals = ApprovalRouter(ws, d.http, error_frame)  # the routed agent's tool approvals
+    reader = asyncio.create_task(read_client(ws, inbox, gone, approvals))
 
     async def classify_fn(t: Team, message: str) -> Classification:
         return await classify_with(ws, t, message)
@@ -421,7 +426,7 @@ async def team_chat(ws: WebSocket) -> None:
                     }
                 )
                 continue
-            task = asyncio.create_task(_answer(ws, d, team, decision, frame.session))
+            task = asyncio.create_task(_answer(ws, d, team, decision, frame.session, approvals))
             waiter = asyncio.create_task(gone.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
