@@ -8,7 +8,7 @@ and the benchmark run several apps, with different homes, in one process.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection, Request
 
 from api.auth import AuthService
 from api.errors import ApiError, field_errors, invalid
+from api.usage import UsageCache
 from controller.resources import DNS1123_LABEL, Agent
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -40,6 +41,7 @@ class Deps:
     catalog: Catalog
     auth: AuthService
     http: httpx.AsyncClient | None = None  # created in the app's lifespan, used by the chat relay
+    usage: UsageCache = field(default_factory=UsageCache)  # /api/metrics, shared by its callers
 
     def key(self, name: str) -> str:
         return f"{self.settings.namespace}/{name}"

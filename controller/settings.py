@@ -46,6 +46,7 @@ class Settings:
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    import_max_bytes: int = 16 * 1024**3  # the largest agent export `import` accepts (CLAWPEN_IMPORT_MAX_BYTES)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS", "4")),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "import_max_bytes": int(e.get("CLAWPEN_IMPORT_MAX_BYTES", str(16 * 1024**3))),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

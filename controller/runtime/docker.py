@@ -49,7 +49,8 @@ from controller.runtime.base import (
     RuntimeUnavailable,
     Stats,
 )
-from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
+from controller.runtime.docker_parse import observed_from_attrs, parse_log_line
+from controller.runtime.docker_stats import StatsSampler
 from controller.runtime.docker_streams import LogStream, threaded
 
 __all__ = [
@@ -65,6 +66,8 @@ T = TypeVar("T")
 SECRETS_TARGET = "/run/secrets"
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
 STOP_TIMEOUT = 5
+STATS_WORKERS = 8  # engine stats calls in flight at once (its own pool: /api/metrics never starves the rest)
+STATS_TIMEOUT = 5.0  # seconds one stats call may take before it is reported as a timeout
 WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
@@ -122,6 +125,7 @@ class DockerRuntime:
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
         self._network_lock = threading.Lock()
+        self._stats = StatsSampler(STATS_WORKERS, STATS_TIMEOUT)
         self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -428,13 +432,19 @@ class DockerRuntime:
             yield parse_log_line(raw, stream_name)
 
     async def stats(self, key: str) -> Stats:
-        def _sample() -> dict[str, Any]:
-            container = self._require(key)
-            if not container.attrs["State"]["Running"]:
-                raise RuntimeError_(f"agent {key} is not running", reason="NotRunning")
-            return container.stats(stream=False)
+        """One usage sample, taken on the sampler's own bounded pool (never the shared one)."""
 
-        return stats_from_sample(await self._run(_sample))
+        def _sample() -> dict[str, Any]:
+            name = container_name(self.instance, key)
+            try:
+                sample: dict[str, Any] = self.client.api.stats(name, stream=False, one_shot=True)
+            except docker.errors.NotFound:
+                raise RuntimeError_(f"no container for agent {key}", reason="NotFound") from None
+            if str(sample.get("read", "")).startswith("0001-") or not sample.get("memory_stats"):
+                raise RuntimeError_(f"agent {key} is not running", reason="NotRunning")
+            return sample
+
+        return await self._stats.sample(key, lambda: self._guard(_sample))
 
     async def events(self) -> AsyncIterator[RuntimeEvent]:
         stream = await self._run(
@@ -458,6 +468,7 @@ class DockerRuntime:
             self.secrets_root.rmdir()  # only when empty: running agents keep their secret files
         except OSError:
             pass
+        self._stats.close()
         if self._owns_client and self._client is not None:
             self._client.close()
             self._client = None
