@@ -66,7 +66,10 @@ T = TypeVar("T")
 SECRETS_TARGET = "/run/secrets"
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
 STOP_TIMEOUT = 5
-STATS_WORKERS = 8  # engine stats calls in flight at once (its own pool: /api/metrics never starves the rest)
+# Engine stats calls in flight at once, on a pool of their own (/api/metrics never starves the rest).
+# Each call mostly waits for the engine's next 1 s collection tick, so the bound sets how many agents
+# one tick can answer: 50 agents take two ticks.
+STATS_WORKERS = 32
 STATS_TIMEOUT = 5.0  # seconds one stats call may take before it is reported as a timeout
 WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
@@ -134,7 +137,8 @@ class DockerRuntime:
     def client(self) -> docker.DockerClient:
         if self._client is None:
             try:
-                self._client = docker.from_env()  # honours DOCKER_HOST: Podman's socket works too
+                # honours DOCKER_HOST: Podman's socket works too. The pool holds a connection per stats worker.
+                self._client = docker.from_env(max_pool_size=STATS_WORKERS + 8)
             except docker.errors.DockerException as err:
                 raise RuntimeUnavailable(
                     f"cannot reach the Docker engine: {str(err).splitlines()[0]}"
