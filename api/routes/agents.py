@@ -143,11 +143,28 @@ async def update_agent(request: Request) -> JSONResponse:
     raise ApiError(409, f"agent {request.path_params['id']!r} kept changing; try again")
 
 
-@operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS))
+@operation(
+    Operation(
+        "Delete an agent (the controller removes its container; ?volumes=true also removes its /data and "
+        "/workspace volumes, which are kept by default)",
+        response=None,
+        status=204,
+        errors=(400, 409, 503),
+        query=(Query("volumes", {"type": "boolean"}, "also remove the agent's volumes"),),
+        tags=TAGS,
+    )
+)
 async def delete_agent(request: Request) -> Response:
     d = deps(request)
+    raw = request.query_params.get("volumes", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid([{"field": "volumes", "message": "must be true or false"}])
     agent = await d.agent(request.path_params["id"])
     await d.store.delete(Agent, agent.name, agent.metadata.namespace)
+    if raw in ("true", "1"):
+        # The controller may be removing (or still replacing) the container right now: the runtime
+        # removes it too and retries until the volumes are free.
+        await d.runtime.remove(agent.key, volumes=True)
     return Response(status_code=204)
 
 

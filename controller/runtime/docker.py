@@ -52,6 +52,7 @@ from controller.runtime.base import (
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line
 from controller.runtime.docker_stats import StatsSampler
 from controller.runtime.docker_streams import LogStream, threaded
+from controller.runtime.docker_volumes import VolumeInfo, list_agent_volumes, remove_volumes
 
 __all__ = [
     "DockerRuntime",
@@ -120,9 +121,7 @@ def _uid_gid(user: str) -> tuple[int, int] | None:
 class DockerRuntime:
     name = "docker"
 
-    def __init__(
-        self, instance: str, *, client: docker.DockerClient | None = None, secrets_root: Path | None = None
-    ):
+    def __init__(self, instance: str, *, client: docker.DockerClient | None = None, secrets_root: Path | None = None):
         self.instance = instance
         self._client = client
         self._owns_client = client is None
@@ -140,9 +139,7 @@ class DockerRuntime:
                 # honours DOCKER_HOST: Podman's socket works too. The pool holds a connection per stats worker.
                 self._client = docker.from_env(max_pool_size=STATS_WORKERS + 8)
             except docker.errors.DockerException as err:
-                raise RuntimeUnavailable(
-                    f"cannot reach the Docker engine: {str(err).splitlines()[0]}"
-                ) from None
+                raise RuntimeUnavailable(f"cannot reach the Docker engine: {str(err).splitlines()[0]}") from None
         return self._client
 
     async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -254,9 +251,7 @@ class DockerRuntime:
         mounts = self._ensure_volumes(plan)
         if file_secrets:
             mounts.append(
-                DockerMount(
-                    SECRETS_TARGET, str(self._write_secrets(plan, file_secrets)), type="bind", read_only=True
-                )
+                DockerMount(SECRETS_TARGET, str(self._write_secrets(plan, file_secrets)), type="bind", read_only=True)
             )
         else:
             self._remove_secrets(plan.key)
@@ -272,9 +267,7 @@ class DockerRuntime:
             container.start()
         return self._observe(plan.key)
 
-    def _create(
-        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str
-    ) -> Any:
+    def _create(self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str) -> Any:
         return self.client.containers.create(
             image=plan.image,
             name=container_name(self.instance, plan.key),
@@ -405,20 +398,28 @@ class DockerRuntime:
         await self._run(self._remove, key, volumes)
 
     def _remove(self, key: str, volumes: bool) -> None:
+        self._remove_container(key)
+        self._remove_secrets(key)
+        if volumes:
+            remove_volumes(
+                self.client, list(volume_names(self.instance, key).values()), lambda: self._remove_container(key)
+            )
+        self._release_network()
+
+    def _remove_container(self, key: str) -> None:
         container = self._find(key)
         if container is not None:
             try:
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
-        self._remove_secrets(key)
-        if volumes:
-            for volume in volume_names(self.instance, key).values():
-                try:
-                    self.client.volumes.get(volume).remove(force=True)
-                except docker.errors.NotFound:
-                    pass
-        self._release_network()
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        """Every named volume of this installation's agents (deleted agents' included)."""
+        return await self._run(list_agent_volumes, self.client, self.instance)
+
+    async def remove_volumes(self, names: list[str]) -> list[str]:
+        return await self._run(remove_volumes, self.client, names, lambda: None)
 
     async def remove_network(self) -> bool:
         """Drop this instance's network if no container of ours is left; True when it is gone."""
