@@ -90,6 +90,15 @@ def test_operator_is_a_single_replica_recreated_never_rolled() -> None:
     assert args[0] == "operator"
 
 
+def test_operator_names_the_agent_image() -> None:
+    """Without CLAWPEN_IMAGE every agent would run the built-in default tag, which no cluster can pull."""
+    from controller import __version__
+
+    operator = by_kind("Deployment")["clawpen-operator"]
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env.get("CLAWPEN_IMAGE") == f"clawpen/agent:{__version__}"
+
+
 def test_wiring_between_objects() -> None:
     accounts = set(by_kind("ServiceAccount"))
     roles = by_kind("ClusterRole")
