@@ -57,6 +57,8 @@ class ReconcileResult:
     action: str = "none"  # created | replaced | started | stopped | removed | failed | none
     requeue_after: float | None = None
     phase: str | None = None
+    reason: str | None = None  # why it failed (SecretMissing, InvalidSpec...), for Events
+    message: str | None = None
 
 
 async def http_probe(endpoint: str) -> tuple[bool, str | None]:
@@ -126,7 +128,7 @@ class Reconciler:
             return await self._remove_orphan(key)
         except InvalidObject as err:
             await self._write_broken(name, namespace, err.message)
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, reason="InvalidSpec", message=err.message)
 
         try:
             resolved = self.secrets.resolve(name, secret_names_for(agent, self.catalog))
@@ -137,7 +139,7 @@ class Reconciler:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, err.message)
             await self._write(agent, derive_status(agent, observed, now=self.clock(), problem=problem))
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, reason=err.reason, message=err.message)
 
         try:
             observed = await self.runtime.observe(key)
