@@ -253,3 +253,20 @@ async def run(
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )
+
+
+async def uninstall(store: Any, runtime: Runtime) -> list[str]:
+    """Prepare `kubectl delete -k deploy/kubernetes`: remove every Agent's workload, then our finalizer.
+
+    Run with the operator stopped (scale it to 0). Agents' PersistentVolumeClaims are kept (their
+    data outlives an uninstall); delete them with `kubectl delete pvc -l clawpen.dev/managed-by=clawpen`.
+    """
+    from controller.resources import Agent
+
+    for agent in await store.list(Agent, None):
+        try:
+            await runtime.remove(agent.key)
+        except RuntimeError_ as err:
+            log.warning("removing the workload of %s: %s (its finalizer is released anyway)", agent.key, err)
+    released: list[str] = await store.release_finalizer(Agent, FINALIZER)
+    return released

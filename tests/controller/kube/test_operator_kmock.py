@@ -242,3 +242,22 @@ async def test_not_ready_agents_are_rechecked_with_backoff() -> None:
     assert delays == [2.0, 4.0, 8.0, 16.0, 30, 30]  # doubling from min_requeue, capped at the resync period
     ctx.changed("default/stuck")  # a spec change: look quickly again
     assert await ctx.reconcile("default/stuck") == 2.0
+
+
+async def test_uninstall_removes_workloads_then_releases_finalizers(kmock: kmock.KubernetesEmulator) -> None:
+    """`clawpen operator --uninstall`: without it, Agents keep our finalizer once the operator is gone and
+    `kubectl delete -k deploy/kubernetes` leaves the CRD Terminating for good."""
+    kmock.resources[AGENTS] = kmock.ResourceInfo(kind="Agent", namespaced=True, subresources={"status"})
+    for namespace, name in (("default", "finn"), ("team-b", "rhea")):
+        body = agent_body(name)
+        body["metadata"].update(namespace=namespace, finalizers=[operator.FINALIZER, "other.example/keep"])
+        kmock.objects[AGENTS, namespace, name] = body
+    store, runtime = KubeStore(api_client_for(str(kmock.url))), RecordingRuntime()
+    try:
+        released = await operator.uninstall(store, runtime)
+    finally:
+        await store.close()
+    assert sorted(released) == ["default/finn", "team-b/rhea"]
+    assert sorted(runtime.removed) == ["default/finn", "team-b/rhea"]
+    for namespace, name in (("default", "finn"), ("team-b", "rhea")):
+        assert kmock.objects[AGENTS, namespace, name]["metadata"]["finalizers"] == ["other.example/keep"]
