@@ -111,8 +111,13 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        runtime_readiness: bool = False,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
+        # True: trust the runtime's own readiness (a Pod's Ready condition, fed by its readinessProbe on
+        # /healthz) instead of probing the endpoint ourselves — an operator outside the cluster cannot
+        # resolve *.svc.cluster.local, so every agent looked NotReady for ever.
+        self.runtime_readiness = runtime_readiness
         self.instance, self.image = instance, image
         self.secrets: SecretSource = secrets or NoSecrets()
         self.environ = environ if environ is not None else os.environ
@@ -152,7 +157,12 @@ class Reconciler:
             raise ReconcileRetry(str(err)) from err
 
         healthy, why = None, None
-        if observed.running and observed.endpoint:
+        if observed.running and self.runtime_readiness and observed.healthy is not None:
+            healthy = observed.healthy
+            why = None if healthy else "the pod is not Ready (its readinessProbe on /healthz fails)"
+            if healthy:
+                self._crashes.healthy(key)
+        elif observed.running and observed.endpoint:
             healthy, why = await self.probe(observed.endpoint)
             if healthy:
                 self._crashes.healthy(key)
