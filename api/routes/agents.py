@@ -9,6 +9,7 @@ stats and health.
 from __future__ import annotations
 
 import asyncio
+import random
 
 import httpx
 from pydantic import BaseModel
@@ -130,7 +131,10 @@ async def get_agent(request: Request) -> JSONResponse:
 async def update_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentUpdate)
-    for _ in range(5):
+    # Without resource_version the update applies to whatever is current: a stale read (the controller
+    # or another client wrote in between) is re-read and re-applied, with a growing, jittered pause so
+    # concurrent writers spread out instead of colliding again (5 tries × 10 ms still gave 409s).
+    for attempt in range(UPDATE_ATTEMPTS):
         current = await d.agent(request.path_params["id"])
         updated = agent_from_update(current, body)
         _check_catalog(d, updated)
@@ -139,8 +143,11 @@ async def update_agent(request: Request) -> JSONResponse:
         except Conflict:
             if body.resource_version is not None:
                 raise  # the client asked for exactly that version: a stale one is its 409
-            await asyncio.sleep(0.01)  # the controller wrote status in between: apply again to the new one
+            await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
     raise ApiError(409, f"agent {request.path_params['id']!r} kept changing; try again")
+
+
+UPDATE_ATTEMPTS = 20
 
 
 @operation(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,3 +102,31 @@ def test_full_disk_is_507_and_read_only_home_is_503(tmp_path: Path, tmpfs_home: 
         assert httpx.get(f"{server.url}/api/agents/before", headers=headers).status_code == 200  # nothing corrupted
     finally:
         server.stop()
+
+
+def test_put_without_resource_version_wins_under_contention(plain: tuple[ServerThread, dict[str, str]]) -> None:
+    """Updates without resource_version apply to the current object: stale reads are retried, not 409s."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from controller.resources import Agent, AgentStatus, Phase
+
+    server, headers = plain
+    assert httpx.post(f"{server.url}/api/agents", json={"name": "contended"}, headers=headers).status_code == 201
+    store = server.app.state.deps.store
+    stop = False
+
+    def controller_writes() -> None:  # what a busy controller does meanwhile: status writes bump the version
+        while not stop:
+            server.call(store.update_status(Agent, "contended", AgentStatus(phase=Phase.STARTING)))
+            time.sleep(0.005)
+
+    def put(i: int) -> int:
+        body = {"config": {"env_vars": {f"K{i}": "v"}}}
+        return httpx.put(f"{server.url}/api/agents/contended", json=body, headers=headers, timeout=30).status_code
+
+    with ThreadPoolExecutor(17) as pool:
+        writer = pool.submit(controller_writes)
+        codes = list(pool.map(put, range(32)))
+        stop = True
+        writer.result()
+    assert codes == [200] * 32, codes
