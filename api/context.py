@@ -19,6 +19,7 @@ from starlette.requests import HTTPConnection, Request
 from api.auth import AuthService
 from api.errors import ApiError, field_errors, invalid
 from api.usage import UsageCache
+from controller.agent_token import AgentTokens
 from controller.resources import DNS1123_LABEL, Agent
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -43,6 +44,7 @@ class Deps:
     auth: AuthService
     http: httpx.AsyncClient | None = None  # created in the app's lifespan, used by the chat relay
     usage: UsageCache = field(default_factory=UsageCache)  # /api/metrics, shared by its callers
+    tokens: AgentTokens | None = None  # each agent's bearer token for its chat contract
 
     def key(self, name: str) -> str:
         return f"{self.settings.namespace}/{name}"
