@@ -89,7 +89,8 @@ def test_a_stopped_agent_is_left_out_not_an_error(
 ) -> None:
     gw = docker_gateway
     docker_client.containers.get(f"clawpen_{gw.runtime.instance}_default_busy0").stop(timeout=1)
-    gw.server.app.state.deps.usage.ttl = 0  # a fresh gathering
+    usage = gw.server.app.state.deps.usage
+    usage.ttl = usage.stale = 0  # a fresh gathering, not the summary kept from the test above
     answer = httpx.get(f"{gw.server.url}/api/metrics", headers=gw.http.headers, timeout=30)
     assert answer.status_code == 200, answer.text
     assert {m["id"] for m in answer.json()["agents"]} == {f"busy{i}" for i in range(1, AGENTS)}
