@@ -259,7 +259,7 @@ async def uninstall(store: Any, runtime: Runtime) -> list[str]:
     """Prepare `kubectl delete -k deploy/kubernetes`: remove every Agent's workload, then our finalizer.
 
     Run with the operator stopped (scale it to 0). Agents' PersistentVolumeClaims are kept (their
-    data outlives an uninstall); delete them with `kubectl delete pvc -l clawpen.dev/managed-by=clawpen`.
+    data outlives an uninstall); delete them with `kubectl delete pvc -A -l clawpen.dev/managed-by=clawpen`.
     """
     from controller.resources import Agent
 
