@@ -107,7 +107,7 @@ def main() -> None:
         status = AgentStatus(phase=Phase.RUNNING, endpoint=chat_agent.url)
         server.call(store.update_status(Agent, "talker", status))
         big = json.dumps({"content": "x" * 600_000})
-        rss_before = rss_mb()
+        rss_before = peak = rss_mb()
         sent, code = 0, None
         with connect(f"{server.ws_url}/api/agents/talker/chat?token={token}", max_size=None) as ws:
             ws.send(json.dumps({"content": "slow"}))
@@ -116,12 +116,14 @@ def main() -> None:
                 for _ in range(args.frames):
                     ws.send(big)
                     sent += 1
-                time.sleep(2)  # let the gateway take in what was sent
             except ConnectionClosed:
                 pass
+            for _ in range(80):  # let the gateway take in what was sent; keep the peak
+                peak = max(peak, rss_mb())
+                time.sleep(0.1)
             code = ws.close_code
         print(f"chat flood: {sent} frames of 600 KB sent while a reply streams; close code {code}")
-        print(f"  RSS {rss_before:.0f} -> {rss_mb():.0f} MiB")
+        print(f"  RSS {rss_before:.0f} MiB before, peak {peak:.0f} MiB within 8 s")
     finally:
         server.stop()
         chat_agent.stop()
