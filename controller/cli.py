@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "image",  # image build
     "gateway",  # up (controller + gateway), gateway, admin set-password
     "chat",  # chat NAME: interactive streamed chat with an agent
+    "volumes",  # volumes list|prune: agent volumes, deleted agents' included
     "secrets",  # secrets set, list, delete, rotate-key
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
     "operator",  # operator (kopf, Kubernetes mode)

@@ -58,6 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLAWPEN_WORKERS", "int", "reconcile workers", "4"),
     Setting("CLAWPEN_WATCH", "str", "file store watch mechanism", "inotify", choices=("inotify", "poll")),
     Setting("CLAWPEN_SNAPSHOT_RETENTION", "int", "snapshots kept per agent (0 = all)", "0"),
+    Setting("CLAWPEN_IMPORT_MAX_BYTES", "int", "largest archive `import` accepts (413 above)", "17179869184"),
     Setting("CLAWPEN_WHEELS", "path", "local wheel directory for offline image builds", ""),
     # gateway and auth
     Setting("CLAWPEN_REGISTRATION", "bool", "allow POST /auth/register", "false"),

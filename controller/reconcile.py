@@ -67,6 +67,8 @@ class ReconcileResult:
     action: str = "none"  # created | replaced | started | stopped | removed | failed | none
     requeue_after: float | None = None
     phase: str | None = None
+    reason: str | None = None  # why it failed (SecretMissing, InvalidSpec...), for Events
+    message: str | None = None
 
 
 async def http_probe(endpoint: str) -> Health:
@@ -124,10 +126,15 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        runtime_readiness: bool = False,
         bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
+        # True: trust the runtime's own readiness (a Pod's Ready condition, fed by its readinessProbe on
+        # /healthz) instead of probing the endpoint ourselves — an operator outside the cluster cannot
+        # resolve *.svc.cluster.local, so every agent looked NotReady for ever.
+        self.runtime_readiness = runtime_readiness
         self.instance, self.image = instance, image
         self.secrets: SecretSource = secrets or NoSecrets()
         self.environ = environ if environ is not None else os.environ
@@ -145,7 +152,7 @@ class Reconciler:
             return await self._remove_orphan(key)
         except InvalidObject as err:
             await self._write_broken(name, namespace, err.message)
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, reason="InvalidSpec", message=err.message)
 
         try:
             token = await self.tokens.ensure(key) if self.tokens is not None else None
@@ -169,7 +176,9 @@ class Reconciler:
                 agent, derive_status(agent, observed, now=self.clock(), problem=problem)
             )
             await self._write(agent, status)
-            return ReconcileResult(action="failed", phase=Phase.FAILED, requeue_after=retry)
+            return ReconcileResult(
+                action="failed", phase=Phase.FAILED, requeue_after=retry, reason=err.reason, message=err.message
+            )
 
         try:
             observed = await self.runtime.observe(key)
@@ -182,7 +191,12 @@ class Reconciler:
             raise ReconcileRetry(str(err)) from err
 
         healthy, why, degraded = None, None, None
-        if observed.running and observed.endpoint:
+        if observed.running and self.runtime_readiness and observed.healthy is not None:
+            healthy = observed.healthy
+            why = None if healthy else "the pod is not Ready (its readinessProbe on /healthz fails)"
+            if healthy:
+                self._crashes.healthy(key)
+        elif observed.running and observed.endpoint:
             healthy, why, degraded = await self.probe(observed.endpoint)
             if healthy:
                 self._crashes.healthy(key)

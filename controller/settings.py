@@ -52,6 +52,7 @@ class Settings:
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    import_max_bytes: int = 16 * 1024**3  # the largest agent export `import` accepts (CLAWPEN_IMPORT_MAX_BYTES)
     andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
     andor_register: bool = True
 
@@ -70,6 +71,7 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS", "4")),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "import_max_bytes": int(e.get("CLAWPEN_IMPORT_MAX_BYTES", str(16 * 1024**3))),
             "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
             "andor_register": _flag(
                 e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True

@@ -77,6 +77,8 @@ def _phase(
     if obs.running:
         if healthy:
             return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"
+        if obs.error and obs.state[:1].isupper():  # a runtime's own reason: Unschedulable, ImagePullBackOff...
+            return Phase.PENDING, False, obs.state, obs.error
         why = health_message or "waiting for the agent's /healthz"
         return Phase.STARTING, False, "Starting" if healthy is None else "NotReady", why
     if obs.state == "restarting":

@@ -68,6 +68,8 @@ def build_reconciler(
         secrets=open_secrets(settings),
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
+        # Outside the cluster (no in-cluster service env) the agents' Service names do not resolve.
+        runtime_readiness=settings.runtime == "kubernetes" and "KUBERNETES_SERVICE_HOST" not in os.environ,
         bridge=open_bridge(settings),
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+import random
 
 import httpx
 from pydantic import BaseModel
@@ -136,7 +137,10 @@ async def get_agent(request: Request) -> JSONResponse:
 async def update_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentUpdate)
-    for _ in range(5):
+    # Without resource_version the update applies to whatever is current: a stale read (the controller
+    # or another client wrote in between) is re-read and re-applied, with a growing, jittered pause so
+    # concurrent writers spread out instead of colliding again (5 tries × 10 ms still gave 409s).
+    for attempt in range(UPDATE_ATTEMPTS):
         current = await d.agent(request.path_params["id"])
         updated = agent_from_update(current, body)
         _check_catalog(d, updated)
@@ -145,15 +149,35 @@ async def update_agent(request: Request) -> JSONResponse:
         except Conflict:
             if body.resource_version is not None:
                 raise  # the client asked for exactly that version: a stale one is its 409
-            await asyncio.sleep(0.01)  # the controller wrote status in between: apply again to the new one
+            await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
     raise ApiError(409, f"agent {request.path_params['id']!r} kept changing; try again")
 
 
-@operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS))
+UPDATE_ATTEMPTS = 20
+
+
+@operation(
+    Operation(
+        "Delete an agent (the controller removes its container; ?volumes=true also removes its /data and "
+        "/workspace volumes, which are kept by default)",
+        response=None,
+        status=204,
+        errors=(400, 409, 503),
+        query=(Query("volumes", {"type": "boolean"}, "also remove the agent's volumes"),),
+        tags=TAGS,
+    )
+)
 async def delete_agent(request: Request) -> Response:
     d = deps(request)
+    raw = request.query_params.get("volumes", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid([{"field": "volumes", "message": "must be true or false"}])
     agent = await d.agent(request.path_params["id"])
     await d.store.delete(Agent, agent.name, agent.metadata.namespace)
+    if raw in ("true", "1"):
+        # The controller may be removing (or still replacing) the container right now: the runtime
+        # removes it too and retries until the volumes are free.
+        await d.runtime.remove(agent.key, volumes=True)
     return Response(status_code=204)
 
 

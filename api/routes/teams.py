@@ -36,7 +36,7 @@ from api.errors import ApiError
 from api.openapi import Operation, operation
 from api.paging import PAGE_QUERY, paginate
 from api.routes.secrets import secret_store
-from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
+from api.routes.ws import error_frame, new_inbox, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
 from controller.resources import DNS1123_LABEL, Agent, Team
 from controller.secrets import SecretError
@@ -393,7 +393,7 @@ async def team_chat(ws: WebSocket) -> None:
         return
     await ws.send_json(_welcome(team))
     sessions: dict[str, Conversation] = {}
-    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    inbox = new_inbox()
     gone = asyncio.Event()
     approvals = ApprovalRouter(ws, d.http, error_frame)  # the routed agent's tool approvals
     reader = asyncio.create_task(read_client(ws, inbox, gone, approvals))

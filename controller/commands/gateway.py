@@ -35,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port to listen on (default 3000)")
         p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        if with_controller:
+            p.add_argument(
+                "--standby",
+                action="store_true",
+                help="if another controller holds this home, wait and take over when it stops (default: refuse)",
+            )
         p.set_defaults(handler=run_up if with_controller else run_gateway)
 
     admin = sub.add_parser("admin", help="administer the gateway's login")
@@ -138,7 +144,16 @@ def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     return open_store(settings), open_runtime(settings), catalog
 
 
-async def serve(settings: Settings, *, with_controller: bool, log_level: str = "info") -> None:
+async def serve(
+    settings: Settings, *, with_controller: bool, log_level: str = "info", standby: bool = False
+) -> None:
+    from controller.lease import hold_lease
+
+    async with hold_lease(settings, enabled=with_controller, standby=standby):
+        await _serve(settings, with_controller=with_controller, log_level=log_level)
+
+
+async def _serve(settings: Settings, *, with_controller: bool, log_level: str) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -202,7 +217,7 @@ def _configure_logging(level: str) -> None:
 
 async def run_up(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
-    await serve(_settings(args), with_controller=True, log_level=args.log_level)
+    await serve(_settings(args), with_controller=True, log_level=args.log_level, standby=args.standby)
     return 0
 
 

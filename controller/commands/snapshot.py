@@ -183,10 +183,11 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(settings())
+    cfg = settings()
+    store = open_store(cfg)
     try:
         with _progress() as progress, _open_input(args.file) as src:
-            agent = await import_agent(store, _snaps(), src, args.name, progress)
+            agent = await import_agent(store, _snaps(), src, args.name, progress, max_bytes=cfg.import_max_bytes)
     finally:
         await store.close()
     print(f"agent/{agent.name} imported")

@@ -111,8 +111,11 @@ def parse_log_line(raw: str, stream: Literal["stdout", "stderr"]) -> LogLine:
     return LogLine(timestamp=timestamp, level=level, message=message, stream=stream)
 
 
-def stats_from_sample(sample: dict[str, Any]) -> Stats:
-    """Compute what `docker stats` shows from one engine sample (cgroup v1 and v2 shapes)."""
+def stats_from_sample(sample: dict[str, Any], *, first: bool = False) -> Stats:
+    """Compute what `docker stats` shows from one engine sample (cgroup v1 and v2 shapes).
+
+    `first`: there is no earlier reading to measure CPU against (a one-shot sample), so CPU is 0.
+    """
     memory = sample.get("memory_stats") or {}
     detail = memory.get("stats") or {}
     # Page cache is reclaimable: subtract it the way the docker CLI does.
@@ -123,7 +126,8 @@ def stats_from_sample(sample: dict[str, Any]) -> Stats:
     cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
     system_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
-    cpu_percent = (cpu_delta / system_delta) * cpus * 100.0 if cpu_delta > 0 and system_delta > 0 else 0.0
+    measurable = not first and cpu_delta > 0 and system_delta > 0
+    cpu_percent = (cpu_delta / system_delta) * cpus * 100.0 if measurable else 0.0
     networks = (sample.get("networks") or {}).values()
     return Stats(
         memory_mb=usage / 2**20,

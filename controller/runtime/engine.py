@@ -45,7 +45,7 @@ def engine_from_env(environ: Mapping[str, str]) -> Engine:
     return Engine(url=url, remote=remote, host=host, publish_address=publish, endpoint_host=endpoint)
 
 
-def engine_client(environment: Mapping[str, str] | None = None) -> Any:
+def engine_client(environment: Mapping[str, str] | None = None, max_pool_size: int | None = None) -> Any:
     """A docker SDK client for the engine the environment names (DOCKER_HOST, DOCKER_TLS_VERIFY,
     DOCKER_CERT_PATH), like docker.from_env() — except that a TLS engine's own CA is really used.
 
@@ -56,6 +56,8 @@ def engine_client(environment: Mapping[str, str] | None = None) -> Any:
     import docker
 
     kwargs = docker.utils.kwargs_from_env(environment=dict(environment) if environment is not None else None)
+    if max_pool_size is not None:
+        kwargs["max_pool_size"] = max_pool_size
     client = docker.DockerClient(version=docker.constants.MINIMUM_DOCKER_API_VERSION, **kwargs)
     if isinstance(client.api.verify, str):
         client.api.trust_env = False
