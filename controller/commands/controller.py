@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from controller import presence
 from controller.commands._common import settings
 from controller.wiring import build_controller, open_runtime, open_store
 
@@ -34,8 +35,10 @@ async def cmd_controller(args: argparse.Namespace) -> int:
         "controller up: store=%s (%s) runtime=%s instance=%s", cfg.store, cfg.home, cfg.runtime, cfg.instance
     )
     try:
-        await controller.run()
+        with presence.announce(cfg.home, "controller"):
+            await controller.run()
     finally:
+        logging.getLogger("clawpen").info("controller stopped; agents keep running: `clawpen down` stops them")
         await runtime.close()
         await store.close()
     return 0
