@@ -352,8 +352,9 @@ async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session
         agent = None
     problem = _agent_problem(agent, decision.agent)
     if problem or agent is None:
-        frame = {**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent, "done": True}
-        await ws.send_json(frame)
+        await ws.send_json(
+            {**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent, "done": True}
+        )
         return
     # The agent keeps history per session: one agent session per team session.
     frame = ChatIn(content=decision.message, session=f"team.{team.name}.{session}"[:128])
