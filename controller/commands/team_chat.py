@@ -66,8 +66,9 @@ def _print_frame(frame: dict[str, Any], tty: bool) -> bool:
         return False
     if kind == "clarification":
         print(frame.get("content", ""))
-        for i, option in enumerate(frame.get("options") or [], start=1):
-            print(f"  {i}. {option.get('intent')} ({option.get('agent')}): {option.get('description', '')}")
+        picks = [f"{i}={o.get('intent')} ({o.get('agent')})" for i, o in enumerate(frame.get("options") or [], 1)]
+        if picks:
+            print("answer with a number or a name: " + ", ".join(picks), file=sys.stderr)
         return True
     if frame.get("error"):
         who = f" [{frame['from_agent']}]" if frame.get("from_agent") else ""
