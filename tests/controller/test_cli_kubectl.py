@@ -47,7 +47,9 @@ def home(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def cli(home: Path) -> Cli:
-    def run(*args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         full_env = {**os.environ, "CLAWPEN_HOME": str(home), **(env or {})}
         full_env.pop("CLAWPEN_TOKEN", None)
         return subprocess.run(
