@@ -45,6 +45,23 @@ def test_the_quickstart_has_the_two_shells() -> None:
     assert blocks[0].strip().splitlines()[0].startswith("make deps")  # .venv exists before it is used
 
 
+def test_every_setting_the_code_reads_is_documented() -> None:
+    """Each CLAWPEN_* variable read by the controller, gateway or CLI is in the README's settings
+    table (the ones translate() writes for the agent program inside a container are its contract
+    with the agent, not settings)."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme.split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
+    agent_contract = set(re.findall(r'"(CLAWPEN_[A-Z_]+)"', (ROOT / "controller" / "translate.py").read_text()))
+    read: set[str] = set()
+    for path in [*(ROOT / "controller").rglob("*.py"), *(ROOT / "api").rglob("*.py")]:
+        text = path.read_text()
+        read |= set(re.findall(r"""(?:environ|env|e)(?:\.get\(|\[)\s*["'](CLAWPEN_[A-Z_]+)""", text))
+        read |= set(re.findall(r"""^[A-Z_]+ = ["'](CLAWPEN_[A-Z_]+)["']""", text, flags=re.M))
+    missing = sorted(name for name in read - agent_contract if f"`{name}`" not in table)
+    assert not missing, f"settings read by the code but not in the README's settings table: {missing}"
+    assert "CLAWPEN_TEAMS_DIR" in read
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
