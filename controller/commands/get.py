@@ -180,6 +180,11 @@ async def cmd_get(args: argparse.Namespace) -> int:
     warn_without_controller()
     catalog = _catalog_or_none()
     store = open_store(settings())
+    followers: list[asyncio.Task[None]] = []
+    changed: asyncio.Queue[tuple[type[Resource], str]] = asyncio.Queue()
+    if args.watch:  # subscribe before listing: a change between the list and the watch is not lost
+        followers = [asyncio.create_task(_follow(store, cls, changed)) for cls in classes]
+        await asyncio.sleep(0)
     try:
         found: dict[type[Resource], list[Any]] = {}
         for cls in classes:
@@ -217,9 +222,11 @@ async def cmd_get(args: argparse.Namespace) -> int:
         for cls, b in broken:
             print(f"error: {cls.KIND.lower()} {b.name}: {b.error}", file=sys.stderr)
         if args.watch:
-            await _watch(store, classes, names, namespace, selector, args.output, catalog)
+            await _watch(store, changed, names, namespace, selector, args.output, catalog)
         return 1 if broken and not any(found.values()) else 0
     finally:
+        for task in followers:
+            task.cancel()
         await store.close()
 
 
@@ -253,9 +260,14 @@ async def changes(store: Store, cls: type[Resource]) -> AsyncIterator[str]:
             await watcher.close()
 
 
+async def _follow(store: Store, cls: type[Resource], queue: asyncio.Queue[tuple[type[Resource], str]]) -> None:
+    async for name in changes(store, cls):
+        await queue.put((cls, name))
+
+
 async def _watch(
     store: Store,
-    classes: list[type[Resource]],
+    queue: asyncio.Queue[tuple[type[Resource], str]],
     names: list[str],
     namespace: str,
     selector: Any,
@@ -265,40 +277,29 @@ async def _watch(
     """One line (or document) per change, as `kubectl get -w` prints them."""
     from controller.store.base import NotFound
 
-    queue: asyncio.Queue[tuple[type[Resource], str]] = asyncio.Queue()
-
-    async def follow(cls: type[Resource]) -> None:
-        async for name in changes(store, cls):
-            await queue.put((cls, name))
-
-    tasks = [asyncio.create_task(follow(cls)) for cls in classes]
     last: dict[tuple[type[Resource], str], str] = {}
-    try:
-        while True:
-            cls, name = await queue.get()
-            if names and name not in names:
+    while True:
+        cls, name = await queue.get()
+        if names and name not in names:
+            continue
+        try:
+            obj = await store.get(cls, name, namespace)
+        except NotFound:
+            line = f"{cls.KIND.lower()}/{name} deleted"
+        except Exception as err:  # noqa: BLE001 - a broken file is a line, not the end of the watch
+            line = f"{cls.KIND.lower()}/{name} invalid: {err}"
+        else:
+            if not matches(obj.metadata.labels, selector):
                 continue
-            try:
-                obj = await store.get(cls, name, namespace)
-            except NotFound:
-                line = f"{cls.KIND.lower()}/{name} deleted"
-            except Exception as err:  # noqa: BLE001 - a broken file is a line, not the end of the watch
-                line = f"{cls.KIND.lower()}/{name} invalid: {err}"
+            if output in ("yaml", "json"):
+                line = render(obj.dump(), output).rstrip() + ("\n---" if output == "yaml" else "")
+            elif output.startswith("jsonpath="):
+                line = jsonpath(obj.dump(), output[9:])
             else:
-                if not matches(obj.metadata.labels, selector):
-                    continue
-                if output in ("yaml", "json"):
-                    line = render(obj.dump(), output).rstrip() + ("\n---" if output == "yaml" else "")
-                elif output.startswith("jsonpath="):
-                    line = jsonpath(obj.dump(), output[9:])
-                else:
-                    line = _format(cls, [obj], output, catalog, headers=False)
-            if last.get((cls, name)) != line:  # a rewrite with the same visible state is not news
-                last[(cls, name)] = line
-                print(line, flush=True)
-    finally:
-        for task in tasks:
-            task.cancel()
+                line = _format(cls, [obj], output, catalog, headers=False)
+        if last.get((cls, name)) != line:  # a rewrite with the same visible state is not news
+            last[(cls, name)] = line
+            print(line, flush=True)
 
 
 # ---- describe -----------------------------------------------------------------------------------
