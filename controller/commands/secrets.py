@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.set_defaults(handler=cmd_list)
 
     p = cmds.add_parser("delete", help="delete a secret")
-    p.add_argument("name")
+    p.add_argument("name", help="the secret's name")
     p.add_argument("--agent", help="the agent that owns it (default: a global secret)")
     p.set_defaults(handler=cmd_delete)
 
