@@ -167,7 +167,16 @@ def _status_error(cfg: ProviderConfig, status: int, headers: httpx.Headers, body
 
 def _transport_error(cfg: ProviderConfig, err: httpx.HTTPError, started: bool) -> ProviderError:
     if isinstance(err, httpx.ConnectTimeout | httpx.ConnectError):
-        return ProviderError(cfg.name, "connect", f"cannot connect to {cfg.base_url} ({type(err).__name__})")
+        hint = ""
+        if "host.docker.internal" in cfg.base_url:
+            # The common first-run problem: Ollama & co. listen on the host's 127.0.0.1 by default,
+            # which is not reachable from a container. Say what to do, where the user looks first.
+            hint = (
+                "; a model server on the host must listen where containers reach it, not only on its "
+                "127.0.0.1 (e.g. OLLAMA_HOST=0.0.0.0 ollama serve), or set the provider's base URL "
+                "(see the README Quickstart)"
+            )
+        return ProviderError(cfg.name, "connect", f"cannot connect to {cfg.base_url} ({type(err).__name__}){hint}")
     if isinstance(err, httpx.TimeoutException):
         what = "the next chunk" if started else "a response"
         return ProviderError(cfg.name, "timeout", f"no answer: timed out after {cfg.timeout:g}s waiting for {what}")

@@ -166,3 +166,46 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class JsonTooLarge:
+    """Starlette's body limit answers 413 in plain text; the API promises JSON errors everywhere.
+    This rewrites that one response (whether the limit tripped on Content-Length or mid-stream)."""
+
+    def __init__(self, app: ASGIApp, max_body_size: int) -> None:
+        self.app = app
+        self.body = json.dumps(
+            {"error": "request body too large", "detail": f"the limit is {max_body_size} bytes"}
+        ).encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rewriting = False
+
+        async def send_json_413(message: Message) -> None:
+            nonlocal rewriting
+            if message["type"] == "http.response.start" and message["status"] == 413:
+                headers = dict(message.get("headers") or [])
+                if not headers.get(b"content-type", b"").startswith(b"application/json"):
+                    rewriting = True
+                    await send(
+                        {
+                            "type": "http.response.start",
+                            "status": 413,
+                            "headers": [
+                                (b"content-type", b"application/json"),
+                                (b"content-length", str(len(self.body)).encode()),
+                                (b"connection", b"close"),
+                            ],
+                        }
+                    )
+                    return
+            if rewriting and message["type"] == "http.response.body":
+                if not message.get("more_body"):
+                    await send({"type": "http.response.body", "body": self.body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, send_json_413)

@@ -17,7 +17,12 @@ from controller import __version__
 
 # Modules under controller/commands that each define register(subparsers).
 COMMAND_MODULES = [
-    "resources",  # apply, get, describe, delete, start, stop, logs
+    "get",  # get (-w, -l, -o), describe, wait
+    "resources",  # apply, diff, delete, start, stop, restart, logs
+    "edit",  # edit NAME ($EDITOR, validated on save)
+    "status",  # status (controller/gateway up? where? how many agents?), down, top
+    "explain",  # explain agent.spec.resources (from the pydantic models)
+    "completion",  # completion bash|zsh|fish
     "controller",  # controller
     "image",  # image build
     "gateway",  # up (controller + gateway), gateway, admin set-password

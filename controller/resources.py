@@ -133,9 +133,14 @@ class ObjectMeta(Model):
 class Resources(Model):
     """Either a preset or explicit limits; explicit fields override the preset's."""
 
-    preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = None
-    memory_mb: int | None = Field(default=None, ge=1, le=65536, alias="memoryMB")
-    cpu: float | None = Field(default=None, gt=0, le=128)
+    preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = Field(
+        default=None,
+        description="a named size (nano 256 MiB/0.25 CPU ... xlarge); memoryMB and cpu override its values",
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=1, le=65536, alias="memoryMB", description="memory limit in MiB (OOM-killed above it)"
+    )
+    cpu: float | None = Field(default=None, gt=0, le=128, description="CPU limit in cores (0.5 = half a core)")
 
     def effective(self, default_memory_mb: int, default_cpu: float) -> tuple[int, float]:
         memory, cpu = PRESETS[self.preset] if self.preset else (default_memory_mb, default_cpu)
@@ -145,8 +150,10 @@ class Resources(Model):
 class SecretRef(Model):
     """A secret the agent receives as /run/secrets/NAME (or, when asEnv, as an env variable)."""
 
-    name: SecretName
-    as_env: bool = False
+    name: SecretName = Field(description="the secret's name in the secret store (`clawpen secrets set NAME`)")
+    as_env: bool = Field(
+        default=False, description="also expose it as an environment variable (visible in docker inspect; avoid)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -157,9 +164,9 @@ class SecretRef(Model):
 class VolumeMount(Model):
     """An extra mount: a named volume (plain name) or an absolute host path."""
 
-    source: str = Field(min_length=1, max_length=4096)
-    target: str = Field(min_length=1, max_length=4096)
-    read_only: bool = False
+    source: str = Field(min_length=1, max_length=4096, description="a named volume, or an absolute host path")
+    target: str = Field(min_length=1, max_length=4096, description="absolute path inside the container")
+    read_only: bool = Field(default=False, description="mount read-only")
 
     @field_validator("target")
     @classmethod
@@ -262,20 +269,46 @@ class ToolsSpec(Model):
 
 
 class AgentSpec(Model):
-    template: str | None = Field(default=None, max_length=128, description="key in templates/agents.yaml")
-    provider: str | None = Field(default=None, max_length=64, description="key in templates/providers.yaml")
-    model: str | None = Field(default=None, max_length=256)
-    base_url: str | None = Field(default=None, alias="baseURL", max_length=2048)
-    resources: Resources | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: list[SecretRef] = Field(default_factory=list)
-    volumes: list[VolumeMount] = Field(default_factory=list)
-    restart_policy: RestartPolicy = "unless-stopped"
-    state: DesiredState = DesiredState.RUNNING
-    image: str | None = Field(default=None, max_length=512)
-    project: str | None = Field(default=None, max_length=128)
-    tags: list[str] = Field(default_factory=list, max_length=64)
-    system_prompt: str | None = Field(default=None, max_length=65536)
+    """The agent's desired configuration; the controller makes it true. Unset fields come from the template."""
+
+    template: str | None = Field(
+        default=None, max_length=128, description="key in templates/agents.yaml; its config are the defaults"
+    )
+    provider: str | None = Field(
+        default=None, max_length=64, description="key in templates/providers.yaml (default: the template's)"
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="model id (default: the template's, or the provider's default_model when provider is set here)",
+    )
+    base_url: str | None = Field(
+        default=None, alias="baseURL", max_length=2048, description="the provider's API URL, instead of the catalog's"
+    )
+    resources: Resources | None = Field(default=None, description="memory and CPU limits (default: the template's)")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment variables for the agent (CLAWPEN_* is reserved)"
+    )
+    secrets: list[SecretRef] = Field(
+        default_factory=list, description="secrets mounted read-only at /run/secrets/NAME (names or {name, asEnv})"
+    )
+    volumes: list[VolumeMount] = Field(
+        default_factory=list, description="extra mounts besides /data and /workspace (kept across replacements)"
+    )
+    restart_policy: RestartPolicy = Field(
+        default="unless-stopped", description="the container's restart policy (Docker's names)"
+    )
+    state: DesiredState = Field(
+        default=DesiredState.RUNNING, description="desired state: Running or Stopped (clawpen start/stop set it)"
+    )
+    image: str | None = Field(
+        default=None, max_length=512, description="the container image (default: CLAWPEN_IMAGE, the agent image)"
+    )
+    project: str | None = Field(default=None, max_length=128, description="a grouping name (API ?project= filter)")
+    tags: list[str] = Field(default_factory=list, max_length=64, description="free-form tags (API ?tag= filter)")
+    system_prompt: str | None = Field(
+        default=None, max_length=65536, description="the agent's system prompt (default: the template's)"
+    )
     tools: ToolsSpec | None = Field(default=None, description="tool calling: built-ins, MCP servers, approval")
 
     @field_validator("env")

@@ -45,7 +45,10 @@ class Settings:
     namespace: str = "default"
     image: str = f"clawpen/agent:{__version__}"
     templates_dir: Path = field(default_factory=_templates_dir)
-    teams_dir: Path = REPO_ROOT / "teams"
+    # Off by default: Team resources in the store are the one source of truth (the repo's teams/
+    # are examples that `clawpen apply -f teams/` brings in). Set CLAWPEN_TEAMS_DIR to also serve a
+    # directory of the seed's TOML team files, re-read when they change.
+    teams_dir: Path | None = None
     resync_seconds: float = 30.0
     workers: int = 4
     host: str = "127.0.0.1"

@@ -166,9 +166,18 @@ def _secret_mounts(
             f"(set with `clawpen secrets set NAME [--agent {agent.metadata.name}]`)",
         )
     # The provider's key is mounted when the store has it, even if not listed: it is what the agent
-    # needs to work, and listing it again in every manifest is noise. Absent, the agent reports it.
-    if provider.env_key and provider.env_key not in wanted and provider.env_key in resolved:
-        wanted[provider.env_key] = False
+    # needs to work, and listing it again in every manifest is noise. Absent and required, the agent
+    # could never become ready: say so now (Failed, SecretMissing) rather than "Starting" forever;
+    # setting the secret re-reconciles the agent (the secret watcher knows it wants this name).
+    if provider.env_key and provider.env_key not in wanted:
+        if provider.env_key in resolved:
+            wanted[provider.env_key] = False
+        elif not provider.key_optional:
+            raise TranslateError(
+                "SecretMissing",
+                f"provider {provider.name} needs the secret {provider.env_key}, which is not set "
+                f"(`clawpen secrets set {provider.env_key}`; the value is read from stdin or a prompt)",
+            )
     return tuple(
         SecretMount(name=name, scope=resolved[name].scope, version=resolved[name].version, as_env=as_env)
         for name, as_env in sorted(wanted.items())
@@ -181,8 +190,15 @@ def effective_provider_model(agent: Agent, catalog: Catalog) -> tuple[str, str |
     tconf = template.config if template else None
     provider_key = agent.spec.provider or (tconf.llm_provider if tconf else None) or catalog.default_provider
     provider = catalog.providers.get(provider_key)
-    model = agent.spec.model or (tconf.llm_model if tconf else None) or (provider.default_model if provider else None)
-    return provider_key, model
+    default = provider.default_model if provider else None
+    if agent.spec.model:
+        return provider_key, agent.spec.model
+    template_provider = tconf.llm_provider if tconf else None
+    if agent.spec.provider and agent.spec.provider != template_provider:
+        # The template's model belongs to the template's provider (gpt-4o means nothing to Ollama):
+        # a provider chosen in the spec without a model gets that provider's default model.
+        return provider_key, default
+    return provider_key, (tconf.llm_model if tconf else None) or default
 
 
 def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:

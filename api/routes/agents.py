@@ -9,8 +9,8 @@ stats and health.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 import random
+from dataclasses import asdict
 
 import httpx
 from pydantic import BaseModel
@@ -34,6 +34,7 @@ from api.schemas import (
     EventOut,
     LogLineOut,
 )
+from controller.catalog import unknown_names
 from controller.events import EventLog
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
@@ -56,22 +57,11 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
 
 def _check_catalog(d: Deps, agent: Agent) -> None:
     """Unknown template/provider keys are a client error now, not a Failed agent later."""
-    spec = agent.spec
-    errors = []
-    if spec.template and d.catalog.templates and spec.template not in d.catalog.templates:
-        errors.append(
-            {
-                "field": "template",
-                "message": f"unknown template {spec.template!r}; known: {', '.join(sorted(d.catalog.templates))}",
-            }
-        )
-    if spec.provider and d.catalog.providers and spec.provider not in d.catalog.providers:
-        errors.append(
-            {
-                "field": "config.llm_provider",
-                "message": f"unknown provider {spec.provider!r}; known: {', '.join(sorted(d.catalog.providers))}",
-            }
-        )
+    fields = {"template": "template", "provider": "config.llm_provider"}
+    errors = [
+        {"field": fields[field], "message": message}
+        for field, message in unknown_names(d.catalog, agent.spec.template, agent.spec.provider)
+    ]
     if errors:
         raise invalid(errors)
 

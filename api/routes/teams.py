@@ -1,14 +1,16 @@
 """/api/teams: the seed's team endpoints, and the routed team chat over a WebSocket.
 
-Teams come from two places: the teams directory (teams/*.toml, the seed's format, re-read whenever a
-file changes) and Team resources in the store (`clawpen apply -f team.yaml`); a stored Team wins over
-a file of the same name because applying it was the more deliberate act. A team's status is derived
+Teams are Team resources in the store (`clawpen apply -f teams/` brings in the shipped examples), so
+deleting one stops it being served. Only when CLAWPEN_TEAMS_DIR names a directory are the seed's
+TOML files there served too (re-read whenever a file changes); a stored Team wins over a file of
+the same name because applying it was the more deliberate act. A team's status is derived
 on each read from the Agents it routes to, so "why does my team not answer" is one GET away.
 
 Team chat: the client sends `{"content", "session"?}` frames, like agent chat. Each message is
 classified (keyword, semantic, LLM or hybrid, per the team) and then either
-  - answered with a clarification frame listing the options (the user's next message picks one, by
-    name, agent or number, and the original message is forwarded), or
+  - answered with a clarification frame listing the options, with `done: true` since it ends the turn
+    (the user's next message picks one, by name, agent or number, and the original message is
+    forwarded), or
   - acknowledged with a routing frame `{routing_to, classification}`, followed by the chosen agent's
     streamed answer: the agent chat relay's own frames, each tagged with `from_agent`.
 A follow-up in the same session stays with the same agent unless it clearly belongs elsewhere.
@@ -127,17 +129,21 @@ class ReloadOut(BaseModel):
 # ---- where teams come from -------------------------------------------------------------------------
 
 
-def registry(conn: HTTPConnection) -> TeamRegistry:
-    """The app's team-directory registry, created on first use (one per app, like its deps)."""
+def registry(conn: HTTPConnection) -> TeamRegistry | None:
+    """The app's team-directory registry (only with CLAWPEN_TEAMS_DIR), created on first use."""
     state = conn.app.state
+    directory = deps(conn).settings.teams_dir
+    if directory is None:
+        return None
     if getattr(state, "team_registry", None) is None:
-        state.team_registry = TeamRegistry(deps(conn).settings.teams_dir)
+        state.team_registry = TeamRegistry(directory)
     return state.team_registry  # type: ignore[no-any-return]
 
 
 async def all_teams(conn: HTTPConnection) -> dict[str, tuple[Team, str]]:
     d = deps(conn)
-    out: dict[str, tuple[Team, str]] = {n: (t, "file") for n, t in registry(conn).current().teams.items()}
+    files = registry(conn)
+    out: dict[str, tuple[Team, str]] = {n: (t, "file") for n, t in files.current().teams.items()} if files else {}
     try:
         stored = await d.store.list(Team, d.settings.namespace)
     except (StoreError, TypeError, KeyError) as err:  # a store that does not keep Teams
@@ -208,7 +214,8 @@ def semantic_router(conn: HTTPConnection) -> SemanticRouter:
 
 
 async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
-    cached = registry(conn).current().routers.get(team.name)  # compiled when the file was read
+    files = registry(conn)
+    cached = files.current().routers.get(team.name) if files else None  # compiled when the file was read
     router = cached if cached is not None and cached.team is team else KeywordRouter(team)
     return await classify(team, message, completer_for(conn, team), router,
                           semantic=semantic_router(conn).aclassify)
@@ -295,12 +302,20 @@ async def classify_message(request: Request) -> JSONResponse:
     return JSONResponse(classification_out(await classify_with(request, team, body.message)))
 
 
-@operation(Operation("Re-read the teams directory now", response=ReloadOut, tags=TAGS))
+@operation(Operation("Re-read the teams now: the store's Teams (and CLAWPEN_TEAMS_DIR)", response=ReloadOut, tags=TAGS))
 async def reload_teams(request: Request) -> JSONResponse:
-    current = registry(request).reload()
+    d = deps(request)
+    files = registry(request)
+    current = files.reload() if files else None
+    errors = dict(current.errors) if current else {}
+    try:
+        for broken in await d.store.list_broken(Team, d.settings.namespace):
+            errors[broken.path or f"teams/{broken.name}"] = broken.error
+    except (StoreError, TypeError, KeyError, AttributeError) as err:
+        log.debug("broken teams unavailable: %s", err)
     out = ReloadOut(
-        teams=sorted(current.teams),
-        errors=[TeamFileError(file=f, message=m) for f, m in sorted(current.errors.items())],
+        teams=sorted(await all_teams(request)),
+        errors=[TeamFileError(file=f, message=m) for f, m in sorted(errors.items())],
     )
     return JSONResponse(out.model_dump(mode="json"))
 
@@ -372,7 +387,9 @@ async def _answer(
         agent = None
     problem = _agent_problem(agent, decision.agent)
     if problem or agent is None:
-        await ws.send_json({**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent})
+        await ws.send_json(
+            {**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent, "done": True}
+        )
         return
     # The agent keeps history per session: one agent session per team session.
     frame = ChatIn(content=decision.message, session=f"team.{team.name}.{session}"[:128])
@@ -419,6 +436,7 @@ async def team_chat(ws: WebSocket) -> None:
                     {
                         "role": "assistant",
                         "type": "clarification",
+                        "done": True,  # the turn ends here: the next message answers the question
                         "content": decision.text,
                         "options": _options(team, decision.options),
                         "classification": classification_out(decision.classification),

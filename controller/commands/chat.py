@@ -36,12 +36,16 @@ READ_TIMEOUT = 300.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("chat", help="chat with an agent in the terminal (streams the reply)")
-    p.add_argument("name", help="the agent's name")
+    p = sub.add_parser(
+        "chat", help="chat with an agent, or a team (team/NAME, routed by the gateway), in the terminal"
+    )
+    p.add_argument("name", help="an agent's name, or team/NAME for a team's routed chat")
     p.add_argument("--session", default=DEFAULT_SESSION, help=f"conversation id (default {DEFAULT_SESSION})")
     p.add_argument("-n", "--namespace", help="the agent's namespace (default: CLAWPEN_NAMESPACE or default)")
     p.add_argument("-m", "--message", help="send this one message, print the reply, and exit")
     p.add_argument("--endpoint", help="the agent's URL, instead of reading it from the agent's status")
+    p.add_argument("--gateway", help="team chat: the gateway's URL (default: the one `clawpen up` runs)")
+    p.add_argument("--token", help="team chat: an access token (default: $CLAWPEN_TOKEN, else minted locally)")
     p.set_defaults(handler=cmd_chat)
 
 
@@ -199,6 +203,15 @@ def cmd_chat(args: argparse.Namespace) -> int:
         validate_session_id(args.session)
     except InvalidSession as err:
         raise CommandError(f"--session: {err}") from None
+    if args.name.startswith(("team/", "teams/")):
+        from controller.commands.team_chat import run_team_chat
+
+        return run_team_chat(args.name.split("/", 1)[1], args.session, args.message, args.gateway, args.token)
+    if "/" in args.name:
+        kind, _, name = args.name.partition("/")
+        if kind not in ("agent", "agents"):
+            raise CommandError(f"chat {args.name}: use NAME, agent/NAME or team/NAME")
+        args.name = name
     label = f"{namespace}/{args.name}"
     if args.endpoint:
         endpoint = args.endpoint.rstrip("/")
@@ -220,7 +233,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def _interactive(client: httpx.Client, endpoint: str, name: str, session: str) -> int:
     tty = sys.stdin.isatty()
     if tty:
-        print(f"chatting with {name} (session {session}); Ctrl-D to quit, Ctrl-C stops a reply", file=sys.stderr)
+        print(
+            f"chatting with {name} (session {session}); /quit or Ctrl-D to quit, Ctrl-C stops a reply",
+            file=sys.stderr,
+        )
     failures = 0
     while True:
         try:
@@ -232,6 +248,8 @@ def _interactive(client: httpx.Client, endpoint: str, name: str, session: str) -
             break
         if not line.strip():
             continue
+        if line.strip() in ("/quit", "/exit"):  # a command to us, never a message to the model
+            break
         if tty:
             sys.stdout.write(f"{name}> ")
             sys.stdout.flush()

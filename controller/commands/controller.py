@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from controller import presence
 from controller.commands._common import settings
 from controller.lease import hold_lease
 from controller.settings import Settings
@@ -47,7 +48,9 @@ async def _run(cfg: Settings) -> None:
         "controller up: store=%s (%s) runtime=%s instance=%s", cfg.store, cfg.home, cfg.runtime, cfg.instance
     )
     try:
-        await controller.run()
+        with presence.announce(cfg.home, "controller"):
+            await controller.run()
     finally:
+        logging.getLogger("clawpen").info("controller stopped; agents keep running: `clawpen down` stops them")
         await runtime.close()
         await store.close()

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from controller import presence
 from controller.cli import CommandError
 from controller.settings import Settings
 
@@ -186,9 +187,16 @@ async def _serve(settings: Settings, *, with_controller: bool, log_level: str) -
         where = f"http://{settings.host}:{sock.getsockname()[1]}"
         while not server.started and not any(t.done() for t in tasks):
             await asyncio.sleep(0.02)
-        if server.started:  # said only once it answers, so scripts may wait for this line
-            log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        with contextlib.ExitStack() as present:
+            if server.started:  # said only once it answers, so scripts may wait for this line
+                present.enter_context(presence.announce(settings.home, "gateway", url=where))
+                if with_controller:
+                    present.enter_context(presence.announce(settings.home, "controller"))
+                log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if with_controller and settings.store == "files":
+                # Right for a controller, surprising for a compose user: say it.
+                log.info("stopping; agents keep running (and are adopted at the next start): `clawpen down` stops them")
         # Whichever half ends first takes the other down: a gateway without its controller (or the
         # reverse) would look healthy while nothing converges.
         server.should_exit = True

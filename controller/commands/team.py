@@ -37,9 +37,10 @@ async def _find(name: str) -> Team:
         return await open_store(s).get(Team, name, s.namespace)
     except (NotFound, StoreError, TypeError, KeyError, OSError):
         pass
-    team = read_team_dir(s.teams_dir).teams.get(name)
+    team = read_team_dir(s.teams_dir).teams.get(name) if s.teams_dir is not None else None
     if team is None:
-        raise CommandError(f"team {name!r} not found (in the store or {s.teams_dir})")
+        where = f"the store or {s.teams_dir}" if s.teams_dir is not None else "the store (`clawpen apply -f teams/`)"
+        raise CommandError(f"team {name!r} not found (in {where})")
     return team
 
 

@@ -222,7 +222,9 @@ class DockerRuntime:
         found = []
         for container in self.client.containers.list(all=True, filters={"label": self._labels_filter()}):
             labels = container.labels or {}
-            key = f"{labels.get(LABEL_NAMESPACE, '')}/{labels.get(LABEL_NAME, '')}"
+            if not labels.get(LABEL_NAMESPACE) or not labels.get(LABEL_NAME):
+                continue  # a helper (snapshot copy, image build) of this installation, not an agent
+            key = f"{labels[LABEL_NAMESPACE]}/{labels[LABEL_NAME]}"
             found.append(observed_from_attrs(key, container.attrs, self.engine.endpoint_host))
         return found
 
@@ -543,6 +545,8 @@ class DockerRuntime:
             if action not in WATCHED_ACTIONS:
                 continue
             attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            if not attributes.get(LABEL_NAMESPACE) or not attributes.get(LABEL_NAME):
+                continue  # a helper container (snapshot copy): nothing for the controller to reconcile
             key = f"{attributes.get(LABEL_NAMESPACE, '')}/{attributes.get(LABEL_NAME, '')}"
             yield RuntimeEvent(key=key, action=action)
 

@@ -256,12 +256,12 @@ class FileStore:
 
     def _replace_sync(self, obj: R) -> R:
         cls, name = type(obj), obj.metadata.name
-        raw = render_spec(obj)
         wanted_rv = obj.metadata.resource_version
         with self._state.lock():
             seen = self._observe(cls, name)
             if seen.raw is None:
                 raise self._not_found(cls, name)
+            raw = render_spec(obj, previous=seen.raw)
             synced = seen.synced_state(self._state.next_rv)
             current = synced or seen.state
             assert current is not None

@@ -33,7 +33,7 @@ from tests.fakes.server_thread import ServerThread as AppThread
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTER_PROMPT = "You route messages for the team"
-RUNNING_AGENTS = ("finn", "pax", "rae")  # rex (the reporter) is deliberately missing
+RUNNING_AGENTS = ("remy", "pax", "rae")  # rex (the reporter) is deliberately missing
 
 
 def model_reply(body: dict[str, Any]) -> str:
@@ -128,7 +128,7 @@ def test_list_teams_with_status(client: httpx.Client) -> None:
     finance = teams["finance-team"]
     assert finance["name"] == "Finance AI Team" and finance["source"] == "file" and finance["mode"] == "hybrid"
     assert [(i["intent"], i["agent"]) for i in finance["intents"]] == [
-        ("receipts", "finn"),
+        ("receipts", "remy"),
         ("payables", "pax"),
         ("receivables", "rae"),
         ("reporter", "rex"),
@@ -155,7 +155,7 @@ def test_classify_by_keywords(client: httpx.Client, fake: FakeModelServer) -> No
     answer = client.post("/api/teams/finance-team/classify", json={"message": "Here's the receipt for lunch"})
     assert answer.status_code == 200
     body = answer.json()
-    assert (body["intent"], body["agent"], body["method"]) == ("receipts", "finn", "keyword")
+    assert (body["intent"], body["agent"], body["method"]) == ("receipts", "remy", "keyword")
     assert body["matched_keywords"] == ["receipt"] and body["confidence"] >= 0.7
     assert body["needs_clarification"] is False
     assert len(fake.requests) == before  # confident keywords: the model was not asked
@@ -241,24 +241,24 @@ def test_team_chat_routes_streams_sticks_and_moves(gateway: ServerThread, tokens
     with _open(gateway, tokens, "finance-team") as ws:
         welcome = _recv(ws)
         assert welcome["type"] == "welcome" and welcome["team"] == "finance-team"
-        assert [i["agent"] for i in welcome["intents"]] == ["finn", "pax", "rae", "rex"]
+        assert [i["agent"] for i in welcome["intents"]] == ["remy", "pax", "rae", "rex"]
 
         frames = _exchange(ws, "Here's the receipt for the team lunch")
         ack, *answer = frames
-        assert ack["type"] == "routing" and ack["routing_to"] == "finn"
-        assert ack["content"] == "Let me pass this to finn..."
+        assert ack["type"] == "routing" and ack["routing_to"] == "remy"
+        assert ack["content"] == "Let me pass this to remy..."
         assert ack["classification"]["intent"] == "receipts" and ack["classification"]["method"] == "keyword"
         explained = ack["classification"]
         assert explained["mode"] == "hybrid" and explained["top_intents"][0]["intent"] == "receipts"
         assert explained["reasoning"].startswith("keyword hit")
-        assert answer and all(f["from_agent"] == "finn" for f in answer)
+        assert answer and all(f["from_agent"] == "remy" for f in answer)
         assert any(f.get("delta") for f in answer), "the agent's answer is streamed"
         assert answer[-1]["done"]
-        assert answer[-1]["content"] == "[finn] finn heard: Here's the receipt for the team lunch"
+        assert answer[-1]["content"] == "[remy] remy heard: Here's the receipt for the team lunch"
 
         follow = _exchange(ws, "and the one from Tuesday too")
-        assert follow[0]["routing_to"] == "finn" and follow[0]["classification"]["method"] == "sticky"
-        assert follow[-1]["content"] == "[finn] finn heard: and the one from Tuesday too"
+        assert follow[0]["routing_to"] == "remy" and follow[0]["classification"]["method"] == "sticky"
+        assert follow[-1]["content"] == "[remy] remy heard: and the one from Tuesday too"
 
         moved = _exchange(ws, "Now create an invoice for the Johnson project")
         assert moved[0]["routing_to"] == "rae" and moved[-1]["from_agent"] == "rae"
@@ -364,7 +364,7 @@ def test_team_chat_routing_frame_explains_semantic_routing(gateway: ServerThread
         _recv(ws)
         ack, *_ = _exchange(ws, "Can I claim back the taxi fare from the airport?")
         c = ack["classification"]
-        assert ack["routing_to"] == "finn" and (c["method"], c["mode"]) == ("semantic", "hybrid")
+        assert ack["routing_to"] == "remy" and (c["method"], c["mode"]) == ("semantic", "hybrid")
         assert "margin" in c["reasoning"] and c["top_intents"][0]["intent"] == "receipts"
 
 

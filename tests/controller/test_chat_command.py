@@ -188,3 +188,23 @@ def test_tool_activity_is_shown_and_approval_asked(model: FakeModelServer, tmp_p
     assert "[tool] run_command ok: exit code: 0" in err
     assert "[tool] run_command error: denied: the user refused to run run_command" in err
     assert (workspace / "yes").exists() and not (workspace / "no").exists()
+
+
+def test_quit_is_a_command_not_a_message(agent_url: str, model: FakeModelServer, home: Path) -> None:
+    """Through the real process, as piped input: `/quit` ends the chat; nothing after it is sent."""
+    import os
+    import subprocess
+
+    model.push(Script(reply="first answer"))
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "chat", "finn", "--endpoint", agent_url],
+        input="hello\n/quit\nnever sent\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLAWPEN_HOME": str(home)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "first answer\n"
+    assert [r.messages[-1]["content"] for r in model.requests] == ["hello"]
