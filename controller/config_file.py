@@ -63,6 +63,7 @@ SETTINGS: tuple[Setting, ...] = (
     # gateway and auth
     Setting("CLAWPEN_REGISTRATION", "bool", "allow POST /auth/register", "false"),
     Setting("CLAWPEN_ADMIN_PASSWORD", "str", "admin password taken on the first start", "", secret=True),
+    Setting("CLAWPEN_TOKEN", "str", "access token `clawpen chat team/NAME` uses", "minted locally", secret=True),
     Setting("CLAWPEN_SECRET_KEY", "str", "master key of the secret store (base64)", "key file", secret=True),
     # Kubernetes
     Setting("CLAWPEN_KUBECONFIG", "path", "kubeconfig for the kube store/runtime", "$KUBECONFIG / in-cluster"),

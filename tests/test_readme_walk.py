@@ -51,7 +51,11 @@ def test_every_setting_the_code_reads_is_documented() -> None:
     with the agent, not settings)."""
     readme = (ROOT / "README.md").read_text()
     table = readme.split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
-    agent_contract = set(re.findall(r'"(CLAWPEN_[A-Z_]+)"', (ROOT / "controller" / "translate.py").read_text()))
+    agent_contract = {
+        name
+        for module in ("translate.py", "tools_config.py")
+        for name in re.findall(r'"(CLAWPEN_[A-Z_]+)"', (ROOT / "controller" / module).read_text())
+    }
     read: set[str] = set()
     for path in [*(ROOT / "controller").rglob("*.py"), *(ROOT / "api").rglob("*.py")]:
         text = path.read_text()
