@@ -22,11 +22,13 @@ import httpx
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
+from controller.interpolate import VarPolicy
 from controller.resources import Agent, AgentStatus, Condition, Phase, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
 from controller.translate import ResolvedSecret, TranslateError, secret_names_for, translate
+from controller.volume_policy import VolumePolicy
 
 log = logging.getLogger("clawpen.reconcile")
 
@@ -111,6 +113,8 @@ class Reconciler:
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
         tokens: AgentTokens | None = None,
+        variables: VarPolicy | None = None,
+        volumes: VolumePolicy | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -120,6 +124,7 @@ class Reconciler:
         self._crashes = _CrashTracker()
         self.events = events
         self.tokens = tokens
+        self.variables, self.volumes = variables, volumes
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -145,6 +150,8 @@ class Reconciler:
                 image=self.image,
                 environ=self.environ,
                 agent_token=TokenInfo(TOKEN_SCOPE, token_version(token)) if token else None,
+                variables=self.variables,
+                volumes=self.volumes,
             )
         except TranslateError as err:
             observed = await self._observe_quietly(key)

@@ -10,8 +10,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller import __version__
+
+if TYPE_CHECKING:
+    from controller.volume_policy import VolumePolicy
 
 DEFAULT_HOME = Path("~/.local/share/clawpen").expanduser()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -46,6 +50,10 @@ class Settings:
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    # Isolation policy (controller.volume_policy, controller.interpolate): off unless the operator opts in.
+    host_mounts: str = ""  # CLAWPEN_HOST_MOUNTS: ':'-separated host dirs specs may bind-mount from
+    allowed_volumes: str = ""  # CLAWPEN_ALLOWED_VOLUMES: ','-separated named volumes (fnmatch) specs may mount
+    interpolate_vars: str = ""  # CLAWPEN_INTERPOLATE_VARS: ','-separated variables `${...}` may read
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,12 +70,23 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS", "4")),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "host_mounts": e.get("CLAWPEN_HOST_MOUNTS", ""),
+            "allowed_volumes": e.get("CLAWPEN_ALLOWED_VOLUMES", ""),
+            "interpolate_vars": e.get("CLAWPEN_INTERPOLATE_VARS", ""),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])
         if e.get("CLAWPEN_TEAMS_DIR"):
             kwargs["teams_dir"] = Path(e["CLAWPEN_TEAMS_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]
+
+    def volume_policy(self) -> VolumePolicy:
+        from controller.volume_policy import VolumePolicy
+
+        return VolumePolicy.from_strings(self.host_mounts, self.allowed_volumes)
+
+    def interpolation_allow(self) -> frozenset[str]:
+        return frozenset(v for v in (p.strip() for p in self.interpolate_vars.split(",")) if v)
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -11,6 +11,7 @@ import os
 from controller.agent_token import open_agent_tokens
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
+from controller.interpolate import VarPolicy
 from controller.manager import Controller
 from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
@@ -34,7 +35,11 @@ def open_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "docker":
         from controller.runtime.docker import DockerRuntime
 
-        return DockerRuntime(settings.instance, ports_file=settings.ensure_home() / "ports.json")
+        return DockerRuntime(
+            settings.instance,
+            ports_file=settings.ensure_home() / "ports.json",
+            volume_policy=settings.volume_policy(),
+        )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
 
@@ -68,6 +73,8 @@ def build_reconciler(
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
+        variables=VarPolicy(names=settings.interpolation_allow()),
+        volumes=settings.volume_policy(),
     )
 
 

@@ -30,9 +30,11 @@ from api.schemas import (
     BulkActionOut,
     LogLineOut,
 )
+from controller.interpolate import VarPolicy
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
 from controller.store.base import Conflict
+from controller.volume_policy import spec_policy_errors
 
 TAGS = ("agents",)
 LIST_FILTERS = (
@@ -66,6 +68,9 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
                 "message": f"unknown provider {spec.provider!r}; known: {', '.join(sorted(d.catalog.providers))}",
             }
         )
+    errors += spec_policy_errors(
+        spec, d.settings.volume_policy(), VarPolicy(names=d.settings.interpolation_allow())
+    )
     if errors:
         raise invalid(errors)
 

@@ -52,6 +52,7 @@ from controller.runtime.base import (
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
 from controller.runtime.docker_ports import HostPorts, free_port, port_taken
 from controller.runtime.docker_streams import LogStream, threaded
+from controller.volume_policy import VolumeNotAllowed, VolumePolicy
 
 __all__ = [
     "DockerRuntime",
@@ -122,8 +123,10 @@ class DockerRuntime:
         client: docker.DockerClient | None = None,
         secrets_root: Path | None = None,
         ports_file: Path | None = None,
+        volume_policy: VolumePolicy | None = None,
     ):
         self.instance = instance
+        self.volume_policy = volume_policy or VolumePolicy()
         self.ports = HostPorts(ports_file)
         self._client = client
         self._owns_client = client is None
@@ -357,9 +360,19 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 self.client.volumes.create(volume, labels=owner)
             mounts.append(DockerMount(target, volume, type="volume"))
-        for extra in plan.mounts:
-            kind = "bind" if extra.source.startswith("/") else "volume"
-            mounts.append(DockerMount(extra.target, extra.source, type=kind, read_only=extra.read_only))
+        for index, extra in enumerate(plan.mounts):
+            # Checked again here, right before Docker follows the path: a symlink may have changed
+            # since translate judged the spec. The resolved path is what gets mounted.
+            field = f"spec.volumes[{index}].source"
+            try:
+                if extra.source.startswith("/"):
+                    source = self.volume_policy.check_host_path(extra.source, field, resolve=True)
+                    mounts.append(DockerMount(extra.target, source, type="bind", read_only=extra.read_only))
+                else:
+                    self.volume_policy.check_named(extra.source, field)
+                    mounts.append(DockerMount(extra.target, extra.source, type="volume", read_only=extra.read_only))
+            except VolumeNotAllowed as err:
+                raise RuntimeError_(str(err), reason="VolumeNotAllowed") from None
         return mounts
 
     def _write_secrets(self, plan: WorkloadPlan, values: dict[str, bytes]) -> Path:
