@@ -85,7 +85,7 @@ class AgentConfig(Body):
     llm_model: str | None = None
     base_url: str | None = Field(default=None, description="overrides the provider's endpoint")
     memory_mb: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 65536})
-    cpu_cores: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0, "maximum": 128})
+    cpu_cores: float | None = Field(default=None, ge=0.01, le=128, description="CPU cores, 0.01 to 128")
     preset: Preset | None = None
     env_vars: dict[str, str | None] | None = Field(
         default=None, description="on update, merged into the existing ones; a null value removes a variable"

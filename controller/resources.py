@@ -129,12 +129,16 @@ class ObjectMeta(Model):
     finalizers: list[str] = Field(default_factory=list)
 
 
+MIN_CPU = 0.01
+
+
 class Resources(Model):
     """Either a preset or explicit limits; explicit fields override the preset's."""
 
     preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = None
     memory_mb: int | None = Field(default=None, ge=1, le=65536, alias="memoryMB")
-    cpu: float | None = Field(default=None, gt=0, le=128)
+    # At least 0.01: below that Docker's NanoCpus rounds to 0 (no limit at all) or it cannot start.
+    cpu: float | None = Field(default=None, ge=MIN_CPU, le=128, description=f"CPU cores, {MIN_CPU} to 128")
 
     def effective(self, default_memory_mb: int, default_cpu: float) -> tuple[int, float]:
         memory, cpu = PRESETS[self.preset] if self.preset else (default_memory_mb, default_cpu)
