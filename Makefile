@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps docker image lint bench clean
+.PHONY: up test deps docker gvisor image lint bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,13 +17,17 @@ deps: $(VENV)/.deps
 docker:
 	bash deploy/host/ensure-docker.sh
 
+# gVisor's runsc registered with Docker, for agents with spec.isolation: gvisor (and their tests).
+gvisor: docker
+	bash deploy/host/ensure-gvisor.sh
+
 image: deps docker
 	$(CLAWPEN) image build
 
 up: image
 	$(CLAWPEN) up
 
-test: image
+test: image gvisor
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: deps

@@ -115,6 +115,7 @@ class Reconciler:
         tokens: AgentTokens | None = None,
         variables: VarPolicy | None = None,
         volumes: VolumePolicy | None = None,
+        isolation: str = "default",
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -124,7 +125,7 @@ class Reconciler:
         self._crashes = _CrashTracker()
         self.events = events
         self.tokens = tokens
-        self.variables, self.volumes = variables, volumes
+        self.variables, self.volumes, self.isolation = variables, volumes, isolation
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -152,6 +153,7 @@ class Reconciler:
                 agent_token=TokenInfo(TOKEN_SCOPE, token_version(token)) if token else None,
                 variables=self.variables,
                 volumes=self.volumes,
+                isolation=self.isolation,
             )
         except TranslateError as err:
             observed = await self._observe_quietly(key)
@@ -165,7 +167,7 @@ class Reconciler:
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
-            problem = Problem(err.reason, str(err), terminal=False)
+            problem = Problem(err.reason, str(err), terminal=err.terminal)
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 

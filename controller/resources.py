@@ -195,6 +195,7 @@ def _check_path(what: str, value: str, forbidden: tuple[str, ...]) -> str:
 
 
 RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
+Isolation = Literal["default", "gvisor"]
 
 
 class AgentSpec(Model):
@@ -212,6 +213,12 @@ class AgentSpec(Model):
     project: str | None = Field(default=None, max_length=128)
     tags: list[str] = Field(default_factory=list, max_length=64)
     system_prompt: str | None = Field(default=None, max_length=65536)
+    # -- isolation (issue 10) --
+    isolation: Isolation | None = Field(
+        default=None,
+        description="kernel isolation: default (the engine's runc) or gvisor (runsc on Docker, a RuntimeClass "
+        "on Kubernetes); unset: the installation's CLAWPEN_ISOLATION",
+    )
 
     @field_validator("env")
     @classmethod

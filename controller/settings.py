@@ -54,6 +54,9 @@ class Settings:
     host_mounts: str = ""  # CLAWPEN_HOST_MOUNTS: ':'-separated host dirs specs may bind-mount from
     allowed_volumes: str = ""  # CLAWPEN_ALLOWED_VOLUMES: ','-separated named volumes (fnmatch) specs may mount
     interpolate_vars: str = ""  # CLAWPEN_INTERPOLATE_VARS: ','-separated variables `${...}` may read
+    isolation: str = "default"  # CLAWPEN_ISOLATION: default | gvisor, for agents whose spec does not say
+    gvisor_runtime: str = "runsc"  # CLAWPEN_GVISOR_RUNTIME: the Docker runtime name gVisor is registered as
+    gvisor_runtime_class: str = "gvisor"  # CLAWPEN_GVISOR_RUNTIME_CLASS: the Kubernetes RuntimeClass
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -73,6 +76,9 @@ class Settings:
             "host_mounts": e.get("CLAWPEN_HOST_MOUNTS", ""),
             "allowed_volumes": e.get("CLAWPEN_ALLOWED_VOLUMES", ""),
             "interpolate_vars": e.get("CLAWPEN_INTERPOLATE_VARS", ""),
+            "isolation": e.get("CLAWPEN_ISOLATION", "") or "default",
+            "gvisor_runtime": e.get("CLAWPEN_GVISOR_RUNTIME", "") or "runsc",
+            "gvisor_runtime_class": e.get("CLAWPEN_GVISOR_RUNTIME_CLASS", "") or "gvisor",
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

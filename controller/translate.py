@@ -51,6 +51,7 @@ def translate(
     agent_token: ResolvedSecret | None = None,
     variables: VarPolicy | None = None,
     volumes: VolumePolicy | None = None,
+    isolation: str = "default",
 ) -> WorkloadPlan:
     """`variables` and `volumes` are the operator's policies; absent, the strictest (nothing opened)."""
     spec = agent.spec
@@ -134,6 +135,7 @@ def translate(
         mounts=mounts,
         secrets=secret_mounts,
         labels=labels,
+        isolation=spec.isolation or isolation,
         running=spec.state == DesiredState.RUNNING,
     )
 

@@ -39,6 +39,7 @@ def open_runtime(settings: Settings) -> Runtime:
             settings.instance,
             ports_file=settings.ensure_home() / "ports.json",
             volume_policy=settings.volume_policy(),
+            gvisor_runtime=settings.gvisor_runtime,
         )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
@@ -75,6 +76,7 @@ def build_reconciler(
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
         variables=VarPolicy(names=settings.interpolation_allow()),
         volumes=settings.volume_policy(),
+        isolation=settings.isolation,
     )
 
 

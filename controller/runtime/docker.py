@@ -124,7 +124,9 @@ class DockerRuntime:
         secrets_root: Path | None = None,
         ports_file: Path | None = None,
         volume_policy: VolumePolicy | None = None,
+        gvisor_runtime: str = "runsc",
     ):
+        self.gvisor_runtime = gvisor_runtime
         self.instance = instance
         self.volume_policy = volume_policy or VolumePolicy()
         self.ports = HostPorts(ports_file)
@@ -251,6 +253,7 @@ class DockerRuntime:
             self.client.images.get(plan.image)
         except docker.errors.ImageNotFound:
             raise ImageMissing(plan.image) from None
+        runtime = self._engine_runtime(plan)
         host_port = self.ports.wanted(plan.key, container.attrs if container is not None else None, plan.port)
         if container is not None:
             container.remove(force=True)
@@ -267,7 +270,7 @@ class DockerRuntime:
             network = self._ensure_network_locked()
             self._creating += 1  # keeps a concurrent remove from dropping the network under us
         try:
-            container = self._create(plan, env, mounts, network, host_port)
+            container = self._create(plan, env, mounts, network, host_port, runtime)
             if plan.running:
                 try:
                     container.start()
@@ -277,7 +280,7 @@ class DockerRuntime:
                     # Someone else took the remembered port while the agent was away: take a new one.
                     container.remove(force=True)
                     host_port = free_port()
-                    container = self._create(plan, env, mounts, network, host_port)
+                    container = self._create(plan, env, mounts, network, host_port, runtime)
                     container.start()
         finally:
             with self._network_lock:
@@ -285,8 +288,29 @@ class DockerRuntime:
         self.ports.remember(plan.key, host_port)
         return self._observe(plan.key)
 
+    def _engine_runtime(self, plan: WorkloadPlan) -> str | None:
+        """The OCI runtime for the plan's isolation; a missing gVisor runtime is a clear, terminal error."""
+        if plan.isolation != "gvisor":
+            return None
+        runtimes = self.client.info().get("Runtimes") or {}
+        if self.gvisor_runtime not in runtimes:
+            raise RuntimeError_(
+                f"spec.isolation is gvisor but the Docker engine has no {self.gvisor_runtime!r} runtime "
+                f"(it has: {', '.join(sorted(runtimes)) or 'none'}); enable it with deploy/host/ensure-gvisor.sh "
+                "(installs runsc and registers it in /etc/docker/daemon.json), or set spec.isolation: default",
+                reason="GVisorUnavailable",
+                terminal=True,
+            )
+        return self.gvisor_runtime
+
     def _create(
-        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str, host_port: int
+        self,
+        plan: WorkloadPlan,
+        env: dict[str, str],
+        mounts: list[DockerMount],
+        network: str,
+        host_port: int,
+        runtime: str | None = None,
     ) -> Any:
         return self.client.containers.create(
             image=plan.image,
@@ -311,6 +335,7 @@ class DockerRuntime:
             restart_policy={"Name": plan.restart_policy},
             network=network,
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
+            runtime=runtime,  # None: the engine's default (runc); "runsc" for gVisor
             detach=True,
         )
 
