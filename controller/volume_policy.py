@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from controller.interpolate import VarPolicy, references
-from controller.resources import AgentSpec, VolumeMount
+from controller.resources import Agent, AgentSpec, VolumeMount
 
 OWN_VOLUME_PREFIX = "clawpen_"
 
@@ -93,19 +94,42 @@ class VolumePolicy:
         return real
 
 
-def spec_policy_errors(spec: AgentSpec, volumes: VolumePolicy, variables: VarPolicy) -> list[dict[str, str]]:
-    """What the gateway answers 422 with before a spec is stored (translate judges again later), with
-    the REST API's field names."""
+REST_FIELDS = {
+    "volumes": "config.volumes",
+    "env": "config.env_vars",
+    "model": "config.llm_model",
+    "baseURL": "config.base_url",
+}
+SPEC_FIELDS = {"volumes": "spec.volumes", "env": "spec.env", "model": "spec.model", "baseURL": "spec.baseURL"}
+
+
+def spec_policy_errors(
+    spec: AgentSpec, volumes: VolumePolicy, variables: VarPolicy, fields: dict[str, str] = REST_FIELDS
+) -> list[dict[str, str]]:
+    """What is refused before a spec is stored (REST create/update, import); translate judges again
+    later. `fields` names the fields as the caller's users know them (REST config or manifest spec)."""
     errors: list[dict[str, str]] = []
     try:
-        volumes.check(spec.volumes, resolve=True, base="config.volumes")
+        volumes.check(spec.volumes, resolve=True, base=fields["volumes"])
     except VolumeNotAllowed as err:
         errors.append({"field": err.field, "message": err.message})
-    texts = {f"config.env_vars.{k}": v for k, v in spec.env.items()}
-    texts.update({"config.llm_model": spec.model or "", "config.base_url": spec.base_url or ""})
+    texts = {f"{fields['env']}.{k}": v for k, v in spec.env.items()}
+    texts.update({fields["model"]: spec.model or "", fields["baseURL"]: spec.base_url or ""})
     for field, text in texts.items():
         for name in references(text):
             why = variables.refusal(name)
             if why is not None:
                 errors.append({"field": field, "message": f"${{{name}}} is not an allowed variable: {why}"})
     return errors
+
+
+def import_policy(settings: Any) -> Callable[[Agent], list[str]]:
+    """The check `import_agent` runs on an archive's spec, from the installation's settings."""
+    volumes, variables = settings.volume_policy(), VarPolicy(names=settings.interpolation_allow())
+
+    def check(agent: Agent) -> list[str]:
+        return [
+            f"{e['field']}: {e['message']}" for e in spec_policy_errors(agent.spec, volumes, variables, SPEC_FIELDS)
+        ]
+
+    return check

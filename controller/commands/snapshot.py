@@ -19,6 +19,7 @@ from typing import IO, BinaryIO
 from controller.commands._common import settings, table
 from controller.snapshot_export import clone_agent, export_agent, import_agent, snapshot_agent
 from controller.snapshots import Snapshots
+from controller.volume_policy import import_policy
 from controller.wiring import open_store
 
 
@@ -186,7 +187,7 @@ async def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(settings())
     try:
         with _progress() as progress, _open_input(args.file) as src:
-            agent = await import_agent(store, _snaps(), src, args.name, progress)
+            agent = await import_agent(store, _snaps(), src, args.name, progress, validate=import_policy(settings()))
     finally:
         await store.close()
     print(f"agent/{agent.name} imported")

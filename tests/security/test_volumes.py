@@ -9,7 +9,9 @@ so a link swapped after validation cannot point Docker at a forbidden directory.
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,10 +19,11 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
-from controller.plan import Mount, WorkloadPlan
+from controller.plan import LABEL_INSTANCE, Mount, WorkloadPlan
 from controller.runtime.base import RuntimeError_
-from controller.runtime.docker import DockerRuntime
+from controller.runtime.docker import DockerRuntime, volume_names
 from controller.volume_policy import VolumePolicy
 from tests.api.conftest import login, start_gateway
 from tests.api.harness import ServerThread
@@ -129,3 +132,50 @@ def test_runtime_rechecks_a_link_swapped_after_validation(tmp_path: Path, docker
     finally:
         asyncio.run(runtime.remove("default/swap", volumes=True))
         asyncio.run(runtime.close())
+
+
+def _with_spec(archive: bytes, edit: Any) -> bytes:
+    """The export archive with its agent.yaml edited (what an attacker hands to `clawpen import`)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as src, tarfile.open(fileobj=out, mode="w") as dst:
+        for member in src.getmembers():
+            data = src.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name == "agent.yaml":
+                doc = yaml.safe_load(data)
+                edit(doc["spec"])
+                data = yaml.safe_dump(doc).encode()
+                member.size = len(data)
+            dst.addfile(member, io.BytesIO(data))
+    return out.getvalue()
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize(
+    ("edit", "rule"),
+    [
+        (lambda s: s.update(volumes=[{"source": "clawpen_x_default_victim_data", "target": "/mnt/x"}]), "Claw Pen"),
+        (lambda s: s.update(volumes=[{"source": "/var/run", "target": "/mnt/x"}]), "outside the allowed"),
+        (lambda s: s.update(env={"A": "${CLAWPEN_SECRET_KEY}"}), "is not an allowed variable"),
+    ],
+    ids=["other-agent-volume", "host-path", "secret-variable"],
+)
+def test_imported_archive_is_held_to_the_same_rules(
+    client: httpx.Client, gateway: ServerThread, docker_client: Any, agent_image: str, edit: Any, rule: str
+) -> None:
+    settings = gateway.app.state.deps.settings
+    name = f"x{uuid.uuid4().hex[:6]}"
+    assert client.post("/api/agents", json={"name": name}).status_code == 201
+    labels = {LABEL_INSTANCE: settings.instance}
+    for volume in volume_names(settings.instance, f"default/{name}").values():
+        docker_client.volumes.create(volume, labels=labels)
+    try:
+        exported = client.get(f"/api/agents/{name}/export", timeout=120)
+        assert exported.status_code == 200, exported.text
+        evil = _with_spec(exported.content, edit)
+        answer = client.post(f"/api/agents/import?name={name}-evil", content=evil, timeout=120)
+        assert answer.status_code == 422, answer.text
+        assert rule in answer.text
+        assert client.get(f"/api/agents/{name}-evil").status_code == 404
+    finally:
+        for volume in docker_client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={settings.instance}"}):
+            volume.remove(force=True)
