@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.resources import DNS1123_LABEL
+from controller.resources import DNS1123_LABEL, Isolation
 
 
 class Body(BaseModel):
@@ -96,6 +96,9 @@ class AgentConfig(Body):
         default=None, description='{"source","target","read_only"} or "source:target[:ro]"'
     )
     system_prompt: str | None = None
+    isolation: Isolation | None = Field(
+        default=None, description="default (runc) or gvisor (runsc); unset: the installation's default"
+    )
 
 
 class AgentCreate(Body):
@@ -139,6 +142,7 @@ class AgentConfigOut(Out):
     restart_policy: RestartPolicy = "unless-stopped"
     volumes: list[VolumeIn] = Field(default_factory=list)
     system_prompt: str | None = None
+    isolation: Isolation | None = None
 
 
 class ConditionOut(Out):

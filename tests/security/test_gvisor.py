@@ -122,3 +122,19 @@ def test_kubernetes_uses_the_configured_runtime_class() -> None:
     assert sts["spec"]["template"]["spec"]["runtimeClassName"] == "gvisor-runsc"
     default = build_statefulset(replace(plan, isolation="default"), None, KubeOptions())
     assert "runtimeClassName" not in default["spec"]["template"]["spec"]
+
+
+def test_rest_takes_isolation(tmp_path: Path) -> None:
+    from tests.api.conftest import login, start_gateway
+
+    server = start_gateway(tmp_path / "home")
+    try:
+        headers = {"Authorization": f"Bearer {login(server.url)['access_token']}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as http:
+            created = http.post("/api/agents", json={"name": "boxed", "config": {"isolation": "gvisor"}})
+            assert created.status_code == 201, created.text
+            assert created.json()["config"]["isolation"] == "gvisor"
+            wrong = http.post("/api/agents", json={"name": "bad", "config": {"isolation": "kata"}})
+            assert wrong.status_code == 422 and "config.isolation" in wrong.text
+    finally:
+        server.stop()
