@@ -15,15 +15,16 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
+from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.interpolate import VarPolicy
-from controller.resources import Agent, AgentStatus, Condition, Phase, now
+from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -32,7 +33,15 @@ from controller.volume_policy import VolumePolicy
 
 log = logging.getLogger("clawpen.reconcile")
 
-Probe = Callable[[str], Awaitable[tuple[bool, str | None]]]
+class Health(NamedTuple):
+    """What an agent's /healthz said: ready or why not, and which of its tools failed (if any)."""
+
+    healthy: bool
+    message: str | None = None
+    tools_degraded: str | None = None
+
+
+Probe = Callable[[str], Awaitable[Health]]
 
 
 class SecretSource(Protocol):
@@ -62,20 +71,25 @@ class ReconcileResult:
     phase: str | None = None
 
 
-async def http_probe(endpoint: str) -> tuple[bool, str | None]:
-    """GET <endpoint>/healthz: (healthy, why-not)."""
+async def http_probe(endpoint: str) -> Health:
+    """GET <endpoint>/healthz: healthy, why-not, and the agent's `tools_degraded` report."""
     try:
         async with httpx.AsyncClient(timeout=1.0) as client:
             response = await client.get(f"{endpoint}/healthz")
     except httpx.HTTPError as err:
-        return False, f"/healthz did not answer ({type(err).__name__})"
+        return Health(False, f"/healthz did not answer ({type(err).__name__})")
     if response.status_code == 200:
-        return True, None
+        try:
+            body = response.json()
+            degraded = body.get("tools_degraded") if isinstance(body, dict) else None
+        except ValueError:
+            degraded = None
+        return Health(True, None, str(degraded)[:1000] if degraded else None)
     try:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return False, f"/healthz answered {response.status_code}: {str(detail)[:300]}"
+    return Health(False, f"/healthz answered {response.status_code}: {str(detail)[:300]}")
 
 
 @dataclass
@@ -112,6 +126,7 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
         variables: VarPolicy | None = None,
         volumes: VolumePolicy | None = None,
@@ -124,6 +139,7 @@ class Reconciler:
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
         self.events = events
+        self.bridge = bridge
         self.tokens = tokens
         self.variables, self.volumes, self.isolation = variables, volumes, isolation
 
@@ -158,8 +174,11 @@ class Reconciler:
         except TranslateError as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, err.message)
-            await self._write(agent, derive_status(agent, observed, now=self.clock(), problem=problem))
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            status, retry = await self._registered(
+                agent, derive_status(agent, observed, now=self.clock(), problem=problem)
+            )
+            await self._write(agent, status)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, requeue_after=retry)
 
         try:
             observed = await self.runtime.observe(key)
@@ -171,16 +190,43 @@ class Reconciler:
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 
-        healthy, why = None, None
+        healthy, why, degraded = None, None, None
         if observed.running and observed.endpoint:
-            healthy, why = await self.probe(observed.endpoint)
+            healthy, why, degraded = await self.probe(observed.endpoint)
             if healthy:
                 self._crashes.healthy(key)
         status = derive_status(
-            agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
+            agent,
+            observed,
+            now=self.clock(),
+            plan_hash=plan.hash,
+            healthy=healthy,
+            health_message=why,
+            tools_degraded=degraded,
         )
+        status, retry = await self._registered(agent, status)
         await self._write(agent, status)
-        return ReconcileResult(action=action, requeue_after=self._requeue(status, observed, wait), phase=status.phase)
+        requeue = self._requeue(status, observed, wait)
+        if retry is not None:
+            requeue = retry if requeue is None else min(requeue, retry)
+        return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    async def _registered(self, agent: Agent, status: AgentStatus) -> tuple[AgentStatus, float | None]:
+        """Add the AndOR bridge's Registered condition (when a bridge is configured); never raises."""
+        if self.bridge is None:
+            return status, None
+        try:
+            teams = await self.store.list(Team, agent.metadata.namespace)
+        except Exception:  # noqa: BLE001 - triggers are optional; registration must not fail the agent
+            teams = []
+        condition, retry = await self.bridge.ensure(agent, teams, self.clock())
+        previous = agent.status.condition(condition.type) if agent.status else None
+        conditions = with_condition(list(status.conditions), condition, previous)
+        return status.model_copy(update={"conditions": conditions}), retry
+
+    def stale_registrations(self, wanted: Iterable[str]) -> list[str]:
+        """Keys registered with the bridge that no agent wants: resync reconciles them to unregister."""
+        return self.bridge.stale_keys(wanted) if self.bridge is not None else []
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
@@ -224,6 +270,15 @@ class Reconciler:
         return None
 
     async def _remove_orphan(self, key: str) -> ReconcileResult:
+        if self.bridge is not None:
+            namespace, _, name = key.partition("/")
+            retry = await self.bridge.forget(namespace, name)
+            if retry is not None:
+                result = await self._remove_workload(key)
+                return ReconcileResult(action=result.action, requeue_after=retry)
+        return await self._remove_workload(key)
+
+    async def _remove_workload(self, key: str) -> ReconcileResult:
         observed = await self.runtime.observe(key)
         if observed.exists:
             log.info("removing %s: no Agent wants it", key)
@@ -280,4 +335,3 @@ class Reconciler:
             return None
         result: AgentStatus | None = await reader(Agent, name, namespace)
         return result
-

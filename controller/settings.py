@@ -34,6 +34,12 @@ def _templates_dir() -> Path:
     return REPO_ROOT / "templates"
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -57,6 +63,8 @@ class Settings:
     isolation: str = "default"  # CLAWPEN_ISOLATION: default | gvisor, for agents whose spec does not say
     gvisor_runtime: str = "runsc"  # CLAWPEN_GVISOR_RUNTIME: the Docker runtime name gVisor is registered as
     gvisor_runtime_class: str = "gvisor"  # CLAWPEN_GVISOR_RUNTIME_CLASS: the Kubernetes RuntimeClass
+    andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
+    andor_register: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -79,6 +87,10 @@ class Settings:
             "isolation": e.get("CLAWPEN_ISOLATION", "") or "default",
             "gvisor_runtime": e.get("CLAWPEN_GVISOR_RUNTIME", "") or "runsc",
             "gvisor_runtime_class": e.get("CLAWPEN_GVISOR_RUNTIME_CLASS", "") or "gvisor",
+            "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
+            "andor_register": _flag(
+                e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True
+            ),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

@@ -16,6 +16,7 @@ from controller.catalog import Catalog, Provider
 from controller.interpolate import InterpolationError, VarPolicy, interpolate, interpolate_map
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
 from controller.resources import Agent, DesiredState
+from controller.tools_config import render_tools
 from controller.volume_policy import VolumeNotAllowed, VolumePolicy
 
 
@@ -120,6 +121,7 @@ def translate(
             "CLAWPEN_DATA_DIR": "/data",
         }
     )
+    env.update(render_tools(spec.tools, template.tools.builtin if template else None))
 
     mounts = tuple(Mount(v.source, v.target, v.read_only) for v in spec.volumes)
     labels = {k: v for k, v in agent.metadata.labels.items() if not k.startswith(LABEL_PREFIX)}
