@@ -14,7 +14,7 @@ endif
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps model docker chromium image lint bench clean podman test-podman
+.PHONY: up test deps model docker chromium gvisor image lint bench clean podman test-podman
 
 # pip's own progress (one line per package) instead of -q: a first install takes about a minute.
 $(VENV)/.deps: pyproject.toml
@@ -41,6 +41,10 @@ docker:
 chromium:
 	bash deploy/host/ensure-chromium.sh
 
+# gVisor's runsc registered with Docker, for agents with spec.isolation: gvisor (and their tests).
+gvisor: docker
+	bash deploy/host/ensure-gvisor.sh
+
 image: deps docker
 	@echo "==> agent image (built once, then reused while its inputs do not change)"
 	@$(CLAWPEN) image build
@@ -49,7 +53,7 @@ up: image
 	@echo "==> clawpen up on $(HOST):$(PORT) (Ctrl-C stops the controller; agents keep running: clawpen down)"
 	$(CLAWPEN) up --host $(HOST) --port $(PORT)
 
-test: image chromium
+test: image chromium gvisor
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-podman
 

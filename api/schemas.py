@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.resources import DNS1123_LABEL
+from controller.resources import DNS1123_LABEL, Isolation
 
 
 class Body(BaseModel):
@@ -85,7 +85,7 @@ class AgentConfig(Body):
     llm_model: str | None = None
     base_url: str | None = Field(default=None, description="overrides the provider's endpoint")
     memory_mb: int | None = Field(default=None, json_schema_extra={"minimum": 1, "maximum": 65536})
-    cpu_cores: float | None = Field(default=None, json_schema_extra={"exclusiveMinimum": 0, "maximum": 128})
+    cpu_cores: float | None = Field(default=None, ge=0.01, le=128, description="CPU cores, 0.01 to 128")
     preset: Preset | None = None
     env_vars: dict[str, str | None] | None = Field(
         default=None, description="on update, merged into the existing ones; a null value removes a variable"
@@ -96,6 +96,9 @@ class AgentConfig(Body):
         default=None, description='{"source","target","read_only"} or "source:target[:ro]"'
     )
     system_prompt: str | None = None
+    isolation: Isolation | None = Field(
+        default=None, description="default (runc) or gvisor (runsc); unset: the installation's default"
+    )
 
 
 class AgentCreate(Body):
@@ -139,6 +142,7 @@ class AgentConfigOut(Out):
     restart_policy: RestartPolicy = "unless-stopped"
     volumes: list[VolumeIn] = Field(default_factory=list)
     system_prompt: str | None = None
+    isolation: Isolation | None = None
 
 
 class ConditionOut(Out):

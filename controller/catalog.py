@@ -24,7 +24,7 @@ class TemplateConfig(_Loose):
     llm_provider: str | None = None
     llm_model: str | None = None
     memory_mb: int | None = Field(default=None, ge=1, le=65536)
-    cpu_cores: float | None = Field(default=None, gt=0, le=128)
+    cpu_cores: float | None = Field(default=None, ge=0.01, le=128)
     preset: str | None = None
     system_prompt: str | None = None
 

@@ -63,6 +63,7 @@ class WorkloadPlan:
     tmpfs: tuple[str, ...] = ("/tmp",)
     extra_hosts: tuple[tuple[str, str], ...] = (("host.docker.internal", "host-gateway"),)
     labels: dict[str, str] = field(default_factory=dict)
+    isolation: str = "default"  # default | gvisor: the runtime picks runc/runsc or a RuntimeClass
     # Not hashed: start/stop flips this without replacing anything.
     running: bool = True
 
@@ -73,6 +74,8 @@ class WorkloadPlan:
     def hashed_fields(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("running")
+        if data["isolation"] == "default":
+            data.pop("isolation")  # plans from before the field existed keep their hash
         return data
 
     @property

@@ -23,11 +23,13 @@ from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenIn
 from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
+from controller.interpolate import VarPolicy
 from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
 from controller.translate import ResolvedSecret, TranslateError, secret_names_for, translate
+from controller.volume_policy import VolumePolicy
 
 log = logging.getLogger("clawpen.reconcile")
 
@@ -129,6 +131,9 @@ class Reconciler:
         runtime_readiness: bool = False,
         bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
+        variables: VarPolicy | None = None,
+        volumes: VolumePolicy | None = None,
+        isolation: str = "default",
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         # True: trust the runtime's own readiness (a Pod's Ready condition, fed by its readinessProbe on
@@ -143,6 +148,7 @@ class Reconciler:
         self.events = events
         self.bridge = bridge
         self.tokens = tokens
+        self.variables, self.volumes, self.isolation = variables, volumes, isolation
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -168,6 +174,9 @@ class Reconciler:
                 image=self.image,
                 environ=self.environ,
                 agent_token=TokenInfo(TOKEN_SCOPE, token_version(token)) if token else None,
+                variables=self.variables,
+                volumes=self.volumes,
+                isolation=self.isolation,
             )
         except TranslateError as err:
             observed = await self._observe_quietly(key)
@@ -186,7 +195,7 @@ class Reconciler:
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
-            problem = Problem(err.reason, str(err), terminal=False)
+            problem = Problem(err.reason, str(err), terminal=err.terminal)
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 

@@ -130,6 +130,9 @@ class ObjectMeta(Model):
     finalizers: list[str] = Field(default_factory=list)
 
 
+MIN_CPU = 0.01
+
+
 class Resources(Model):
     """Either a preset or explicit limits; explicit fields override the preset's."""
 
@@ -140,7 +143,10 @@ class Resources(Model):
     memory_mb: int | None = Field(
         default=None, ge=1, le=65536, alias="memoryMB", description="memory limit in MiB (OOM-killed above it)"
     )
-    cpu: float | None = Field(default=None, gt=0, le=128, description="CPU limit in cores (0.5 = half a core)")
+    # At least 0.01: below that Docker's NanoCpus rounds to 0 (no limit at all) or it cannot start.
+    cpu: float | None = Field(
+        default=None, ge=MIN_CPU, le=128, description=f"CPU limit in cores (0.5 = half a core), {MIN_CPU} to 128"
+    )
 
     def effective(self, default_memory_mb: int, default_cpu: float) -> tuple[int, float]:
         memory, cpu = PRESETS[self.preset] if self.preset else (default_memory_mb, default_cpu)
@@ -199,6 +205,7 @@ def _check_path(what: str, value: str, forbidden: tuple[str, ...]) -> str:
 
 
 RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
+Isolation = Literal["default", "gvisor"]
 
 # ---- tools (spec.tools; rendered for the agent by controller/tools_config.py) ----------------------
 BuiltinTool = Literal["read_file", "write_file", "list_files", "run_command"]
@@ -308,6 +315,12 @@ class AgentSpec(Model):
     tags: list[str] = Field(default_factory=list, max_length=64, description="free-form tags (API ?tag= filter)")
     system_prompt: str | None = Field(
         default=None, max_length=65536, description="the agent's system prompt (default: the template's)"
+    )
+    # -- isolation (issue 10) --
+    isolation: Isolation | None = Field(
+        default=None,
+        description="kernel isolation: default (the engine's runc) or gvisor (runsc on Docker, a RuntimeClass "
+        "on Kubernetes); unset: the installation's CLAWPEN_ISOLATION",
     )
     tools: ToolsSpec | None = Field(default=None, description="tool calling: built-ins, MCP servers, approval")
 

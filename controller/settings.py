@@ -10,8 +10,12 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller import __version__
+
+if TYPE_CHECKING:
+    from controller.volume_policy import VolumePolicy
 
 DEFAULT_HOME = Path("~/.local/share/clawpen").expanduser()
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +60,13 @@ class Settings:
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
     import_max_bytes: int = 16 * 1024**3  # the largest agent export `import` accepts (CLAWPEN_IMPORT_MAX_BYTES)
+    # Isolation policy (controller.volume_policy, controller.interpolate): off unless the operator opts in.
+    host_mounts: str = ""  # CLAWPEN_HOST_MOUNTS: ':'-separated host dirs specs may bind-mount from
+    allowed_volumes: str = ""  # CLAWPEN_ALLOWED_VOLUMES: ','-separated named volumes (fnmatch) specs may mount
+    interpolate_vars: str = ""  # CLAWPEN_INTERPOLATE_VARS: ','-separated variables `${...}` may read
+    isolation: str = "default"  # CLAWPEN_ISOLATION: default | gvisor, for agents whose spec does not say
+    gvisor_runtime: str = "runsc"  # CLAWPEN_GVISOR_RUNTIME: the Docker runtime name gVisor is registered as
+    gvisor_runtime_class: str = "gvisor"  # CLAWPEN_GVISOR_RUNTIME_CLASS: the Kubernetes RuntimeClass
     andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
     andor_register: bool = True
 
@@ -75,6 +86,12 @@ class Settings:
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
             "import_max_bytes": int(e.get("CLAWPEN_IMPORT_MAX_BYTES", str(16 * 1024**3))),
+            "host_mounts": e.get("CLAWPEN_HOST_MOUNTS", ""),
+            "allowed_volumes": e.get("CLAWPEN_ALLOWED_VOLUMES", ""),
+            "interpolate_vars": e.get("CLAWPEN_INTERPOLATE_VARS", ""),
+            "isolation": e.get("CLAWPEN_ISOLATION", "") or "default",
+            "gvisor_runtime": e.get("CLAWPEN_GVISOR_RUNTIME", "") or "runsc",
+            "gvisor_runtime_class": e.get("CLAWPEN_GVISOR_RUNTIME_CLASS", "") or "gvisor",
             "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
             "andor_register": _flag(
                 e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True
@@ -85,6 +102,14 @@ class Settings:
         if e.get("CLAWPEN_TEAMS_DIR"):
             kwargs["teams_dir"] = Path(e["CLAWPEN_TEAMS_DIR"])
         return cls(**kwargs)  # type: ignore[arg-type]
+
+    def volume_policy(self) -> VolumePolicy:
+        from controller.volume_policy import VolumePolicy
+
+        return VolumePolicy.from_strings(self.host_mounts, self.allowed_volumes)
+
+    def interpolation_allow(self) -> frozenset[str]:
+        return frozenset(v for v in (p.strip() for p in self.interpolate_vars.split(",")) if v)
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)

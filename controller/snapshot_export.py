@@ -20,7 +20,7 @@ import re
 import secrets as pysecrets
 import shutil
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -214,6 +214,12 @@ async def export_agent(
     return await asyncio.to_thread(export, snaps, agent, out, progress)
 
 
+class SpecRefused(SnapshotError):
+    """The archive's spec asks for something this installation's policy refuses (mounts, variables)."""
+
+    status = 422
+
+
 async def import_agent(
     store: Any,
     snaps: Snapshots,
@@ -221,11 +227,19 @@ async def import_agent(
     name: str | None = None,
     progress: Progress = no_progress,
     max_bytes: int | None = None,
+    validate: Callable[[Agent], list[str]] | None = None,
 ) -> Agent:
-    """Recreate an exported agent: verify the whole archive, fill its volumes, then store its spec."""
+    """Recreate an exported agent: verify the whole archive, fill its volumes, then store its spec.
+
+    `validate` returns what the installation's policy refuses in the archive's spec (an archive is
+    someone else's spec: it must not mount what REST could not); anything refused stops the import."""
     if name:
         await _ensure_absent(store, check_agent_name(name), "default")
     agent, info = await asyncio.to_thread(receive, snaps, src, name, progress, max_bytes)
+    refused = validate(agent) if validate is not None else []
+    if refused:
+        snaps.delete(agent.metadata.name, info.id)
+        raise SpecRefused("the archive's spec is refused: " + "; ".join(refused))
     key = f"{agent.metadata.namespace}/{agent.metadata.name}"
     try:
         await _ensure_absent(store, agent.metadata.name, agent.metadata.namespace)

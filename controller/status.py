@@ -14,6 +14,8 @@ from typing import Literal
 from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase
 from controller.runtime.base import Observed
 
+CRASH_LOOP_RESTARTS = 3  # restarts without becoming healthy before it is a crash loop, not a slow start
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -72,8 +74,19 @@ def _phase(
         return Phase.STOPPED, False, "Stopped", "spec.state is Stopped"
     if not obs.exists:
         return Phase.PENDING, False, "Creating", "the container is being created"
-    if obs.oom_killed and not obs.running:
-        return Phase.FAILED, False, "OOMKilled", "the container ran out of memory; raise spec.resources.memoryMB"
+    if not obs.running and obs.error:
+        # Docker's own words (e.g. "OCI runtime create failed: ...") instead of "the container is created".
+        return Phase.FAILED, False, "StartError", f"Docker could not start the container: {obs.error}"
+    looping = obs.restart_count >= CRASH_LOOP_RESTARTS and not healthy
+    if obs.oom_killed and (not obs.running or looping):
+        return Phase.FAILED, False, "OOMKilled", (
+            f"the container ran out of memory (OOMKilled; restarts: {obs.restart_count}, last exit code "
+            f"{obs.exit_code if obs.exit_code is not None else 137}); raise spec.resources.memoryMB"
+        )
+    if looping and (obs.state == "restarting" or obs.exit_code not in (None, 0) or obs.running):
+        return Phase.FAILED, False, "CrashLoop", (
+            f"the container keeps exiting (restarts: {obs.restart_count}; last exit: {_last_exit(obs)})"
+        )
     if obs.running:
         if healthy:
             return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"
@@ -87,6 +100,12 @@ def _phase(
         detail = f": {obs.error}" if obs.error else ""
         return Phase.FAILED, False, "Crashed", f"the container exited with code {obs.exit_code}{detail}"
     return Phase.STARTING, False, "Starting", f"the container is {obs.state}"
+
+
+def _last_exit(obs: Observed) -> str:
+    if obs.exit_code is None:
+        return "unknown (it is starting again)"
+    return f"code {obs.exit_code}" + (f": {obs.error}" if obs.error else "")
 
 
 def _tools_condition(previous: AgentStatus, ready: bool, degraded: str | None, now: datetime) -> Condition | None:

@@ -13,10 +13,11 @@ from typing import Protocol
 
 from controller.agent_token import TOKEN_NAME
 from controller.catalog import Catalog, Provider
-from controller.interpolate import InterpolationError, interpolate, interpolate_map
+from controller.interpolate import InterpolationError, VarPolicy, interpolate, interpolate_map
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
 from controller.resources import Agent, DesiredState
 from controller.tools_config import render_tools
+from controller.volume_policy import VolumeNotAllowed, VolumePolicy
 
 
 class TranslateError(Exception):
@@ -49,8 +50,17 @@ def translate(
     image: str,
     environ: Mapping[str, str],
     agent_token: ResolvedSecret | None = None,
+    variables: VarPolicy | None = None,
+    volumes: VolumePolicy | None = None,
+    isolation: str = "default",
 ) -> WorkloadPlan:
+    """`variables` and `volumes` are the operator's policies; absent, the strictest (nothing opened)."""
     spec = agent.spec
+    vars_policy = variables or VarPolicy()
+    try:
+        (volumes or VolumePolicy()).check(spec.volumes)
+    except VolumeNotAllowed as err:
+        raise TranslateError("VolumeNotAllowed", str(err)) from None
     template = None
     if spec.template:
         template = catalog.templates.get(spec.template)
@@ -68,10 +78,10 @@ def translate(
     try:
         if not model:
             raise TranslateError("InvalidSpec", f"spec.model: required for provider {provider_key!r} (no default)")
-        model = interpolate(model, environ, "spec.model")
-        base_url = _base_url(spec.base_url, provider, provider_key, environ)
-        env = interpolate_map(template.env, environ, f"template {spec.template}.env") if template else {}
-        env.update(interpolate_map(spec.env, environ, "spec.env"))
+        model = interpolate(model, environ, "spec.model", vars_policy)
+        base_url = _base_url(spec.base_url, provider, provider_key, environ, vars_policy)
+        env = interpolate_map(template.env, environ, f"template {spec.template}.env", vars_policy) if template else {}
+        env.update(interpolate_map(spec.env, environ, "spec.env", vars_policy))
     except InterpolationError as err:
         raise TranslateError("MissingVariable", str(err)) from None
     except ValueError as err:
@@ -127,17 +137,22 @@ def translate(
         mounts=mounts,
         secrets=secret_mounts,
         labels=labels,
+        isolation=spec.isolation or isolation,
         running=spec.state == DesiredState.RUNNING,
     )
 
 
-def _base_url(override: str | None, provider: Provider, key: str, environ: Mapping[str, str]) -> str:
+def _base_url(
+    override: str | None, provider: Provider, key: str, environ: Mapping[str, str], policy: VarPolicy
+) -> str:
     if override:
-        return interpolate(override, environ, "spec.baseURL")
+        return interpolate(override, environ, "spec.baseURL", policy)
     if not provider.base_url:
         raise TranslateError("InvalidSpec", f"spec.baseURL: required for provider {key!r} (it has no default)")
     try:
-        return interpolate(provider.base_url, environ, f"providers.{key}.base_url")
+        # The catalog is the operator's own file: plain names like OPENAI_BASE_URL are fine there.
+        catalog_policy = VarPolicy(names=policy.names, plain=True)
+        return interpolate(provider.base_url, environ, f"providers.{key}.base_url", catalog_policy)
     except InterpolationError as err:
         raise TranslateError(
             "MissingVariable", f"{err} (set it in the controller's environment, or set spec.baseURL)"

@@ -12,6 +12,7 @@ from controller.agent_token import open_agent_tokens
 from controller.andor import AndorBridge
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
+from controller.interpolate import VarPolicy
 from controller.manager import Controller
 from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
@@ -35,7 +36,12 @@ def open_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "docker":
         from controller.runtime.docker import DockerRuntime
 
-        return DockerRuntime(settings.instance, ports_file=settings.ensure_home() / "ports.json")
+        return DockerRuntime(
+            settings.instance,
+            ports_file=settings.ensure_home() / "ports.json",
+            volume_policy=settings.volume_policy(),
+            gvisor_runtime=settings.gvisor_runtime,
+        )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
 
@@ -72,6 +78,9 @@ def build_reconciler(
         runtime_readiness=settings.runtime == "kubernetes" and "KUBERNETES_SERVICE_HOST" not in os.environ,
         bridge=open_bridge(settings),
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
+        variables=VarPolicy(names=settings.interpolation_allow()),
+        volumes=settings.volume_policy(),
+        isolation=settings.isolation,
     )
 
 

@@ -36,9 +36,11 @@ from api.schemas import (
 )
 from controller.catalog import unknown_names
 from controller.events import EventLog
+from controller.interpolate import VarPolicy
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
 from controller.store.base import Conflict
+from controller.volume_policy import spec_policy_errors
 
 TAGS = ("agents",)
 LIST_FILTERS = (
@@ -62,6 +64,9 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
         {"field": fields[field], "message": message}
         for field, message in unknown_names(d.catalog, agent.spec.template, agent.spec.provider)
     ]
+    errors += spec_policy_errors(
+        agent.spec, d.settings.volume_policy(), VarPolicy(names=d.settings.interpolation_allow())
+    )
     if errors:
         raise invalid(errors)
 

@@ -31,6 +31,7 @@ from controller.resources import DNS1123_LABEL, Agent
 from controller.snapshot_export import clone_agent, export_chunks, import_agent
 from controller.snapshots import SnapshotError, SnapshotInfo, Snapshots
 from controller.store.base import NotFound
+from controller.volume_policy import import_policy
 
 TAGS = ("snapshots",)
 MAX_IMPORT_BYTES = 64 * 1024**3  # the gateway's 1 MiB body limit does not apply to archives
@@ -222,7 +223,9 @@ async def import_agent_route(request: Request) -> JSONResponse:
             raise ApiError(400, "request body is required: the archive made by export")
         with spool.open("rb") as src:
             try:
-                created = await import_agent(d.store, snaps, src, name, max_bytes=limit)
+                created = await import_agent(
+                    d.store, snaps, src, name, max_bytes=limit, validate=import_policy(d.settings)
+                )
             except (SnapshotError, ArchiveError) as err:
                 raise ApiError(err.status, str(err)) from None
     finally:

@@ -19,6 +19,7 @@ from typing import IO, BinaryIO
 from controller.commands._common import settings, table
 from controller.snapshot_export import clone_agent, export_agent, import_agent, snapshot_agent
 from controller.snapshots import Snapshots
+from controller.volume_policy import import_policy
 from controller.wiring import open_store
 
 
@@ -124,9 +125,7 @@ async def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rows = [
-        [i.id, i.created_at.isoformat(), _size(i.size_bytes), i.sha256[:12]] for i in _snaps().list(args.agent)
-    ]
+    rows = [[i.id, i.created_at.isoformat(), _size(i.size_bytes), i.sha256[:12]] for i in _snaps().list(args.agent)]
     print(table(rows, ["ID", "CREATED", "SIZE", "SHA256"]))
     return 0
 
@@ -187,7 +186,9 @@ async def cmd_import(args: argparse.Namespace) -> int:
     store = open_store(cfg)
     try:
         with _progress() as progress, _open_input(args.file) as src:
-            agent = await import_agent(store, _snaps(), src, args.name, progress, max_bytes=cfg.import_max_bytes)
+            agent = await import_agent(
+                store, _snaps(), src, args.name, progress, max_bytes=cfg.import_max_bytes, validate=import_policy(cfg)
+            )
     finally:
         await store.close()
     print(f"agent/{agent.name} imported")

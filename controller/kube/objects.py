@@ -55,6 +55,7 @@ class KubeOptions:
     workspace_size: str = "5Gi"
     storage_class: str | None = None
     image_pull_policy: str = "IfNotPresent"
+    gvisor_runtime_class: str = "gvisor"  # RuntimeClass for spec.isolation: gvisor
 
 
 @dataclass(frozen=True)
@@ -264,6 +265,22 @@ def build_statefulset(plan: WorkloadPlan, owner: Owner | None, options: KubeOpti
         "volumeMounts": mounts,
     }
     labels = plan.owner_labels()
+    pod_spec: dict[str, Any] = {
+        "automountServiceAccountToken": False,  # agents never talk to the API server
+        "enableServiceLinks": False,  # no other services' addresses in the agent's env
+        "terminationGracePeriodSeconds": 15,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": uid,
+            "runAsGroup": uid,
+            "fsGroup": uid,  # so the claims are writable by the non-root user
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if plan.isolation == "gvisor":
+        pod_spec["runtimeClassName"] = options.gvisor_runtime_class  # the cluster's RuntimeClass for runsc
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
@@ -277,20 +294,7 @@ def build_statefulset(plan: WorkloadPlan, owner: Owner | None, options: KubeOpti
             "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
             "template": {
                 "metadata": {"labels": labels},
-                "spec": {
-                    "automountServiceAccountToken": False,  # agents never talk to the API server
-                    "enableServiceLinks": False,  # no other services' addresses in the agent's env
-                    "terminationGracePeriodSeconds": 15,
-                    "securityContext": {
-                        "runAsNonRoot": True,
-                        "runAsUser": uid,
-                        "runAsGroup": uid,
-                        "fsGroup": uid,  # so the claims are writable by the non-root user
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "containers": [container],
-                    "volumes": volumes,
-                },
+                "spec": pod_spec,
             },
             "volumeClaimTemplates": [
                 _claim("data", options.data_size, plan, options),

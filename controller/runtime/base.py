@@ -18,9 +18,10 @@ from controller.plan import WorkloadPlan
 class RuntimeError_(Exception):
     """A runtime operation failed; `reason` becomes the Ready condition's reason."""
 
-    def __init__(self, message: str, reason: str = "RuntimeError"):
+    def __init__(self, message: str, reason: str = "RuntimeError", *, terminal: bool = False):
         super().__init__(message)
         self.reason = reason
+        self.terminal = terminal  # the agent is Failed (retries continue, with backoff) rather than Pending
 
 
 class RuntimeUnavailable(RuntimeError_):

@@ -62,6 +62,7 @@ from controller.runtime.docker_streams import LogStream, threaded
 from controller.runtime.docker_volumes import VolumeInfo, list_agent_volumes, remove_volumes
 from controller.runtime.engine import Engine, engine_client, engine_from_env
 from controller.runtime.podman import find_image
+from controller.volume_policy import VolumeNotAllowed, VolumePolicy
 
 __all__ = [
     "DockerRuntime",
@@ -138,8 +139,12 @@ class DockerRuntime:
         secrets_root: Path | None = None,
         engine: Engine | None = None,
         ports_file: Path | None = None,
+        volume_policy: VolumePolicy | None = None,
+        gvisor_runtime: str = "runsc",
     ):
+        self.gvisor_runtime = gvisor_runtime
         self.instance = instance
+        self.volume_policy = volume_policy or VolumePolicy()
         self.engine = engine or engine_from_env(os.environ)
         self.ports = HostPorts(ports_file)
         self._client = client
@@ -268,6 +273,7 @@ class DockerRuntime:
         except docker.errors.ImageNotFound:
             raise ImageMissing(plan.image) from None
         image = next((t for t in found.tags if t.endswith(plan.image)), found.id)  # Podman: localhost/<name>
+        runtime = self._engine_runtime(plan)
         host_port = self.ports.wanted(plan.key, container.attrs if container is not None else None, plan.port)
         if container is not None:
             container.remove(force=True)
@@ -280,7 +286,7 @@ class DockerRuntime:
             network = self._ensure_network_locked(plan.key)
             self._creating += 1  # keeps a concurrent remove from dropping the network under us
         try:
-            container = self._create(plan, image, env, mounts, network, host_port)
+            container = self._create(plan, image, env, mounts, network, host_port, runtime)
             if plan.running:
                 try:
                     container.start()
@@ -290,13 +296,28 @@ class DockerRuntime:
                     # Someone else took the remembered port while the agent was away: take a new one.
                     container.remove(force=True)
                     host_port = free_port()
-                    container = self._create(plan, image, env, mounts, network, host_port)
+                    container = self._create(plan, image, env, mounts, network, host_port, runtime)
                     container.start()
         finally:
             with self._network_lock:
                 self._creating -= 1
         self.ports.remember(plan.key, host_port)
         return self._observe(plan.key)
+
+    def _engine_runtime(self, plan: WorkloadPlan) -> str | None:
+        """The OCI runtime for the plan's isolation; a missing gVisor runtime is a clear, terminal error."""
+        if plan.isolation != "gvisor":
+            return None
+        runtimes = self.client.info().get("Runtimes") or {}
+        if self.gvisor_runtime not in runtimes:
+            raise RuntimeError_(
+                f"spec.isolation is gvisor but the Docker engine has no {self.gvisor_runtime!r} runtime "
+                f"(it has: {', '.join(sorted(runtimes)) or 'none'}); enable it with deploy/host/ensure-gvisor.sh "
+                "(installs runsc and registers it in /etc/docker/daemon.json), or set spec.isolation: default",
+                reason="GVisorUnavailable",
+                terminal=True,
+            )
+        return self.gvisor_runtime
 
     def _create(
         self,
@@ -306,6 +327,7 @@ class DockerRuntime:
         mounts: list[DockerMount],
         network: str,
         host_port: int,
+        runtime: str | None = None,
     ) -> Any:
         return self.client.containers.create(
             image=image,
@@ -330,6 +352,7 @@ class DockerRuntime:
             restart_policy={"Name": plan.restart_policy},
             network=network,
             init=True,  # PID 1 forwards SIGTERM, so `stop` is quick and zombies are reaped
+            runtime=runtime,  # None: the engine's default (runc); "runsc" for gVisor
             ulimits=podman.ulimits(self.client),
             detach=True,
         )
@@ -407,9 +430,19 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 self.client.volumes.create(volume, labels=owner)
             mounts.append(DockerMount(target, volume, type="volume"))
-        for extra in plan.mounts:
-            kind = "bind" if extra.source.startswith("/") else "volume"
-            mounts.append(DockerMount(extra.target, extra.source, type=kind, read_only=extra.read_only))
+        for index, extra in enumerate(plan.mounts):
+            # Checked again here, right before Docker follows the path: a symlink may have changed
+            # since translate judged the spec. The resolved path is what gets mounted.
+            field = f"spec.volumes[{index}].source"
+            try:
+                if extra.source.startswith("/"):
+                    source = self.volume_policy.check_host_path(extra.source, field, resolve=True)
+                    mounts.append(DockerMount(extra.target, source, type="bind", read_only=extra.read_only))
+                else:
+                    self.volume_policy.check_named(extra.source, field)
+                    mounts.append(DockerMount(extra.target, extra.source, type="volume", read_only=extra.read_only))
+            except VolumeNotAllowed as err:
+                raise RuntimeError_(str(err), reason="VolumeNotAllowed") from None
         return mounts
 
     def _write_secrets(self, plan: WorkloadPlan, values: dict[str, bytes]) -> Path:

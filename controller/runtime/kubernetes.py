@@ -87,6 +87,7 @@ class KubernetesRuntime:
             cluster_domain=os.environ.get("CLAWPEN_CLUSTER_DOMAIN", "cluster.local"),
             allowed_namespace=os.environ.get("CLAWPEN_SYSTEM_NAMESPACE", "clawpen-system"),
             storage_class=os.environ.get("CLAWPEN_STORAGE_CLASS") or None,
+            gvisor_runtime_class=getattr(settings, "gvisor_runtime_class", "gvisor"),
         )
         return cls(None, settings.instance, options)
 

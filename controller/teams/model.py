@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from controller.interpolate import interpolate
+from controller.interpolate import VarPolicy, interpolate
 from controller.resources import Team
 
 
@@ -49,7 +49,10 @@ def resolve_router_model(
     if not raw_url:
         return f"team {team.name}: provider {router.provider} has no base URL; set [router].base_url"
     try:
-        base_url = interpolate(raw_url, environ, f"team {team.name} router base URL")
+        # The provider catalog is the operator's file (plain names like OPENAI_BASE_URL are fine); a
+        # team's own base_url is user input and reads only CLAWPEN_VAR_* (controller.interpolate).
+        policy = VarPolicy(plain=not router.base_url)
+        base_url = interpolate(raw_url, environ, f"team {team.name} router base URL", policy)
     except ValueError as err:
         return str(err)
     env_key = getattr(provider, "env_key", None)

@@ -6,13 +6,23 @@ does (store.update_status); everything else is what a client sees over HTTP.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase
+from tests.api.conftest import start_gateway
 from tests.api.harness import ServerThread
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerThread]:
+    """The operator opened /srv for host mounts and the named volume `notes` (the policy is off by default)."""
+    server = start_gateway(tmp_path_factory.mktemp("home"), host_mounts="/srv", allowed_volumes="notes")
+    yield server
+    server.stop()
 
 
 def _store(gateway: ServerThread) -> Any:

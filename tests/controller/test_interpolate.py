@@ -1,6 +1,10 @@
+import re
+
 import pytest
 
-from controller.interpolate import InterpolationError, interpolate
+from controller.interpolate import InterpolationError, VariableNotAllowed, VarPolicy, interpolate
+
+OPEN = VarPolicy(names=frozenset({"A", "B", "EMPTY", "MISSING"}))
 
 
 @pytest.mark.parametrize(
@@ -19,13 +23,13 @@ from controller.interpolate import InterpolationError, interpolate
     ],
 )
 def test_expansion(text, expected):
-    assert interpolate(text, {"A": "alpha", "B": "beta", "EMPTY": ""}) == expected
+    assert interpolate(text, {"A": "alpha", "B": "beta", "EMPTY": ""}, policy=OPEN) == expected
 
 
 def test_unset_without_default_names_variable_and_place():
     with pytest.raises(InterpolationError) as info:
-        interpolate("key=${OPENAI_API_KEY}", {}, "template coding-assistant.env.KEY")
-    assert "OPENAI_API_KEY" in str(info.value)
+        interpolate("key=${CLAWPEN_VAR_REGION}", {}, "template coding-assistant.env.KEY")
+    assert "CLAWPEN_VAR_REGION" in str(info.value)
     assert "template coding-assistant.env.KEY" in str(info.value)
 
 
@@ -33,3 +37,29 @@ def test_unset_without_default_names_variable_and_place():
 def test_malformed_reference_is_an_error_not_a_literal(text):
     with pytest.raises(ValueError, match="malformed"):
         interpolate(text, {"A": "x"})
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("CLAWPEN_SECRET_KEY", "secret"),
+        ("CLAWPEN_ADMIN_PASSWORD", "secret"),
+        ("OPENAI_API_KEY", "secret"),
+        ("GITHUB_TOKEN", "secret"),
+        ("CLAWPEN_HOME", "CLAWPEN_* settings are never interpolated"),
+        ("HOME", "only CLAWPEN_VAR_*"),
+        ("CLAWPEN_VAR_DB_PASSWORD", "secret"),
+    ],
+)
+def test_only_the_allow_list_is_read(name, why):
+    environ = {name: "leaked"}
+    for text in (f"${{{name}}}", f"${{{name}:-default}}"):  # a default does not make it allowed
+        with pytest.raises(VariableNotAllowed, match=re.escape(why)) as info:
+            interpolate(text, environ, "spec.env.A")
+        assert f"spec.env.A: ${{{name}}} is not an allowed variable" in str(info.value)
+
+
+def test_prefix_and_named_variables_are_read():
+    environ = {"CLAWPEN_VAR_REGION": "eu", "LOG_LEVEL": "debug"}
+    assert interpolate("${CLAWPEN_VAR_REGION}", environ) == "eu"
+    assert interpolate("${LOG_LEVEL}", environ, policy=VarPolicy(names=frozenset({"LOG_LEVEL"}))) == "debug"

@@ -34,7 +34,7 @@ def test_full_manifest_round_trips():
     [
         ({"resources": {"memoryMB": 0}}, "spec.resources.memoryMB", "greater than or equal to 1"),
         ({"resources": {"memoryMB": 65537}}, "spec.resources.memoryMB", "less than or equal to 65536"),
-        ({"resources": {"cpu": 0}}, "spec.resources.cpu", "greater than 0"),
+        ({"resources": {"cpu": 0}}, "spec.resources.cpu", "greater than or equal to 0.01"),
         ({"resources": {"cpu": 129}}, "spec.resources.cpu", "less than or equal to 128"),
         ({"resources": {"preset": "huge"}}, "spec.resources.preset", "nano"),
         ({"env": {"1BAD": "x"}}, "spec.env", "must match"),

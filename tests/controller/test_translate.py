@@ -15,14 +15,19 @@ import pytest
 import yaml
 
 from controller.catalog import load_catalog
+from controller.interpolate import VarPolicy
 from controller.resources import parse_resource
 from controller.settings import REPO_ROOT
 from controller.translate import TranslateError, translate
+from controller.volume_policy import VolumePolicy
 
 GOLDEN = Path(__file__).parent / "golden" / "translate"
 CASES = sorted(p for p in GOLDEN.glob("*.yaml") if not p.name.endswith(".plan.yaml"))
 CATALOG = load_catalog(REPO_ROOT / "templates")
 ENVIRON = {"FAKE_PORT": "18080"}
+VARIABLES = VarPolicy(names=frozenset({"FAKE_PORT"}))  # what CLAWPEN_INTERPOLATE_VARS=FAKE_PORT opens
+VOLUMES = VolumePolicy(named_volumes=("notes",))  # what CLAWPEN_ALLOWED_VOLUMES=notes allows
+KW: dict = {"instance": "i", "image": "img", "environ": ENVIRON, "volumes": VOLUMES}
 
 
 class Resolved:
@@ -39,7 +44,16 @@ SECRETS = {
 def render(case: Path) -> dict:
     agent = parse_resource(yaml.safe_load(case.read_text()))
     try:
-        plan = translate(agent, CATALOG, SECRETS, instance="golden", image="clawpen/agent:0.1.0", environ=ENVIRON)
+        plan = translate(
+            agent,
+            CATALOG,
+            SECRETS,
+            instance="golden",
+            image="clawpen/agent:0.1.0",
+            environ=ENVIRON,
+            variables=VARIABLES,
+            volumes=VOLUMES,
+        )
     except TranslateError as err:
         return {"error": {"reason": err.reason, "message": err.message}}
     out = asdict(plan)
@@ -59,21 +73,21 @@ def test_golden(case: Path):
 
 def test_same_spec_same_hash_and_state_is_not_hashed():
     doc = yaml.safe_load((GOLDEN / "template-override.yaml").read_text())
-    running = translate(parse_resource(doc), CATALOG, SECRETS, instance="i", image="img", environ=ENVIRON)
+    running = translate(parse_resource(doc), CATALOG, SECRETS, **KW)
     doc["spec"]["state"] = "Stopped"
-    stopped = translate(parse_resource(doc), CATALOG, SECRETS, instance="i", image="img", environ=ENVIRON)
+    stopped = translate(parse_resource(doc), CATALOG, SECRETS, **KW)
     assert running.hash == stopped.hash and running.running and not stopped.running
 
 
 def test_memory_and_secret_version_change_the_hash():
     doc = yaml.safe_load((GOLDEN / "template-override.yaml").read_text())
-    base = translate(parse_resource(doc), CATALOG, SECRETS, instance="i", image="img", environ=ENVIRON)
+    base = translate(parse_resource(doc), CATALOG, SECRETS, **KW)
     doc["spec"]["resources"]["memoryMB"] = 4096
-    more = translate(parse_resource(doc), CATALOG, SECRETS, instance="i", image="img", environ=ENVIRON)
+    more = translate(parse_resource(doc), CATALOG, SECRETS, **KW)
     assert more.hash != base.hash and more.memory_mb == 4096
     rotated = {**SECRETS, "OPENAI_API_KEY": Resolved("global", "v4")}
     doc["spec"]["resources"]["memoryMB"] = 2048
-    again = translate(parse_resource(doc), CATALOG, rotated, instance="i", image="img", environ=ENVIRON)
+    again = translate(parse_resource(doc), CATALOG, rotated, **KW)
     assert again.hash != base.hash
 
 

@@ -49,7 +49,10 @@ def test_anthropic_style_for_the_platform_team() -> None:
     ({"mode": "keyword"}, "keywords only"),
     ({"provider": None}, "[router].provider is not set"),
     ({"provider": "nope"}, "unknown provider 'nope'"),
-    ({"base_url": "${NOPE}"}, "NOPE is not set"),
+    ({"base_url": "${CLAWPEN_VAR_NOPE}"}, "CLAWPEN_VAR_NOPE is not set"),
+    # A team's base_url is user input: it never reads the gateway's settings or secrets (issue 10).
+    ({"base_url": "http://x/${CLAWPEN_SECRET_KEY}"}, "${CLAWPEN_SECRET_KEY} is not an allowed variable"),
+    ({"base_url": "http://x/${HOME}"}, "${HOME} is not an allowed variable"),
 ])
 def test_unresolvable_routers_say_why(finance: Team, change: dict[str, object], reason: str) -> None:
     for key, value in change.items():
