@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps docker image lint bench clean
+.PHONY: up test deps docker image openclaw-image lint bench clean
 
 $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ docker:
 image: deps docker
 	$(CLAWPEN) image build
 
+# The OpenClaw agent image (~730 MB: Node + openclaw from the npm registry, cached by its inputs).
+# `make up` builds it only when an OpenClaw agent exists (image build --program auto); tests need it.
+openclaw-image: deps docker
+	bash deploy/host/ensure-npm.sh
+	$(CLAWPEN) image build --program openclaw
+
 up: image
 	$(CLAWPEN) up
 
-test: image
+test: image openclaw-image
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: deps

@@ -45,6 +45,7 @@ _SPEC_TO_REQUEST: dict[tuple[str, ...], str] = {
     ("restartPolicy",): "config.restart_policy",
     ("volumes",): "config.volumes",
     ("systemPrompt",): "config.system_prompt",
+    ("program",): "config.program",
     ("template",): "template",
     ("project",): "project",
     ("tags",): "tags",
@@ -94,6 +95,7 @@ def config_to_spec_fields(config: AgentConfig) -> dict[str, Any]:
         ("base_url", "baseURL"),
         ("restart_policy", "restartPolicy"),
         ("system_prompt", "systemPrompt"),
+        ("program", "program"),
     ):
         value = getattr(config, src)
         if value is not None:
@@ -185,6 +187,7 @@ def config_out(spec: AgentSpec) -> AgentConfigOut:
         restart_policy=spec.restart_policy,
         volumes=[VolumeIn(source=v.source, target=v.target, read_only=v.read_only) for v in spec.volumes],
         system_prompt=spec.system_prompt,
+        program=spec.program,
     )
 
 

@@ -96,6 +96,9 @@ class AgentConfig(Body):
         default=None, description='{"source","target","read_only"} or "source:target[:ro]"'
     )
     system_prompt: str | None = None
+    program: Literal["clawpen", "openclaw"] | None = Field(
+        default=None, description="what runs in the container: clawpen (default) or openclaw"
+    )
 
 
 class AgentCreate(Body):
@@ -139,6 +142,7 @@ class AgentConfigOut(Out):
     restart_policy: RestartPolicy = "unless-stopped"
     volumes: list[VolumeIn] = Field(default_factory=list)
     system_prompt: str | None = None
+    program: str | None = None
 
 
 class ConditionOut(Out):

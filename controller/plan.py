@@ -45,6 +45,25 @@ class SecretMount:
 
 
 @dataclass(frozen=True)
+class PlanFile:
+    """A file the agent program reads at /run/secrets/<name> (e.g. a rendered config). Delivered
+    beside the secrets (tmpfs, read-only): rendered configs may reference secret files, never hold them."""
+
+    name: str
+    content: str
+
+
+# Fields added after plans were first hashed: left out of the hash while they hold their default,
+# so upgrading Claw Pen does not replace every running agent.
+_LATE_DEFAULTS: dict[str, object] = {
+    "program": "clawpen",
+    "files": (),
+    "readiness_path": "/healthz",
+    "start_timeout_s": 60,
+}
+
+
+@dataclass(frozen=True)
 class WorkloadPlan:
     namespace: str
     name: str  # the resource's name
@@ -63,6 +82,10 @@ class WorkloadPlan:
     tmpfs: tuple[str, ...] = ("/tmp",)
     extra_hosts: tuple[tuple[str, str], ...] = (("host.docker.internal", "host-gateway"),)
     labels: dict[str, str] = field(default_factory=dict)
+    program: str = "clawpen"  # which agent program runs (controller.programs)
+    files: tuple[PlanFile, ...] = ()
+    readiness_path: str = "/healthz"  # answers 200 once the agent can chat
+    start_timeout_s: int = 60  # how long a start may take before the status calls it slow
     # Not hashed: start/stop flips this without replacing anything.
     running: bool = True
 
@@ -73,6 +96,9 @@ class WorkloadPlan:
     def hashed_fields(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("running")
+        for name, default in _LATE_DEFAULTS.items():
+            if getattr(self, name) == default:
+                data.pop(name)
         return data
 
     @property

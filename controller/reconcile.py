@@ -21,15 +21,18 @@ import httpx
 
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
+from controller.plan import WorkloadPlan
+from controller.programs import program_named
+from controller.programs.token import ensure_agent_token
 from controller.resources import Agent, AgentStatus, Condition, Phase, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
-from controller.translate import ResolvedSecret, TranslateError, secret_names_for, translate
+from controller.translate import ResolvedSecret, TranslateError, program_for, secret_names_for, translate
 
 log = logging.getLogger("clawpen.reconcile")
 
-Probe = Callable[[str], Awaitable[tuple[bool, str | None]]]
+Probe = Callable[[str, str], Awaitable[tuple[bool, str | None]]]
 
 
 class SecretSource(Protocol):
@@ -59,20 +62,20 @@ class ReconcileResult:
     phase: str | None = None
 
 
-async def http_probe(endpoint: str) -> tuple[bool, str | None]:
-    """GET <endpoint>/healthz: (healthy, why-not)."""
+async def http_probe(endpoint: str, path: str = "/healthz") -> tuple[bool, str | None]:
+    """GET <endpoint><path> (the program's readiness path): (healthy, why-not)."""
     try:
         async with httpx.AsyncClient(timeout=1.0) as client:
-            response = await client.get(f"{endpoint}/healthz")
+            response = await client.get(f"{endpoint}{path}")
     except httpx.HTTPError as err:
-        return False, f"/healthz did not answer ({type(err).__name__})"
+        return False, f"{path} did not answer ({type(err).__name__})"
     if response.status_code == 200:
         return True, None
     try:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return False, f"/healthz answered {response.status_code}: {str(detail)[:300]}"
+    return False, f"{path} answered {response.status_code}: {str(detail)[:300]}"
 
 
 @dataclass
@@ -129,6 +132,10 @@ class Reconciler:
             return ReconcileResult(action="failed", phase=Phase.FAILED)
 
         try:
+            program = program_for(agent, self.catalog)
+            maker = getattr(self.secrets, "set", None)
+            if program.needs_token and maker is not None:
+                ensure_agent_token(self.secrets, name)  # seam until iso's agent token lands
             resolved = self.secrets.resolve(name, secret_names_for(agent, self.catalog))
             plan = translate(
                 agent, self.catalog, resolved, instance=self.instance, image=self.image, environ=self.environ
@@ -151,14 +158,32 @@ class Reconciler:
 
         healthy, why = None, None
         if observed.running and observed.endpoint:
-            healthy, why = await self.probe(observed.endpoint)
+            healthy, why = await self.probe(observed.endpoint, plan.readiness_path)
             if healthy:
                 self._crashes.healthy(key)
+            else:
+                why = self._starting_message(plan, observed, why)
         status = derive_status(
             agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
         )
         await self._write(agent, status)
-        return ReconcileResult(action=action, requeue_after=self._requeue(status, observed, wait), phase=status.phase)
+        requeue = self._requeue(status, observed, wait)
+        if requeue == 0.5 and plan.start_timeout_s > 60:
+            requeue = 2.0  # a slow starter: look every 2 s, not twice a second, while it boots
+        return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    def _starting_message(self, plan: WorkloadPlan, observed: Observed, why: str | None) -> str | None:
+        """For a slow starter, say what it waits for and for how long (a boot is not a failure)."""
+        if plan.start_timeout_s <= 60 or observed.started_at is None:
+            return why
+        elapsed = int(max(0.0, (self.clock() - observed.started_at).total_seconds()))
+        waiting = program_named(plan.program).starting_message
+        if elapsed <= plan.start_timeout_s:
+            return f"{waiting} ({elapsed} s; waits for {plan.readiness_path})"
+        return (
+            f"{waiting}: no answer on {plan.readiness_path} after {elapsed} s (expected within "
+            f"{plan.start_timeout_s} s); see `clawpen logs {plan.name}`" + (f"; last: {why}" if why else "")
+        )
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret]

@@ -208,6 +208,12 @@ class AgentSpec(Model):
     project: str | None = Field(default=None, max_length=128)
     tags: list[str] = Field(default_factory=list, max_length=64)
     system_prompt: str | None = Field(default=None, max_length=65536)
+    # -- agent programs (controller.programs) --
+    program: Literal["clawpen", "openclaw"] | None = Field(
+        default=None,
+        description="what runs in the container: clawpen (our small agent, the default) or openclaw "
+        "(an OpenClaw gateway); unset: the template's choice, else clawpen",
+    )
 
     @field_validator("env")
     @classmethod

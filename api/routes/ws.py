@@ -27,9 +27,11 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.context import Deps, deps
 from api.errors import field_errors
 from api.schemas import ChatIn
+from controller.programs.token import bearer_headers
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
 from controller.store.base import NotFound, StoreError
+from controller.translate import program_for
 
 WS_UNKNOWN_AGENT = 4404
 WS_NOT_RUNNING = 4409
@@ -112,17 +114,16 @@ async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asy
 async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     """One user message → the agent's stream → delta frames, then a done or an error frame."""
     assert agent.status is not None and agent.status.endpoint and d.http is not None
-    url = agent.status.endpoint.rstrip("/") + "/v1/chat/completions"
-    payload = {
-        "model": agent.spec.model or "default",
-        "messages": [{"role": "user", "content": frame.content}],
-        "stream": True,
-        "session": frame.session,
-    }
+    # The agent's program says how it wants a chat turn (body shape, path); the gateway adds the
+    # per-agent bearer token, which clients never see.
+    request = program_for(agent, d.catalog).chat_request(frame.content, frame.session, agent.spec.model)
+    url = agent.status.endpoint.rstrip("/") + request.path
+    payload = request.body
+    headers = {**request.headers, **bearer_headers(d.settings, agent.name)}
     parts: list[str] = []
     finished = False
     try:
-        async with d.http.stream("POST", url, json=payload, timeout=UPSTREAM_TIMEOUT) as answer:
+        async with d.http.stream("POST", url, json=payload, headers=headers, timeout=UPSTREAM_TIMEOUT) as answer:
             if answer.status_code != 200:
                 body = (await answer.aread())[:4000].decode("utf-8", "replace")
                 try:
