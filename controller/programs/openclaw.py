@@ -3,16 +3,15 @@ HTTP endpoint (its WebSocket protocol needs device pairing, which nothing outsid
 
 render() turns the resolved spec into OpenClaw's JSON config, delivered as a file beside the secrets
 (/run/secrets/openclaw.json, read-only: OPENCLAW_CONFIG_READONLY). API keys never enter the config:
-each is a SecretRef to its own file provider (/run/secrets/<NAME>). The gateway token is the
-per-agent token; the image's entrypoint hands it to OpenClaw from its file, so it is in no env var
-that `docker inspect` shows. Everything that would call the internet on its own (update checks,
+each is an env SecretRef that the image's entrypoint fills from /run/secrets/<NAME> in the gateway's
+own process (so no env var `docker inspect` shows holds it). The gateway token is the per-agent
+token, handed over the same way. Everything that would call the internet on its own (update checks,
 model catalog refresh, Bonjour) is off; state lives on /data so sessions outlive the container.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from controller.plan import PlanFile
@@ -27,12 +26,6 @@ SECRETS_DIR = "/run/secrets"
 
 # Our provider API styles → OpenClaw's `models.providers.<id>.api`.
 API_STYLES = {"openai": "openai-completions", "anthropic": "anthropic-messages"}
-
-
-def _provider_alias(secret: str) -> str:
-    """An OpenClaw secrets-provider id (^[a-z][a-z0-9_-]{0,63}$) for one of our secret names."""
-    alias = re.sub(r"[^a-z0-9_-]", "_", secret.lower())
-    return ("f_" + alias if not alias[:1].isalpha() else alias)[:64]
 
 
 class OpenClawProgram:
@@ -61,15 +54,11 @@ class OpenClawProgram:
             "api": api,
             "models": [{"id": given.model, "name": given.model}],
         }
-        secret_providers: dict[str, Any] = {}
         if provider.env_key and provider.env_key in given.secret_files:
-            alias = _provider_alias(provider.env_key)
-            secret_providers[alias] = {
-                "source": "file",
-                "path": f"{SECRETS_DIR}/{provider.env_key}",
-                "mode": "singleValue",
-            }
-            entry["apiKey"] = {"source": "file", "provider": alias, "id": "value"}
+            # An env SecretRef: the image's entrypoint exports each upper-case secret file into the
+            # gateway's own process env. OpenClaw's file provider insists on files owned by its uid
+            # and unreadable by others, which Kubernetes Secret volumes (root-owned symlinks) are not.
+            entry["apiKey"] = {"source": "env", "provider": "default", "id": provider.env_key}
         elif provider.env_key and not provider.key_optional:
             raise RenderError(
                 "SecretMissing",
@@ -94,8 +83,6 @@ class OpenClawProgram:
             "agents": {"defaults": agent_defaults},
             "update": {"checkOnStart": False},
         }
-        if secret_providers:
-            config["secrets"] = {"providers": secret_providers}
         env = {
             "HOME": "/data",
             "OPENCLAW_CONFIG_PATH": f"{SECRETS_DIR}/{CONFIG_FILE}",
