@@ -92,6 +92,8 @@ class OpenClawProgram:
             "OPENCLAW_NO_RESPAWN": "1",
             "OPENCLAW_NO_AUTO_UPDATE": "1",
             "DO_NOT_TRACK": "1",
+            # V8's compile cache on the volume: a restart skips re-parsing OpenClaw's large bundles.
+            "NODE_COMPILE_CACHE": "/data/.node-compile-cache",
             "CLAWPEN_AGENT_NAME": given.agent.metadata.name,
             "CLAWPEN_AGENT_NAMESPACE": given.agent.metadata.namespace,
         }
