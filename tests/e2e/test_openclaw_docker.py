@@ -39,17 +39,16 @@ NAME = "oc-e2e"
 ROUTER_PROMPT = "You route messages for the team"
 
 
-def user_texts(body: dict[str, Any]) -> list[str]:
-    """Every user message's text (OpenClaw may send content as a list of parts)."""
-    out = []
+def said(body: dict[str, Any]) -> list[str]:
+    """The test's marker words (word-xxx) in the user messages, first mention order: OpenClaw wraps the
+    user's text (and may add user-role context of its own), so the fake looks for what the test said."""
+    found: list[str] = []
     for message in body.get("messages", []):
-        if message.get("role") != "user":
-            continue
-        content = message.get("content")
-        if isinstance(content, list):
-            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        out.append(str(content))
-    return out
+        if message.get("role") == "user":
+            for word in re.findall(r"word-[a-z0-9]+", json.dumps(message.get("content"))):
+                if word not in found:
+                    found.append(word)
+    return found
 
 
 def reply(body: dict[str, Any]) -> str:
@@ -57,9 +56,8 @@ def reply(body: dict[str, Any]) -> str:
     system = next((str(m.get("content")) for m in messages if m.get("role") == "system"), "")
     if ROUTER_PROMPT in system:  # the team router (in the gateway) asks which member should answer
         return json.dumps({"intent": "claw", "confidence": 0.95, "reasoning": "fake router"})
-    texts = user_texts(body)
-    words = re.findall(r"\bword-[a-z0-9]+\b", texts[-1] if texts else "")
-    return f"openclaw heard {words[-1] if words else 'nothing'} after {len(texts)} user turns"
+    words = said(body)
+    return f"openclaw heard {words[-1] if words else 'nothing'} after {len(words)} user turns"
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +167,12 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 300) -> Any:
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _last_request(fake: FakeModelServer) -> str:
+    """What the model got last (roles and the start of each message), for a failing assertion."""
+    body = fake.requests[-1].body if fake.requests else {}
+    return json.dumps([(m.get("role"), json.dumps(m.get("content"))[:300]) for m in body.get("messages", [])])[:4000]
+
+
 def _chat(up: dict[str, Any], content: str, session: str = "main") -> list[dict[str, Any]]:
     with connect(f"{up['url'].replace('http', 'ws')}/api/agents/{NAME}/chat?token={up['token']}") as ws:
         ws.send(json.dumps({"content": content, "session": session}))
@@ -223,11 +227,11 @@ def test_ws_chat_streams_and_second_turn_carries_the_first(
     assert frames[-1].get("done"), frames
     deltas = [f for f in frames if f.get("delta")]
     assert deltas and "".join(f["content"] for f in deltas) == frames[-1]["content"]
-    assert frames[-1]["content"].startswith("openclaw heard word-alpha"), frames[-1]
+    assert frames[-1]["content"].startswith("openclaw heard word-alpha"), (frames[-1], _last_request(fake))
     frames = _chat(up, "and now word-beta")
     assert frames[-1]["content"].startswith("openclaw heard word-beta"), frames[-1]
-    last = [r for r in fake.requests if "word-beta" in " ".join(user_texts(r.body))][-1]
-    assert any("word-alpha" in text for text in user_texts(last.body)), "the first turn is not in the history"
+    last = [r for r in fake.requests if "word-beta" in said(r.body)][-1]
+    assert said(last.body) == ["word-alpha", "word-beta"], "the first turn is not in the history the model got"
 
 
 def test_clawpen_chat_cli(up: dict[str, Any], ready: Any) -> None:
