@@ -22,6 +22,7 @@ from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import AuthGuard, RequestMetrics
 from api.routes import agents, auth, secrets, snapshots, system, teams, ws
+from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
@@ -56,7 +57,14 @@ def create_app(
         registration_enabled=settings.registration_enabled,
         env=os.environ if env is None else env,
     )
-    dependencies = Deps(settings=settings, store=store, runtime=runtime, catalog=catalog, auth=service)
+    dependencies = Deps(
+        settings=settings,
+        store=store,
+        runtime=runtime,
+        catalog=catalog,
+        auth=service,
+        tokens=open_agent_tokens(settings.ensure_home(), runtime),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

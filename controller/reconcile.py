@@ -19,16 +19,16 @@ from typing import Protocol
 
 import httpx
 
+from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.plan import WorkloadPlan
 from controller.programs import program_named
-from controller.programs.token import ensure_agent_token
 from controller.resources import Agent, AgentStatus, Condition, Phase, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
-from controller.translate import ResolvedSecret, TranslateError, program_for, secret_names_for, translate
+from controller.translate import ResolvedSecret, TranslateError, secret_names_for, translate
 
 log = logging.getLogger("clawpen.reconcile")
 
@@ -112,6 +112,7 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        tokens: AgentTokens | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -120,6 +121,7 @@ class Reconciler:
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
         self.events = events
+        self.tokens = tokens
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -132,13 +134,19 @@ class Reconciler:
             return ReconcileResult(action="failed", phase=Phase.FAILED)
 
         try:
-            program = program_for(agent, self.catalog)
-            maker = getattr(self.secrets, "set", None)
-            if program.needs_token and maker is not None:
-                ensure_agent_token(self.secrets, name)  # seam until iso's agent token lands
+            token = await self.tokens.ensure(key) if self.tokens is not None else None
+        except OSError as err:
+            raise ReconcileRetry(f"cannot store the agent's token: {err}") from err
+        try:
             resolved = self.secrets.resolve(name, secret_names_for(agent, self.catalog))
             plan = translate(
-                agent, self.catalog, resolved, instance=self.instance, image=self.image, environ=self.environ
+                agent,
+                self.catalog,
+                resolved,
+                instance=self.instance,
+                image=self.image,
+                environ=self.environ,
+                agent_token=TokenInfo(TOKEN_SCOPE, token_version(token)) if token else None,
             )
         except TranslateError as err:
             observed = await self._observe_quietly(key)
@@ -148,7 +156,7 @@ class Reconciler:
 
         try:
             observed = await self.runtime.observe(key)
-            action, observed, wait = await self._act(plan, observed, resolved)
+            action, observed, wait = await self._act(plan, observed, resolved, token)
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
@@ -186,11 +194,14 @@ class Reconciler:
         )
 
     async def _act(
-        self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret]
+        self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
     ) -> tuple[str, Observed, float]:
         key = plan.key
         if not observed.exists or observed.plan_hash != plan.hash:
-            values = {m.name: self.secrets.read(resolved[m.name]) for m in plan.secrets}
+            values = {
+                m.name: token.encode() if m.name == TOKEN_NAME and token else self.secrets.read(resolved[m.name])
+                for m in plan.secrets
+            }
             action = "created" if not observed.exists else "replaced"
             log.info("%s %s (plan %s)", action, key, plan.hash)
             if plan.running:
@@ -230,8 +241,9 @@ class Reconciler:
             await self.runtime.remove(key)
             if self.events is not None:
                 self.events.forget(key)
-            return ReconcileResult(action="removed")
-        return ReconcileResult()
+        if self.tokens is not None:
+            await self.tokens.forget(key)  # a new agent of the same name gets a new token
+        return ReconcileResult(action="removed") if observed.exists else ReconcileResult()
 
     async def _observe_quietly(self, key: str) -> Observed | None:
         try:

@@ -27,7 +27,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.context import Deps, deps
 from api.errors import field_errors
 from api.schemas import ChatIn
-from controller.programs.token import bearer_headers
+from controller.agent_token import auth_headers
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
 from controller.store.base import NotFound, StoreError
@@ -119,10 +119,11 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     request = program_for(agent, d.catalog).chat_request(frame.content, frame.session, agent.spec.model)
     url = agent.status.endpoint.rstrip("/") + request.path
     payload = request.body
-    headers = {**request.headers, **bearer_headers(d.settings, agent.name)}
+    headers = dict(request.headers)
     parts: list[str] = []
     finished = False
     try:
+        headers.update(await auth_headers(d.tokens, agent.key))
         async with d.http.stream("POST", url, json=payload, headers=headers, timeout=UPSTREAM_TIMEOUT) as answer:
             if answer.status_code != 200:
                 body = (await answer.aread())[:4000].decode("utf-8", "replace")

@@ -1,7 +1,8 @@
 """`clawpen chat NAME`: talk to an agent from the terminal, tokens printed as they arrive.
 
 It reads the agent's endpoint from its status (the controller writes it) and speaks the agent's
-chat contract directly, with a session id (default `main`, the same default as the gateway's chat,
+chat contract directly, with the agent's bearer token (controller.agent_token) and a session id
+(default `main`, the same default as the gateway's chat,
 so the terminal and the web UI continue one conversation). The agent keeps the history; this
 command sends only each new message. Ctrl-C during a reply stops it (closing the stream makes the
 agent cancel the model call); Ctrl-C or Ctrl-D at the prompt ends the chat.
@@ -62,6 +63,19 @@ async def agent_endpoint(name: str, namespace: str) -> str:
     return status.endpoint.rstrip("/")
 
 
+async def agent_headers(key: str) -> dict[str, str]:
+    """The agent's bearer token, from where the controller keeps it (the same helper the gateway uses)."""
+    from controller.agent_token import auth_headers, open_agent_tokens
+    from controller.wiring import open_runtime
+
+    config = settings()
+    runtime = open_runtime(config)
+    try:
+        return await auth_headers(open_agent_tokens(config.home, runtime), key)
+    finally:
+        await runtime.close()
+
+
 def check_ready(client: httpx.Client, endpoint: str, label: str) -> None:
     try:
         resp = client.get(f"{endpoint}/healthz")
@@ -79,16 +93,14 @@ def check_ready(client: httpx.Client, endpoint: str, label: str) -> None:
 
 @dataclass(frozen=True)
 class ChatTarget:
-    """How to speak to this agent: its program's request shape and the per-agent bearer header."""
+    """How to speak to this agent: its program's request shape (the bearer token is the client's)."""
 
     program: AgentProgram = field(default_factory=lambda: program_named(None))
-    headers: dict[str, str] = field(default_factory=dict)
     model: str | None = None
 
 
 async def chat_target(name: str, namespace: str) -> ChatTarget:
     from controller.catalog import load_catalog
-    from controller.programs.token import bearer_headers
     from controller.translate import program_for
     from controller.wiring import open_store
 
@@ -99,7 +111,7 @@ async def chat_target(name: str, namespace: str) -> ChatTarget:
     finally:
         await store.close()
     program = program_for(agent, load_catalog(current.templates_dir))
-    return ChatTarget(program, bearer_headers(current, name), agent.spec.model)
+    return ChatTarget(program, agent.spec.model)
 
 
 def stream_reply(
@@ -115,7 +127,7 @@ def stream_reply(
         path, headers = "/v1/chat/completions", {}
     else:
         request = target.program.chat_request(content, session, target.model)
-        body, path, headers = request.body, request.path, {**request.headers, **target.headers}
+        body, path, headers = request.body, request.path, dict(request.headers)
     with client.stream("POST", f"{endpoint}{path}", json=body, headers=headers) as resp:
         if resp.status_code != 200:
             resp.read()
@@ -188,9 +200,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             target = asyncio.run(chat_target(args.name, namespace))
         except InvalidObject as err:
             raise CommandError(str(err)) from None
+    headers = asyncio.run(agent_headers(f"{namespace}/{args.name}"))
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     # trust_env=False: the agent is on this host (or its network); an HTTP(S)_PROXY must not capture it.
-    with httpx.Client(timeout=timeout, trust_env=False) as client:
+    with httpx.Client(timeout=timeout, trust_env=False, headers=headers) as client:
         check_ready(client, endpoint, label)
         if args.message is not None:
             return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout, target) else 1

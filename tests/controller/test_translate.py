@@ -33,8 +33,8 @@ class Resolved:
 SECRETS = {
     "OPENAI_API_KEY": Resolved("global", "v3"),
     "GITHUB_TOKEN": Resolved("agent", "v1"),
-    "clawpen-agent-token": Resolved("agent", "t1"),
 }
+TOKEN = Resolved("agent-token", "t1")
 # Cases that need more of the store than the others (kept apart so older goldens do not change).
 EXTRA_SECRETS = {"openclaw-anthropic-baseurl": {"ANTHROPIC_API_KEY": Resolved("agent", "v2")}}
 
@@ -43,7 +43,11 @@ def render(case: Path) -> dict:
     agent = parse_resource(yaml.safe_load(case.read_text()))
     try:
         secrets = {**SECRETS, **EXTRA_SECRETS.get(case.stem, {})}
-        plan = translate(agent, CATALOG, secrets, instance="golden", image="clawpen/agent:0.1.0", environ=ENVIRON)
+        # The controller gives every agent a token; the golden cases show it where the program uses it.
+        token = TOKEN if case.stem.startswith(("openclaw", "error-openclaw")) else None
+        plan = translate(
+            agent, CATALOG, secrets, instance="golden", image="clawpen/agent:0.1.0", environ=ENVIRON, agent_token=token
+        )
     except TranslateError as err:
         return {"error": {"reason": err.reason, "message": err.message}}
     # What the hash covers (fields added later show only when not at their default) + state.

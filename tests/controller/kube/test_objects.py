@@ -153,12 +153,14 @@ def test_openclaw_statefulset_mounts_the_config_translate_rendered() -> None:
     """The Kubernetes path runs the same image and the same rendered config as Docker, from the Secret."""
     from controller.resources import parse_resource
     from controller.translate import translate
-    from tests.controller.test_translate import CATALOG, ENVIRON, SECRETS
+    from tests.controller.test_translate import CATALOG, ENVIRON, SECRETS, TOKEN
     from tests.controller.test_translate import GOLDEN as TRANSLATE_GOLDEN
 
     plan, _, _ = load_case("openclaw")
     manifest = yaml.safe_load((TRANSLATE_GOLDEN / "openclaw-openai.yaml").read_text())
-    docker_plan = translate(parse_resource(manifest), CATALOG, SECRETS, instance="default", image="x", environ=ENVIRON)
+    docker_plan = translate(
+        parse_resource(manifest), CATALOG, SECRETS, instance="default", image="x", environ=ENVIRON, agent_token=TOKEN
+    )
     assert plan.files == docker_plan.files and plan.hash == docker_plan.hash  # the input is not stale
     kinds = _by_kind("openclaw")
     data = kinds["Secret"]["data"]
