@@ -24,6 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, token_version  # noqa: E402
 from controller.catalog import load_catalog  # noqa: E402
 from controller.image import build_agent_image  # noqa: E402
 from controller.plan import LABEL_INSTANCE  # noqa: E402
@@ -52,8 +53,8 @@ async def one_run(
         "spec": {"program": program, "provider": "openai", "model": "fake-model", "baseURL": fake.container_url()},
     }
     token = secrets.token_urlsafe(32)
-    values = {"OPENAI_API_KEY": b"sk-bench", "clawpen-agent-token": token.encode()}
-    resolved = {k: Resolved("global", "1") for k in values}
+    values = {"OPENAI_API_KEY": b"sk-bench", TOKEN_NAME: token.encode()}
+    resolved = {"OPENAI_API_KEY": Resolved("global", "1")}
     plan = translate(
         parse_resource(manifest),
         load_catalog(REPO_ROOT / "templates"),
@@ -61,11 +62,12 @@ async def one_run(
         instance=runtime.instance,
         image=image,
         environ={},
+        agent_token=Resolved(TOKEN_SCOPE, token_version(token)),
     )
     chosen = program_named(program)
     t0 = time.monotonic()
     observed = await runtime.apply(plan, values)
-    headers = {"Authorization": f"Bearer {token}"} if chosen.needs_token else {}
+    headers = {"Authorization": f"Bearer {token}"}  # every agent program requires its token
     async with httpx.AsyncClient(timeout=5.0) as http:
         while True:
             if time.monotonic() - t0 > 600:

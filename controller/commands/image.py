@@ -50,8 +50,11 @@ def _openclaw_wanted(settings: Settings) -> bool:
 
     async def scan() -> bool:
         store = open_store(settings)
+        try:
+            agents = await store.list(Agent)
+        finally:
+            await store.close()
         catalog = load_catalog(settings.templates_dir)
-        agents = await store.list(Agent)
         return any(program_for(agent, catalog).name == "openclaw" for agent in agents)
 
     try:
