@@ -178,7 +178,7 @@ def _chat(up: dict[str, Any], content: str, session: str = "main") -> list[dict[
         ws.send(json.dumps({"content": content, "session": session}))
         frames = []
         while True:
-            frame = json.loads(ws.recv(timeout=180))
+            frame = json.loads(ws.recv(timeout=300))
             frames.append(frame)
             if frame.get("done") or frame.get("error"):
                 return frames
@@ -273,6 +273,22 @@ def test_container_is_hardened_and_leaks_no_secret(up: dict[str, Any], ready: An
         assert API_KEY not in text, f"the API key appears in {where}"
 
 
+def test_team_routes_to_the_openclaw_agent(up: dict[str, Any], ready: Any) -> None:
+    token = up["token"]
+    with connect(f"{up['url'].replace('http', 'ws')}/api/teams/oc-team/chat?token={token}") as ws:
+        assert json.loads(ws.recv(timeout=30))["type"] == "welcome"
+        ws.send(json.dumps({"content": "claw, please take word-zeta"}))
+        frames = []
+        while True:
+            frame = json.loads(ws.recv(timeout=300))
+            frames.append(frame)
+            if frame.get("done") or frame.get("error") or frame.get("type") == "clarification":
+                break
+    assert frames[0].get("routing_to") == NAME, frames
+    assert frames[-1].get("done") and frames[-1]["from_agent"] == NAME, frames
+    assert frames[-1]["content"].startswith("openclaw heard word-zeta"), frames[-1]
+
+
 def test_stop_start_keeps_the_session(up: dict[str, Any], ready: Any, fake: FakeModelServer) -> None:
     api = up["api"]
     frames = _chat(up, "remember word-delta", session="keep")
@@ -283,19 +299,3 @@ def test_stop_start_keeps_the_session(up: dict[str, Any], ready: Any, fake: Fake
     _wait(lambda: api.get(f"/api/agents/{NAME}").json()["status"] == "running", "running again")
     frames = _chat(up, "recall word-epsilon", session="keep")
     assert frames[-1]["content"].startswith("openclaw heard word-epsilon after 2 user turns"), frames[-1]
-
-
-def test_team_routes_to_the_openclaw_agent(up: dict[str, Any], ready: Any) -> None:
-    token = up["token"]
-    with connect(f"{up['url'].replace('http', 'ws')}/api/teams/oc-team/chat?token={token}") as ws:
-        assert json.loads(ws.recv(timeout=30))["type"] == "welcome"
-        ws.send(json.dumps({"content": "claw, please take word-zeta"}))
-        frames = []
-        while True:
-            frame = json.loads(ws.recv(timeout=180))
-            frames.append(frame)
-            if frame.get("done") or frame.get("error") or frame.get("type") == "clarification":
-                break
-    assert frames[0].get("routing_to") == NAME, frames
-    assert frames[-1].get("done") and frames[-1]["from_agent"] == NAME, frames
-    assert frames[-1]["content"].startswith("openclaw heard word-zeta"), frames[-1]
