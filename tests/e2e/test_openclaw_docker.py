@@ -296,6 +296,6 @@ def test_stop_start_keeps_the_session(up: dict[str, Any], ready: Any, fake: Fake
     assert api.post(f"/api/agents/{NAME}/stop").status_code == 202
     _wait(lambda: api.get(f"/api/agents/{NAME}").json()["status"] == "stopped", "stopped", 60)
     assert api.post(f"/api/agents/{NAME}/start").status_code == 202
-    _wait(lambda: api.get(f"/api/agents/{NAME}").json()["status"] == "running", "running again")
+    _wait(lambda: api.get(f"/api/agents/{NAME}").json()["status"] == "running", "running again", 600)
     frames = _chat(up, "recall word-epsilon", session="keep")
     assert frames[-1]["content"].startswith("openclaw heard word-epsilon after 2 user turns"), frames[-1]
