@@ -30,12 +30,17 @@ class TemplateConfig(_Loose):
     program: Literal["clawpen", "openclaw"] | None = None
 
 
+class TemplateTools(_Loose):
+    builtin: list[Literal["read_file", "write_file", "list_files", "run_command"]] = Field(default_factory=list)
+
+
 class Template(_Loose):
     name: str
     description: str = ""
     config: TemplateConfig = Field(default_factory=TemplateConfig)
     env: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
+    tools: TemplateTools = Field(default_factory=TemplateTools)  # default spec.tools.builtin
 
 
 class ProviderModel(_Loose):

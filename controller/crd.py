@@ -37,7 +37,7 @@ SHORT_NAMES: dict[str, list[str]] = {"Agent": ["cpa", "cpagent"], "Team": ["cpt"
 
 # Models whose before-validator also accepts a bare string; structural schemas cannot express
 # "string or object", so these nodes are left open (pydantic still validates them).
-STRING_OR_OBJECT = {"SecretRef"}
+STRING_OR_OBJECT = {"SecretRef", "Approval"}
 
 _DROP = {"title", "default", "$defs", "examples", "discriminator"}
 

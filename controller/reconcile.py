@@ -15,16 +15,17 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
+from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.plan import WorkloadPlan
 from controller.programs import program_named
-from controller.resources import Agent, AgentStatus, Condition, Phase, now
+from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -32,7 +33,15 @@ from controller.translate import ResolvedSecret, TranslateError, secret_names_fo
 
 log = logging.getLogger("clawpen.reconcile")
 
-Probe = Callable[[str, str, float], Awaitable[tuple[bool, str | None]]]
+class Health(NamedTuple):
+    """What an agent's /healthz said: ready or why not, and which of its tools failed (if any)."""
+
+    healthy: bool
+    message: str | None = None
+    tools_degraded: str | None = None
+
+
+Probe = Callable[[str, str, float], Awaitable[Health]]
 
 
 class SecretSource(Protocol):
@@ -62,20 +71,25 @@ class ReconcileResult:
     phase: str | None = None
 
 
-async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0) -> tuple[bool, str | None]:
-    """GET <endpoint><path> (the program's readiness path): (healthy, why-not)."""
+async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0) -> Health:
+    """GET <endpoint><path> (the program's readiness path): healthy, why-not, and `tools_degraded`."""
     try:
         async with httpx.AsyncClient(timeout=timeout) as client:
             response = await client.get(f"{endpoint}{path}")
     except httpx.HTTPError as err:
-        return False, f"{path} did not answer ({type(err).__name__})"
+        return Health(False, f"{path} did not answer ({type(err).__name__})")
     if response.status_code == 200:
-        return True, None
+        try:
+            body = response.json()
+            degraded = body.get("tools_degraded") if isinstance(body, dict) else None
+        except ValueError:
+            degraded = None
+        return Health(True, None, str(degraded)[:1000] if degraded else None)
     try:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return False, f"{path} answered {response.status_code}: {str(detail)[:300]}"
+    return Health(False, f"{path} answered {response.status_code}: {str(detail)[:300]}")
 
 
 @dataclass
@@ -112,6 +126,7 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
@@ -122,6 +137,7 @@ class Reconciler:
         self._crashes = _CrashTracker()
         self._probe_misses: dict[str, int] = {}
         self.events = events
+        self.bridge = bridge
         self.tokens = tokens
 
     async def reconcile(self, key: str) -> ReconcileResult:
@@ -152,8 +168,11 @@ class Reconciler:
         except TranslateError as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, err.message)
-            await self._write(agent, derive_status(agent, observed, now=self.clock(), problem=problem))
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            status, retry = await self._registered(
+                agent, derive_status(agent, observed, now=self.clock(), problem=problem)
+            )
+            await self._write(agent, status)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, requeue_after=retry)
 
         try:
             observed = await self.runtime.observe(key)
@@ -165,10 +184,10 @@ class Reconciler:
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 
-        healthy, why = None, None
+        healthy, why, degraded = None, None, None
         if observed.running and observed.endpoint:
             slow = plan.start_timeout_s > 60
-            healthy, why = await self.probe(observed.endpoint, plan.readiness_path, 5.0 if slow else 1.0)
+            healthy, why, degraded = await self.probe(observed.endpoint, plan.readiness_path, 5.0 if slow else 1.0)
             if healthy:
                 self._crashes.healthy(key)
                 self._probe_misses.pop(key, None)
@@ -180,14 +199,22 @@ class Reconciler:
             else:
                 why = self._starting_message(plan, observed, why)
         status = derive_status(
-            agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
+            agent,
+            observed,
+            now=self.clock(),
+            plan_hash=plan.hash,
+            healthy=healthy,
+            health_message=why,
+            tools_degraded=degraded,
         )
+        status, retry = await self._registered(agent, status)
         await self._write(agent, status)
         requeue = self._requeue(status, observed, wait)
         if requeue == 0.5 and plan.start_timeout_s > 60:
             requeue = 2.0  # a slow starter: look every 2 s, not twice a second, while it boots
+        if retry is not None:
+            requeue = retry if requeue is None else min(requeue, retry)
         return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
-
     @staticmethod
     def _was_ready(agent: Agent, observed: Observed) -> bool:
         """Ready in the last status, for this same container (a restart starts over)."""
@@ -207,6 +234,23 @@ class Reconciler:
             f"{waiting}: no answer on {plan.readiness_path} after {elapsed} s (expected within "
             f"{plan.start_timeout_s} s); see `clawpen logs {plan.name}`" + (f"; last: {why}" if why else "")
         )
+
+    async def _registered(self, agent: Agent, status: AgentStatus) -> tuple[AgentStatus, float | None]:
+        """Add the AndOR bridge's Registered condition (when a bridge is configured); never raises."""
+        if self.bridge is None:
+            return status, None
+        try:
+            teams = await self.store.list(Team, agent.metadata.namespace)
+        except Exception:  # noqa: BLE001 - triggers are optional; registration must not fail the agent
+            teams = []
+        condition, retry = await self.bridge.ensure(agent, teams, self.clock())
+        previous = agent.status.condition(condition.type) if agent.status else None
+        conditions = with_condition(list(status.conditions), condition, previous)
+        return status.model_copy(update={"conditions": conditions}), retry
+
+    def stale_registrations(self, wanted: Iterable[str]) -> list[str]:
+        """Keys registered with the bridge that no agent wants: resync reconciles them to unregister."""
+        return self.bridge.stale_keys(wanted) if self.bridge is not None else []
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
@@ -250,6 +294,15 @@ class Reconciler:
         return None
 
     async def _remove_orphan(self, key: str) -> ReconcileResult:
+        if self.bridge is not None:
+            namespace, _, name = key.partition("/")
+            retry = await self.bridge.forget(namespace, name)
+            if retry is not None:
+                result = await self._remove_workload(key)
+                return ReconcileResult(action=result.action, requeue_after=retry)
+        return await self._remove_workload(key)
+
+    async def _remove_workload(self, key: str) -> ReconcileResult:
         observed = await self.runtime.observe(key)
         if observed.exists:
             log.info("removing %s: no Agent wants it", key)
@@ -306,4 +359,3 @@ class Reconciler:
             return None
         result: AgentStatus | None = await reader(Agent, name, namespace)
         return result
-

@@ -30,6 +30,12 @@ def _templates_dir() -> Path:
     return REPO_ROOT / "templates"
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -46,6 +52,8 @@ class Settings:
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
+    andor_register: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,6 +70,10 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS", "4")),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
+            "andor_register": _flag(
+                e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True
+            ),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

@@ -17,6 +17,7 @@ from controller.interpolate import InterpolationError, interpolate, interpolate_
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
 from controller.programs import AgentProgram, RenderError, RenderInput, program_named
 from controller.resources import Agent, DesiredState
+from controller.tools_config import render_tools
 
 
 class TranslateError(Exception):
@@ -111,6 +112,7 @@ def translate(
         system_prompt=system_prompt,
         secret_files=tuple(m.name for m in secret_mounts if not m.as_env),
     )
+    env.update(render_tools(spec.tools, template.tools.builtin if template else None))
     try:
         rendered = program.render(given)
     except RenderError as err:

@@ -9,6 +9,7 @@ stats and health.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 
 import httpx
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from api.context import Deps, deps, parse_body, query_int
 from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
+from api.paging import PAGE_QUERY, paginate
 from api.schemas import (
     ActionOut,
     AgentCreate,
@@ -28,8 +30,10 @@ from api.schemas import (
     AgentOut,
     AgentUpdate,
     BulkActionOut,
+    EventOut,
     LogLineOut,
 )
+from controller.events import EventLog
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
 from controller.store.base import Conflict
@@ -39,6 +43,7 @@ LIST_FILTERS = (
     Query("project", {"type": "string"}, "only agents of this project"),
     Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
+    *PAGE_QUERY,
 )
 LOGS_TIMEOUT = 15.0
 STATUSES = ("pending", "starting", "running", "stopped", "failed")
@@ -79,14 +84,15 @@ async def list_agents(request: Request) -> JSONResponse:
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     agents = await d.store.list(Agent, d.settings.namespace)
-    out = [
-        agent_out(a).model_dump(mode="json")
+    wanted = [
+        a
         for a in sorted(agents, key=lambda a: a.name)
         if (project is None or a.spec.project == project)
         and (status is None or status_name(a) == status)
         and (tag is None or tag in a.spec.tags)
     ]
-    return JSONResponse(out)
+    page, headers = paginate(request, wanted, lambda a: a.name)
+    return JSONResponse([agent_out(a).model_dump(mode="json") for a in page], headers=headers)
 
 
 @operation(
@@ -298,6 +304,23 @@ async def agent_health(request: Request) -> JSONResponse:
     return _json(out)
 
 
+@operation(
+    Operation(
+        "What the controller did with the agent and why (newest last)",
+        response=list[EventOut],
+        query=(Query("limit", {"type": "integer", "minimum": 1, "maximum": 50}, "default 20"),),
+        tags=TAGS,
+    )
+)
+async def agent_events(request: Request) -> JSONResponse:
+    d = deps(request)
+    limit = query_int(request, "limit", 20, 1, 50)
+    agent = await d.agent(request.path_params["id"])
+    log = EventLog(d.settings.home / "events")
+    found = await asyncio.to_thread(log.recent, agent.key, limit)
+    return JSONResponse([EventOut(**asdict(e)).model_dump(mode="json") for e in found])
+
+
 ROUTES = [
     Route("/api/agents", list_agents, methods=["GET"]),
     Route("/api/agents", create_agent, methods=["POST"]),
@@ -311,4 +334,5 @@ ROUTES = [
     Route("/api/agents/{id}/logs", agent_logs, methods=["GET"]),
     Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"]),
     Route("/api/agents/{id}/health", agent_health, methods=["GET"]),
+    Route("/api/agents/{id}/events", agent_events, methods=["GET"]),
 ]

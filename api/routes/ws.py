@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from api.approvals import ApprovalRouter, approval_answer, tool_frame
 from api.context import Deps, deps
 from api.errors import field_errors
 from api.schemas import ChatIn
@@ -94,8 +95,14 @@ async def parse_chat_frame(ws: WebSocket, raw: str) -> ChatIn | None:
         return None
 
 
-async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asyncio.Event) -> None:
-    """Receive frames into `inbox` while a reply streams, and notice a disconnect at once."""
+async def read_client(
+    ws: WebSocket,
+    inbox: asyncio.Queue[str | None],
+    gone: asyncio.Event,
+    approvals: ApprovalRouter | None = None,
+) -> None:
+    """Receive frames into `inbox` while a reply streams, and notice a disconnect at once.
+    Approval answers go straight to `approvals` (the turn that waits for them is still streaming)."""
     try:
         while True:
             message = await ws.receive()
@@ -105,14 +112,32 @@ async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asy
             if text is None and message.get("bytes") is not None:
                 text = message["bytes"].decode("utf-8", "replace")
             if text is not None:
+                answer = approval_answer(text) if approvals is not None else None
+                if answer is not None and approvals is not None:
+                    approvals.submit(answer)
+                    continue
                 await inbox.put(text)
     finally:
         gone.set()
         await inbox.put(None)
 
 
-async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
-    """One user message → the agent's stream → delta frames, then a done or an error frame."""
+async def relay(
+    ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn, approvals: ApprovalRouter | None = None
+) -> None:
+    """One user message → the agent's stream → delta frames (and tool frames), then a done or an
+    error frame. While it streams, the client's approval answers go to this agent."""
+    assert agent.status is not None and agent.status.endpoint and d.http is not None
+    if approvals is not None:  # the agent's own token, as for the chat request itself
+        approvals.target = (agent.name, agent.status.endpoint, await auth_headers(d.tokens, agent.key))
+    try:
+        await _relay(ws, d, agent, frame)
+    finally:
+        if approvals is not None:
+            approvals.target = None
+
+
+async def _relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     assert agent.status is not None and agent.status.endpoint and d.http is not None
     # The agent's program says how it wants a chat turn (body shape, path); the gateway adds the
     # per-agent bearer token, which clients never see.
@@ -146,6 +171,10 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                     detail = _error_text(event["error"])
                     await ws.send_json(error_frame(detail, f"agent {agent.name}: {detail}"))
                     return
+                tool = tool_frame(event, now_iso())
+                if tool is not None:
+                    await ws.send_json(tool)
+                    continue
                 choice = (event.get("choices") or [{}])[0] if isinstance(event, dict) else {}
                 chunk = (choice.get("delta") or {}).get("content")
                 if chunk:
@@ -171,7 +200,8 @@ async def chat(ws: WebSocket) -> None:
     await ws.accept()
     inbox: asyncio.Queue[str | None] = asyncio.Queue()
     gone = asyncio.Event()
-    reader = asyncio.create_task(read_client(ws, inbox, gone))
+    approvals = ApprovalRouter(ws, d.http, error_frame)
+    reader = asyncio.create_task(read_client(ws, inbox, gone, approvals))
     try:
         while True:
             try:
@@ -199,7 +229,7 @@ async def chat(ws: WebSocket) -> None:
                 continue  # the top of the loop closes with the reason
             if not_ready(agent):
                 continue
-            task = asyncio.create_task(relay(ws, d, agent, frame))
+            task = asyncio.create_task(relay(ws, d, agent, frame, approvals))
             waiter = asyncio.create_task(gone.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()

@@ -4,7 +4,9 @@ It reads the agent's endpoint from its status (the controller writes it) and spe
 chat contract directly, with the agent's bearer token (controller.agent_token) and a session id
 (default `main`, the same default as the gateway's chat,
 so the terminal and the web UI continue one conversation). The agent keeps the history; this
-command sends only each new message. Ctrl-C during a reply stops it (closing the stream makes the
+command sends only each new message. Tool activity is shown as one `[tool]` line per call and
+result on stderr (stdout stays the reply), and a call that needs approval asks y/N (a piped chat
+reads the answer from the next input line; EOF denies). Ctrl-C during a reply stops it (closing the stream makes the
 agent cancel the model call); Ctrl-C or Ctrl-D at the prompt ends the chat.
 """
 
@@ -16,7 +18,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import httpx
 
@@ -28,6 +30,7 @@ from controller.resources import Agent
 from controller.store.base import InvalidObject
 
 DEFAULT_SESSION = "main"
+TOOL_EVENTS = ("tool_call", "tool_result", "approval_request")
 CONNECT_TIMEOUT = 5.0
 # Between streamed chunks. The agent itself times out the model call (CLAWPEN_REQUEST_TIMEOUT, 120 s)
 # and reports it as an error event, so this only guards against an agent that vanished.
@@ -110,16 +113,16 @@ async def chat_target(name: str, namespace: str) -> ChatTarget:
         agent = await store.get(Agent, name, namespace)
     finally:
         await store.close()
-    program = program_for(agent, load_catalog(current.templates_dir))
-    return ChatTarget(program, agent.spec.model)
+    return ChatTarget(program_for(agent, load_catalog(current.templates_dir)), agent.spec.model)
 
 
 def stream_reply(
     client: httpx.Client, endpoint: str, session: str, content: str, target: ChatTarget | None = None
-) -> Iterator[str]:
-    """The reply's text chunks; an error event or HTTP error becomes a CommandError."""
+) -> Iterator[str | dict[str, Any]]:
+    """The reply's text chunks, and tool events as dicts ({"type": "tool_call", ...}); an error event
+    or HTTP error becomes a CommandError. `target` shapes the request for the agent's program."""
     if target is None:
-        body: dict[str, object] = {
+        body: dict[str, Any] = {
             "messages": [{"role": "user", "content": content}],
             "stream": True,
             "session": session,
@@ -144,6 +147,9 @@ def stream_reply(
                 continue
             if "error" in event:
                 raise CommandError(_error_text(data, "the agent reported an error"))
+            if event.get("type") in TOOL_EVENTS:
+                yield event
+                continue
             for choice in event.get("choices") or []:
                 text = (choice.get("delta") or {}).get("content")
                 if text:
@@ -159,12 +165,52 @@ def _error_text(raw: str, fallback: str) -> str:
         return fallback
 
 
+def _short(value: Any, limit: int = 100) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ask_approval(event: dict[str, Any]) -> bool:
+    """y/N on the terminal (or the next line of piped input); anything but y/yes, or EOF, denies."""
+    print(f"? approve {event.get('name')} {_short(event.get('arguments'))} [y/N] ", end="", file=sys.stderr, flush=True)
+    try:
+        answer = input()
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+def show_tool_event(client: httpx.Client, endpoint: str, event: dict[str, Any]) -> None:
+    """One compact stderr line per tool event (stdout stays the reply); approval requests are asked."""
+    kind = event.get("type")
+    if kind == "tool_call":
+        print(f"\n[tool] {event.get('name')} {_short(event.get('arguments'))}", file=sys.stderr, flush=True)
+    elif kind == "tool_result":
+        output = str(event.get("output") or "")
+        lines = output.count("\n") + 1 if output else 0
+        mark = "error" if event.get("is_error") else "ok"
+        print(f"[tool] {event.get('name')} {mark}: {_short(output, 80)} ({lines} lines)", file=sys.stderr, flush=True)
+    elif kind == "approval_request":
+        approve = ask_approval(event)
+        try:
+            resp = client.post(f"{endpoint}/v1/chat/approvals", json={"id": event.get("id"), "approve": approve})
+        except httpx.TransportError as err:
+            print(f"[tool] could not send the answer ({type(err).__name__})", file=sys.stderr)
+            return
+        if resp.status_code != 200:
+            print(f"[tool] answer not applied: {_error_text(resp.text, f'HTTP {resp.status_code}')}", file=sys.stderr)
+
+
 def _turn(
     client: httpx.Client, endpoint: str, session: str, content: str, out: TextIO, target: ChatTarget | None = None
 ) -> bool:
     """Print one streamed reply; False when it failed (the message is printed to stderr)."""
     try:
         for chunk in stream_reply(client, endpoint, session, content, target):
+            if isinstance(chunk, dict):
+                show_tool_event(client, endpoint, chunk)
+                continue
             out.write(chunk)
             out.flush()
     except CommandError as err:

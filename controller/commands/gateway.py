@@ -111,11 +111,21 @@ def _server_class() -> type:
         """uvicorn re-raises the Ctrl-C/SIGTERM it handled once it has shut down; we finish the
         shutdown ourselves (controller, runtime, store) and exit 0, as a service manager expects."""
 
+        clawpen_app: Any = None
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             with super().capture_signals():
                 yield
                 self._captured_signals.clear()
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Watch streams (/api/watch) never end by themselves: end them first, so shutting
+            # down does not wait out the graceful timeout for every open dashboard.
+            hub = getattr(getattr(self.clawpen_app, "state", None), "watch_hub", None)
+            if hub is not None:
+                await hub.close()
+            await super().shutdown(sockets)
 
     return Server
 
@@ -149,6 +159,7 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             timeout_graceful_shutdown=5,  # open chats and log streams must not keep Ctrl-C waiting
         )
         server = _Server(config)
+        server.clawpen_app = app
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
         if with_controller:
             from controller.metrics import record_reconcile

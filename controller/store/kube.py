@@ -238,8 +238,11 @@ class KubeStore:
             api.delete_namespaced_custom_object(API_GROUP, VERSION, ns, cls.PLURAL, name),
         )
 
-    async def watch(self, cls: type[Resource]) -> AsyncIterator[WatchEvent]:  # type: ignore[override]
-        """Changes after this call, in every namespace. Re-watches from the last resourceVersion
+    async def watch(  # type: ignore[override]
+        self, cls: type[Resource], *, status: bool = False
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after this call, in every namespace. The API server reports status-subresource
+        writes as MODIFIED anyway, so `status` changes nothing here. Re-watches from the last resourceVersion
         when the server ends a stream; after a 410 (history compacted) it lists again and reports
         every object as MODIFIED, which is safe because consumers re-read (level-triggered)."""
         api = await self._ready()
