@@ -14,7 +14,7 @@ endif
 PY     := $(VENV)/bin/python
 CLAWPEN := $(VENV)/bin/clawpen
 
-.PHONY: up test deps model docker chromium gvisor image lint bench clean podman test-podman
+.PHONY: up test deps model docker chromium gvisor image openclaw-image lint bench clean podman test-podman
 
 # pip's own progress (one line per package) instead of -q: a first install takes about a minute.
 $(VENV)/.deps: pyproject.toml
@@ -49,11 +49,17 @@ image: deps docker
 	@echo "==> agent image (built once, then reused while its inputs do not change)"
 	@$(CLAWPEN) image build
 
+# The OpenClaw agent image (~730 MB: Node + openclaw from the npm registry, cached by its inputs).
+# `make up` builds it only when an OpenClaw agent exists (image build --program auto); tests need it.
+openclaw-image: deps docker
+	bash deploy/host/ensure-npm.sh
+	$(CLAWPEN) image build --program openclaw
+
 up: image
 	@echo "==> clawpen up on $(HOST):$(PORT) (Ctrl-C stops the controller; agents keep running: clawpen down)"
 	$(CLAWPEN) up --host $(HOST) --port $(PORT)
 
-test: image chromium gvisor
+test: image chromium gvisor openclaw-image
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-podman
 

@@ -46,6 +46,7 @@ _SPEC_TO_REQUEST: dict[tuple[str, ...], str] = {
     ("volumes",): "config.volumes",
     ("systemPrompt",): "config.system_prompt",
     ("isolation",): "config.isolation",
+    ("program",): "config.program",
     ("template",): "template",
     ("project",): "project",
     ("tags",): "tags",
@@ -96,6 +97,7 @@ def config_to_spec_fields(config: AgentConfig) -> dict[str, Any]:
         ("restart_policy", "restartPolicy"),
         ("system_prompt", "systemPrompt"),
         ("isolation", "isolation"),
+        ("program", "program"),
     ):
         value = getattr(config, src)
         if value is not None:
@@ -188,6 +190,7 @@ def config_out(spec: AgentSpec) -> AgentConfigOut:
         volumes=[VolumeIn(source=v.source, target=v.target, read_only=v.read_only) for v in spec.volumes],
         system_prompt=spec.system_prompt,
         isolation=spec.isolation,
+        program=spec.program,
     )
 
 

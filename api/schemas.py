@@ -99,6 +99,9 @@ class AgentConfig(Body):
     isolation: Isolation | None = Field(
         default=None, description="default (runc) or gvisor (runsc); unset: the installation's default"
     )
+    program: Literal["clawpen", "openclaw"] | None = Field(
+        default=None, description="what runs in the container: clawpen (default) or openclaw"
+    )
 
 
 class AgentCreate(Body):
@@ -143,6 +146,7 @@ class AgentConfigOut(Out):
     volumes: list[VolumeIn] = Field(default_factory=list)
     system_prompt: str | None = None
     isolation: Isolation | None = None
+    program: str | None = None
 
 
 class ConditionOut(Out):

@@ -27,6 +27,7 @@ class TemplateConfig(_Loose):
     cpu_cores: float | None = Field(default=None, ge=0.01, le=128)
     preset: str | None = None
     system_prompt: str | None = None
+    program: Literal["clawpen", "openclaw"] | None = None
 
 
 class TemplateTools(_Loose):

@@ -70,6 +70,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLAWPEN_SYSTEM_NAMESPACE", "str", "namespace the operator runs in", "clawpen-system"),
     Setting("CLAWPEN_STORAGE_CLASS", "str", "storage class of agent PVCs", "cluster default"),
     Setting("CLAWPEN_CLUSTER_DOMAIN", "str", "cluster DNS domain", "cluster.local"),
+    # isolation policy (README: Security)
+    Setting("CLAWPEN_HOST_MOUNTS", "str", "':'-separated host directories specs may bind-mount from", "off"),
+    Setting("CLAWPEN_ALLOWED_VOLUMES", "str", "','-separated named volumes (patterns) specs may mount", ""),
+    Setting("CLAWPEN_INTERPOLATE_VARS", "str", "','-separated variables `${...}` may read", "CLAWPEN_VAR_* only"),
+    Setting(
+        "CLAWPEN_ISOLATION",
+        "str",
+        "kernel isolation of agents whose spec does not say",
+        "default",
+        choices=("default", "gvisor"),
+    ),
+    Setting("CLAWPEN_GVISOR_RUNTIME", "str", "Docker runtime name gVisor is registered as", "runsc"),
+    Setting("CLAWPEN_GVISOR_RUNTIME_CLASS", "str", "Kubernetes RuntimeClass for gvisor agents", "gvisor"),
+    Setting("CLAWPEN_OPENCLAW_IMAGE", "str", "OpenClaw agent image tag", "clawpen/openclaw:<version>"),
     # the engine (seed: deployment modes)
     Setting(
         "CLAWPEN_DEPLOYMENT_MODE",

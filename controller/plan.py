@@ -45,6 +45,26 @@ class SecretMount:
 
 
 @dataclass(frozen=True)
+class PlanFile:
+    """A file the agent program reads at /run/secrets/<name> (e.g. a rendered config). Delivered
+    beside the secrets (tmpfs, read-only): rendered configs may reference secret files, never hold them."""
+
+    name: str
+    content: str
+
+
+# Fields added after plans were first hashed: left out of the hash while they hold their default,
+# so upgrading Claw Pen does not replace every running agent.
+_LATE_DEFAULTS: dict[str, object] = {
+    "isolation": "default",
+    "program": "clawpen",
+    "files": (),
+    "readiness_path": "/healthz",
+    "start_timeout_s": 60,
+}
+
+
+@dataclass(frozen=True)
 class WorkloadPlan:
     namespace: str
     name: str  # the resource's name
@@ -64,6 +84,10 @@ class WorkloadPlan:
     extra_hosts: tuple[tuple[str, str], ...] = (("host.docker.internal", "host-gateway"),)
     labels: dict[str, str] = field(default_factory=dict)
     isolation: str = "default"  # default | gvisor: the runtime picks runc/runsc or a RuntimeClass
+    program: str = "clawpen"  # which agent program runs (controller.programs)
+    files: tuple[PlanFile, ...] = ()
+    readiness_path: str = "/healthz"  # answers 200 once the agent can chat
+    start_timeout_s: int = 60  # how long a start may take before the status calls it slow
     # Not hashed: start/stop flips this without replacing anything.
     running: bool = True
 
@@ -74,8 +98,9 @@ class WorkloadPlan:
     def hashed_fields(self) -> dict[str, object]:
         data = asdict(self)
         data.pop("running")
-        if data["isolation"] == "default":
-            data.pop("isolation")  # plans from before the field existed keep their hash
+        for name, default in _LATE_DEFAULTS.items():
+            if getattr(self, name) == default:
+                data.pop(name)
         return data
 
     @property

@@ -24,6 +24,8 @@ from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.interpolate import VarPolicy
+from controller.plan import WorkloadPlan
+from controller.programs import program_named
 from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
@@ -41,7 +43,7 @@ class Health(NamedTuple):
     tools_degraded: str | None = None
 
 
-Probe = Callable[[str], Awaitable[Health]]
+Probe = Callable[[str, str, float], Awaitable[Health]]
 
 
 class SecretSource(Protocol):
@@ -73,13 +75,13 @@ class ReconcileResult:
     message: str | None = None
 
 
-async def http_probe(endpoint: str) -> Health:
-    """GET <endpoint>/healthz: healthy, why-not, and the agent's `tools_degraded` report."""
+async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0) -> Health:
+    """GET <endpoint><path> (the program's readiness path): healthy, why-not, and `tools_degraded`."""
     try:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            response = await client.get(f"{endpoint}/healthz")
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.get(f"{endpoint}{path}")
     except httpx.HTTPError as err:
-        return Health(False, f"/healthz did not answer ({type(err).__name__})")
+        return Health(False, f"{path} did not answer ({type(err).__name__})")
     if response.status_code == 200:
         try:
             body = response.json()
@@ -91,7 +93,7 @@ async def http_probe(endpoint: str) -> Health:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return Health(False, f"/healthz answered {response.status_code}: {str(detail)[:300]}")
+    return Health(False, f"{path} answered {response.status_code}: {str(detail)[:300]}")
 
 
 @dataclass
@@ -145,6 +147,7 @@ class Reconciler:
         self.environ = environ if environ is not None else os.environ
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
+        self._probe_misses: dict[str, int] = {}
         self.events = events
         self.bridge = bridge
         self.tokens = tokens
@@ -206,9 +209,18 @@ class Reconciler:
             if healthy:
                 self._crashes.healthy(key)
         elif observed.running and observed.endpoint:
-            healthy, why, degraded = await self.probe(observed.endpoint)
+            slow = plan.start_timeout_s > 60
+            healthy, why, degraded = await self.probe(observed.endpoint, plan.readiness_path, 5.0 if slow else 1.0)
             if healthy:
                 self._crashes.healthy(key)
+                self._probe_misses.pop(key, None)
+            elif slow and self._was_ready(agent, observed):
+                # A busy slow program (OpenClaw mid-turn on a loaded host) can miss a probe; like a
+                # Kubernetes failureThreshold, three misses in a row make a Ready agent NotReady.
+                misses = self._probe_misses[key] = self._probe_misses.get(key, 0) + 1
+                healthy = misses < 3
+            else:
+                why = self._starting_message(plan, observed, why)
         status = derive_status(
             agent,
             observed,
@@ -221,9 +233,30 @@ class Reconciler:
         status, retry = await self._registered(agent, status)
         await self._write(agent, status)
         requeue = self._requeue(status, observed, wait)
+        if requeue == 0.5 and plan.start_timeout_s > 60:
+            requeue = 2.0  # a slow starter: look every 2 s, not twice a second, while it boots
         if retry is not None:
             requeue = retry if requeue is None else min(requeue, retry)
         return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+    @staticmethod
+    def _was_ready(agent: Agent, observed: Observed) -> bool:
+        """Ready in the last status, for this same container (a restart starts over)."""
+        status = agent.status
+        ready = status.condition("Ready") if status else None
+        return bool(ready and ready.status == "True" and status and status.container_id == observed.container_id)
+
+    def _starting_message(self, plan: WorkloadPlan, observed: Observed, why: str | None) -> str | None:
+        """For a slow starter, say what it waits for and for how long (a boot is not a failure)."""
+        if plan.start_timeout_s <= 60 or observed.started_at is None:
+            return why
+        elapsed = int(max(0.0, (self.clock() - observed.started_at).total_seconds()))
+        waiting = program_named(plan.program).starting_message
+        if elapsed <= plan.start_timeout_s:
+            return f"{waiting} ({elapsed} s; waits for {plan.readiness_path})"
+        return (
+            f"{waiting}: no answer on {plan.readiness_path} after {elapsed} s (expected within "
+            f"{plan.start_timeout_s} s); see `clawpen logs {plan.name}`" + (f"; last: {why}" if why else "")
+        )
 
     async def _registered(self, agent: Agent, status: AgentStatus) -> tuple[AgentStatus, float | None]:
         """Add the AndOR bridge's Registered condition (when a bridge is configured); never raises."""

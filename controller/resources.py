@@ -323,6 +323,12 @@ class AgentSpec(Model):
         "on Kubernetes); unset: the installation's CLAWPEN_ISOLATION",
     )
     tools: ToolsSpec | None = Field(default=None, description="tool calling: built-ins, MCP servers, approval")
+    # -- agent programs (controller.programs) --
+    program: Literal["clawpen", "openclaw"] | None = Field(
+        default=None,
+        description="what runs in the container: clawpen (our small agent, the default) or openclaw "
+        "(an OpenClaw gateway); unset: the template's choice, else clawpen",
+    )
 
     @field_validator("env")
     @classmethod

@@ -9,12 +9,13 @@ provider defaults < template < spec.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from controller.agent_token import TOKEN_NAME
 from controller.catalog import Catalog, Provider
 from controller.interpolate import InterpolationError, VarPolicy, interpolate, interpolate_map
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
+from controller.programs import AgentProgram, RenderError, RenderInput, program_named
 from controller.resources import Agent, DesiredState
 from controller.tools_config import render_tools
 from controller.volume_policy import VolumeNotAllowed, VolumePolicy
@@ -87,41 +88,46 @@ def translate(
     except ValueError as err:
         raise TranslateError("InvalidSpec", str(err)) from None
 
+    program = program_for(agent, catalog)
+    default_memory = _template_memory(tconf, catalog, program)
+    default_cpu = _template_cpu(tconf, catalog, program)
     if spec.resources is not None:
-        memory_mb, cpu = spec.resources.effective(
-            _template_memory(tconf, catalog), _template_cpu(tconf, catalog)
-        )
+        memory_mb, cpu = spec.resources.effective(default_memory, default_cpu)
     else:
-        memory_mb, cpu = _template_memory(tconf, catalog), _template_cpu(tconf, catalog)
+        memory_mb, cpu = default_memory, default_cpu
 
-    secret_mounts = _secret_mounts(agent, template.secrets if template else [], provider, secrets)
+    secret_mounts = _secret_mounts(
+        agent, [*(template.secrets if template else []), *program.required_secret_files], provider, secrets
+    )
     if any(m.name == TOKEN_NAME for m in secret_mounts):
         raise TranslateError("InvalidSpec", f"spec.secrets: the name {TOKEN_NAME!r} is reserved for the agent's token")
     if agent_token is not None:
         token_mount = SecretMount(name=TOKEN_NAME, scope=agent_token.scope, version=agent_token.version)
         secret_mounts = (*secret_mounts, token_mount)
+    if program.needs_token and agent_token is None:
+        raise TranslateError(
+            "TokenMissing", f"the {program.name} program needs the agent's token (made by the controller)"
+        )
     reserved = sorted(k for k in env if k.startswith("CLAWPEN_"))
     if reserved:
         raise TranslateError("InvalidSpec", f"spec.env.{reserved[0]}: the CLAWPEN_ prefix is reserved")
 
     system_prompt = spec.system_prompt or (tconf.system_prompt if tconf else None) or ""
-    env.update(
-        {
-            "CLAWPEN_AGENT_NAME": agent.metadata.name,
-            "CLAWPEN_AGENT_NAMESPACE": agent.metadata.namespace,
-            "CLAWPEN_AGENT_PROJECT": spec.project or "",
-            "CLAWPEN_PROVIDER": provider_key,
-            "CLAWPEN_PROVIDER_NAME": provider.name,
-            "CLAWPEN_API_STYLE": provider.api_style,
-            "CLAWPEN_BASE_URL": base_url,
-            "CLAWPEN_MODEL": model,
-            "CLAWPEN_API_KEY_NAME": provider.env_key or "",
-            "CLAWPEN_API_KEY_OPTIONAL": "1" if provider.key_optional else "",
-            "CLAWPEN_SYSTEM_PROMPT": system_prompt,
-            "CLAWPEN_DATA_DIR": "/data",
-        }
+    given = RenderInput(
+        agent=agent,
+        provider_key=provider_key,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        system_prompt=system_prompt,
+        secret_files=tuple(m.name for m in secret_mounts if not m.as_env),
     )
     env.update(render_tools(spec.tools, template.tools.builtin if template else None))
+    try:
+        rendered = program.render(given)
+    except RenderError as err:
+        raise TranslateError(err.reason, err.message) from None
+    env.update(rendered.env)
 
     mounts = tuple(Mount(v.source, v.target, v.read_only) for v in spec.volumes)
     labels = {k: v for k, v in agent.metadata.labels.items() if not k.startswith(LABEL_PREFIX)}
@@ -129,7 +135,7 @@ def translate(
         namespace=agent.metadata.namespace,
         name=agent.metadata.name,
         instance=instance,
-        image=spec.image or image,
+        image=spec.image or program.image(image),
         env=dict(sorted(env.items())),
         memory_mb=memory_mb,
         cpu=cpu,
@@ -139,6 +145,11 @@ def translate(
         labels=labels,
         isolation=spec.isolation or isolation,
         running=spec.state == DesiredState.RUNNING,
+        program=program.name,
+        files=rendered.files,
+        port=program.port,
+        readiness_path=program.readiness_path,
+        start_timeout_s=program.start_timeout_s,
     )
 
 
@@ -159,12 +170,24 @@ def _base_url(
         ) from None
 
 
-def _template_memory(tconf: object, catalog: Catalog) -> int:
-    return getattr(tconf, "memory_mb", None) or catalog.default_memory_mb
+def _template_memory(tconf: object, catalog: Catalog, program: AgentProgram) -> int:
+    return getattr(tconf, "memory_mb", None) or program.default_memory_mb or catalog.default_memory_mb
 
 
-def _template_cpu(tconf: object, catalog: Catalog) -> float:
-    return getattr(tconf, "cpu_cores", None) or catalog.default_cpu
+def _template_cpu(tconf: object, catalog: Catalog, program: AgentProgram) -> float:
+    return getattr(tconf, "cpu_cores", None) or program.default_cpu or catalog.default_cpu
+
+
+class _Templates(Protocol):
+    @property
+    def templates(self) -> Mapping[str, Any]: ...
+
+
+def program_for(agent: Agent, catalog: _Templates) -> AgentProgram:
+    """The agent's program: spec.program, else its template's, else clawpen."""
+    template = catalog.templates.get(agent.spec.template or "")
+    config = getattr(template, "config", None)
+    return program_named(agent.spec.program or getattr(config, "program", None))
 
 
 def _secret_mounts(
@@ -226,4 +249,5 @@ def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:
     provider = catalog.providers.get(provider_key or catalog.default_provider)
     if provider and provider.env_key:
         names.append(provider.env_key)
+    names += program_for(agent, catalog).required_secret_files
     return sorted(set(names))

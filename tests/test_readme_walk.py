@@ -53,9 +53,11 @@ def test_every_setting_the_code_reads_is_documented() -> None:
     table = readme.split("## Settings (environment)", 1)[1].split("\n## ", 1)[0]
     agent_contract = {
         name
-        for module in ("translate.py", "tools_config.py")
-        for name in re.findall(r'"(CLAWPEN_[A-Z_]+)"', (ROOT / "controller" / module).read_text())
+        for module in [ROOT / "controller" / "translate.py", ROOT / "controller" / "tools_config.py"]
+        + sorted((ROOT / "controller" / "programs").glob("*.py"))
+        for name in re.findall(r'"(CLAWPEN_[A-Z_]+)"', module.read_text())
     }
+    agent_contract.add("CLAWPEN_VAR_")  # the prefix of variables specs may interpolate (CLAWPEN_VAR_*)
     read: set[str] = set()
     for path in [*(ROOT / "controller").rglob("*.py"), *(ROOT / "api").rglob("*.py")]:
         text = path.read_text()

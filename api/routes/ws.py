@@ -32,6 +32,7 @@ from controller.agent_token import auth_headers
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
 from controller.store.base import NotFound, StoreError
+from controller.translate import program_for
 
 WS_UNKNOWN_AGENT = 4404
 WS_NOT_RUNNING = 4409
@@ -171,17 +172,16 @@ async def relay(
 
 async def _relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     assert agent.status is not None and agent.status.endpoint and d.http is not None
-    url = agent.status.endpoint.rstrip("/") + "/v1/chat/completions"
-    payload = {
-        "model": agent.spec.model or "default",
-        "messages": [{"role": "user", "content": frame.content}],
-        "stream": True,
-        "session": frame.session,
-    }
+    # The agent's program says how it wants a chat turn (body shape, path); the gateway adds the
+    # per-agent bearer token, which clients never see.
+    request = program_for(agent, d.catalog).chat_request(frame.content, frame.session, agent.spec.model)
+    url = agent.status.endpoint.rstrip("/") + request.path
+    payload = request.body
+    headers = dict(request.headers)
     parts: list[str] = []
     finished = False
     try:
-        headers = await auth_headers(d.tokens, agent.key)
+        headers.update(await auth_headers(d.tokens, agent.key))
         async with d.http.stream("POST", url, json=payload, headers=headers, timeout=UPSTREAM_TIMEOUT) as answer:
             if answer.status_code != 200:
                 body = (await answer.aread())[:4000].decode("utf-8", "replace")

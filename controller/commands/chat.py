@@ -17,6 +17,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import httpx
@@ -24,6 +25,7 @@ import httpx
 from agent.sessions import InvalidSession, validate_session_id
 from controller.cli import CommandError
 from controller.commands._common import settings
+from controller.programs import AgentProgram, program_named
 from controller.resources import Agent
 from controller.store.base import InvalidObject
 
@@ -96,11 +98,44 @@ def check_ready(client: httpx.Client, endpoint: str, label: str) -> None:
         raise CommandError(f"agent {label} health check answered HTTP {resp.status_code}")
 
 
-def stream_reply(client: httpx.Client, endpoint: str, session: str, content: str) -> Iterator[str | dict[str, Any]]:
+@dataclass(frozen=True)
+class ChatTarget:
+    """How to speak to this agent: its program's request shape (the bearer token is the client's)."""
+
+    program: AgentProgram = field(default_factory=lambda: program_named(None))
+    model: str | None = None
+
+
+async def chat_target(name: str, namespace: str) -> ChatTarget:
+    from controller.catalog import load_catalog
+    from controller.translate import program_for
+    from controller.wiring import open_store
+
+    current = settings()
+    store = open_store(current)
+    try:
+        agent = await store.get(Agent, name, namespace)
+    finally:
+        await store.close()
+    return ChatTarget(program_for(agent, load_catalog(current.templates_dir)), agent.spec.model)
+
+
+def stream_reply(
+    client: httpx.Client, endpoint: str, session: str, content: str, target: ChatTarget | None = None
+) -> Iterator[str | dict[str, Any]]:
     """The reply's text chunks, and tool events as dicts ({"type": "tool_call", ...}); an error event
-    or HTTP error becomes a CommandError."""
-    body = {"messages": [{"role": "user", "content": content}], "stream": True, "session": session}
-    with client.stream("POST", f"{endpoint}/v1/chat/completions", json=body) as resp:
+    or HTTP error becomes a CommandError. `target` shapes the request for the agent's program."""
+    if target is None:
+        body: dict[str, Any] = {
+            "messages": [{"role": "user", "content": content}],
+            "stream": True,
+            "session": session,
+        }
+        path, headers = "/v1/chat/completions", {}
+    else:
+        request = target.program.chat_request(content, session, target.model)
+        body, path, headers = request.body, request.path, dict(request.headers)
+    with client.stream("POST", f"{endpoint}{path}", json=body, headers=headers) as resp:
         if resp.status_code != 200:
             resp.read()
             raise CommandError(_error_text(resp.text, f"HTTP {resp.status_code}"))
@@ -171,10 +206,12 @@ def show_tool_event(client: httpx.Client, endpoint: str, event: dict[str, Any]) 
             print(f"[tool] answer not applied: {_error_text(resp.text, f'HTTP {resp.status_code}')}", file=sys.stderr)
 
 
-def _turn(client: httpx.Client, endpoint: str, session: str, content: str, out: TextIO) -> bool:
+def _turn(
+    client: httpx.Client, endpoint: str, session: str, content: str, out: TextIO, target: ChatTarget | None = None
+) -> bool:
     """Print one streamed reply; False when it failed (the message is printed to stderr)."""
     try:
-        for chunk in stream_reply(client, endpoint, session, content):
+        for chunk in stream_reply(client, endpoint, session, content, target):
             if isinstance(chunk, dict):
                 show_tool_event(client, endpoint, chunk)
                 continue
@@ -213,11 +250,13 @@ def cmd_chat(args: argparse.Namespace) -> int:
             raise CommandError(f"chat {args.name}: use NAME, agent/NAME or team/NAME")
         args.name = name
     label = f"{namespace}/{args.name}"
+    target: ChatTarget | None = None
     if args.endpoint:
         endpoint = args.endpoint.rstrip("/")
     else:
         try:
             endpoint = asyncio.run(agent_endpoint(args.name, namespace))
+            target = asyncio.run(chat_target(args.name, namespace))
         except InvalidObject as err:
             raise CommandError(str(err)) from None
     headers = asyncio.run(agent_headers(f"{namespace}/{args.name}"))
@@ -226,11 +265,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
     with httpx.Client(timeout=timeout, trust_env=False, headers=headers) as client:
         check_ready(client, endpoint, label)
         if args.message is not None:
-            return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout) else 1
-        return _interactive(client, endpoint, args.name, args.session)
+            return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout, target) else 1
+        return _interactive(client, endpoint, args.name, args.session, target)
 
 
-def _interactive(client: httpx.Client, endpoint: str, name: str, session: str) -> int:
+def _interactive(client: httpx.Client, endpoint: str, name: str, session: str, target: ChatTarget | None) -> int:
     tty = sys.stdin.isatty()
     if tty:
         print(
@@ -254,7 +293,7 @@ def _interactive(client: httpx.Client, endpoint: str, name: str, session: str) -
             sys.stdout.write(f"{name}> ")
             sys.stdout.flush()
         try:
-            ok = _turn(client, endpoint, session, line, sys.stdout)
+            ok = _turn(client, endpoint, session, line, sys.stdout, target)
         except KeyboardInterrupt:
             # Leaving the stream's `with` closed the connection: the agent cancels the model call.
             print("\n[stopped]", file=sys.stderr)

@@ -30,7 +30,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: $CLAWPEN_WHEELS, else the package index)",
     )
     build.add_argument("--tag", help="image tag (default: $CLAWPEN_IMAGE or clawpen/agent:<version>)")
+    build.add_argument(
+        "--program",
+        choices=("auto", "clawpen", "openclaw", "all"),
+        default="auto",
+        help="which agent program's image: auto (default) builds clawpen/agent, and the OpenClaw image "
+        "too when an agent in the store runs OpenClaw",
+    )
     build.set_defaults(handler=_build)
+
+
+def _openclaw_wanted(settings: Settings) -> bool:
+    """Does any agent in the store run OpenClaw? (A store that cannot be read wants nothing.)"""
+    import asyncio
+
+    from controller.catalog import load_catalog
+    from controller.resources import Agent
+    from controller.translate import program_for
+    from controller.wiring import open_store
+
+    async def scan() -> bool:
+        store = open_store(settings)
+        try:
+            agents = await store.list(Agent)
+        finally:
+            await store.close()
+        catalog = load_catalog(settings.templates_dir)
+        return any(program_for(agent, catalog).name == "openclaw" for agent in agents)
+
+    try:
+        return asyncio.run(scan())
+    except Exception:  # noqa: BLE001 - no store yet, or not readable: nothing asks for OpenClaw
+        return False
 
 
 def _build(args: argparse.Namespace) -> int:
@@ -39,8 +70,13 @@ def _build(args: argparse.Namespace) -> int:
     wheels: Path | None = Path(args.wheels) if args.wheels else None
     if wheels is not None and not wheels.is_dir():
         raise ImageBuildError(f"--wheels: {wheels} is not a directory")
-    tag = args.tag or Settings.from_env().image
-    build_agent_image(
-        tag, force=args.force, base=args.base, wheel_dir=wheels, progress=lambda line: print(line, flush=True)
-    )
+    settings = Settings.from_env()
+    progress = lambda line: print(line, flush=True)  # noqa: E731
+    if args.program in ("auto", "clawpen", "all"):
+        tag = args.tag or settings.image
+        build_agent_image(tag, force=args.force, base=args.base, wheel_dir=wheels, progress=progress)
+    if args.program in ("openclaw", "all") or (args.program == "auto" and _openclaw_wanted(settings)):
+        from controller.programs.images import build_openclaw_image
+
+        build_openclaw_image(force=args.force, progress=progress)
     return 0

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from controller.plan import (
+    AGENT_PORT,
     AGENT_UID,
     LABEL_INSTANCE,
     LABEL_MANAGED,
@@ -134,6 +135,9 @@ def build_secret(
     if missing:
         raise UnsupportedPlan(f"no value given for secret(s) {', '.join(missing)}")
     data = {m.name: base64.b64encode(values[m.name]).decode() for m in plan.secrets}
+    # The program's rendered config rides in the same Secret: it is mounted beside the secret files
+    # it refers to, and Kubernetes rolls the pod when the plan hash (which covers it) changes.
+    data.update({f.name: base64.b64encode(f.content.encode()).decode() for f in plan.files})
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -151,7 +155,7 @@ def build_service(plan: WorkloadPlan, owner: Owner | None) -> dict[str, Any]:
         "spec": {
             "type": "ClusterIP",
             "selector": selector_labels(plan.instance, plan.namespace, plan.name),
-            "ports": [{"name": PORT_NAME, "port": plan.port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+            "ports": [{"name": PORT_NAME, "port": AGENT_PORT, "targetPort": PORT_NAME, "protocol": "TCP"}],
         },
     }
 
@@ -248,7 +252,7 @@ def build_statefulset(plan: WorkloadPlan, owner: Owner | None, options: KubeOpti
             "requests": {"memory": memory, "cpu": _quantity_cpu(max(plan.cpu / 10, 0.05))},
         },
         "readinessProbe": {
-            "httpGet": {"path": "/healthz", "port": PORT_NAME},
+            "httpGet": {"path": plan.readiness_path, "port": PORT_NAME},
             "periodSeconds": 5,
             "failureThreshold": 3,
         },
@@ -264,6 +268,14 @@ def build_statefulset(plan: WorkloadPlan, owner: Owner | None, options: KubeOpti
         },
         "volumeMounts": mounts,
     }
+    if plan.start_timeout_s > 60:
+        # A slow starter (OpenClaw: tens of seconds) gets a startup probe, so neither readiness
+        # nor a liveness policy counts its boot against it.
+        container["startupProbe"] = {
+            "httpGet": {"path": plan.readiness_path, "port": PORT_NAME},
+            "periodSeconds": 5,
+            "failureThreshold": max(1, plan.start_timeout_s // 5),
+        }
     labels = plan.owner_labels()
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": False,  # agents never talk to the API server

@@ -34,7 +34,8 @@ class RuntimeUnavailable(RuntimeError_):
 class ImageMissing(RuntimeError_):
     def __init__(self, image: str):
         super().__init__(
-            f"image {image!r} is not present locally; build it with `clawpen image build`",
+            f"image {image!r} is not present locally; build it with `clawpen image build`"
+            + (" (OpenClaw: `clawpen image build --program openclaw`, a few minutes)" if "openclaw" in image else ""),
             reason="ImageMissing",
         )
         self.image = image

@@ -256,6 +256,8 @@ class DockerRuntime:
                     ) from None
             else:
                 file_secrets[secret.name] = secret_values[secret.name]
+        for rendered in plan.files:  # the program's rendered config, beside the secrets it refers to
+            file_secrets[rendered.name] = rendered.content.encode()
 
         container = self._find(plan.key)
         if container is not None and (container.labels or {}).get(LABEL_PLAN_HASH) == plan.hash:

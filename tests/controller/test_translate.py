@@ -7,8 +7,8 @@ intended change with `UPDATE_GOLDEN=1 pytest tests/controller/test_translate.py`
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -38,26 +38,41 @@ class Resolved:
 SECRETS = {
     "OPENAI_API_KEY": Resolved("global", "v3"),
     "ANTHROPIC_API_KEY": Resolved("global", "v1"),
-    "GITHUB_TOKEN": Resolved("agent", "v1")}
+    "GITHUB_TOKEN": Resolved("agent", "v1"),
+}
+TOKEN = Resolved("agent-token", "t1")
+# Cases that need more of the store than the others (kept apart so older goldens do not change).
+EXTRA_SECRETS = {"openclaw-anthropic-baseurl": {"ANTHROPIC_API_KEY": Resolved("agent", "v2")}}
+WITHOUT_SECRETS = {"error-openclaw-missing-key": {"ANTHROPIC_API_KEY"}}
 
 
 def render(case: Path) -> dict:
     agent = parse_resource(yaml.safe_load(case.read_text()))
     try:
+        secrets = {**SECRETS, **EXTRA_SECRETS.get(case.stem, {})}
+        for name in WITHOUT_SECRETS.get(case.stem, ()):
+            secrets.pop(name)
+        # The controller gives every agent a token; the golden cases show it where the program uses it.
+        token = TOKEN if case.stem.startswith(("openclaw", "error-openclaw")) else None
         plan = translate(
             agent,
             CATALOG,
-            SECRETS,
+            secrets,
             instance="golden",
             image="clawpen/agent:0.1.0",
             environ=ENVIRON,
             variables=VARIABLES,
             volumes=VOLUMES,
+            agent_token=token,
         )
     except TranslateError as err:
         return {"error": {"reason": err.reason, "message": err.message}}
-    out = asdict(plan)
+    # What the hash covers (fields added later show only when not at their default) + state.
+    out = {**plan.hashed_fields(), "running": plan.running}
     out["hash"] = plan.hash
+    for rendered in out.get("files", ()):  # a rendered JSON config reads better as a tree
+        if rendered["name"].endswith(".json"):
+            rendered["content"] = json.loads(rendered["content"])
     return yaml.safe_load(yaml.safe_dump(out))  # tuples → lists, as in the file
 
 

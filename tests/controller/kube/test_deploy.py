@@ -73,7 +73,10 @@ def test_installs_everything_the_issue_lists() -> None:
 @pytest.mark.parametrize("doc", [d for _, d in OBJECTS], ids=lambda d: f"{d['kind']}-{d['metadata']['name']}")
 def test_every_object_validates_strictly(doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
-    if doc["kind"] == "RoleBinding" and doc["metadata"]["name"] == "clawpen-agent-secrets":
+    if doc["kind"] == "RoleBinding" and doc["metadata"]["name"] in (
+        "clawpen-agent-secrets",
+        "clawpen-gateway-agent-tokens",
+    ):
         return  # lives in a namespace that holds Agents (see test_operator_reads_secrets_only_in_...)
     if doc["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
         assert doc["metadata"].get("namespace") == SYSTEM_NS
@@ -296,7 +299,7 @@ def test_operator_reads_secrets_only_in_namespaces_bound_to_it() -> None:
     granting = {
         name for name, role in by_kind("ClusterRole").items() if any("secrets" in r["resources"] for r in role["rules"])
     }
-    assert granting == {"clawpen-agent-secrets"}
+    assert granting == {"clawpen-agent-secrets", "clawpen-gateway-agent-tokens"}
     assert all(b["roleRef"]["name"] not in granting for b in by_kind("ClusterRoleBinding").values())
     assert allowed({"rules": operator_rules_in("default")}, "", "secrets", "get")
     assert not allowed({"rules": operator_rules_in("kube-system")}, "", "secrets", "get")

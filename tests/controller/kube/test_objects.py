@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from controller.kube import objects
-from controller.plan import LABEL_PLAN_HASH, Mount, SecretMount, WorkloadPlan
+from controller.plan import LABEL_PLAN_HASH, Mount, PlanFile, SecretMount, WorkloadPlan
 
 GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.name.removesuffix(".input.yaml") for p in GOLDEN.glob("*.input.yaml"))
@@ -25,6 +25,7 @@ def load_case(case: str) -> tuple[WorkloadPlan, dict[str, bytes], objects.Owner 
     raw = dict(data["plan"])
     raw["mounts"] = tuple(Mount(**m) for m in raw.get("mounts", []))
     raw["secrets"] = tuple(SecretMount(**s) for s in raw.get("secrets", []))
+    raw["files"] = tuple(PlanFile(**f) for f in raw.get("files", []))
     plan = WorkloadPlan(**raw)
     values = {k: v.encode() for k, v in (data.get("secret_values") or {}).items()}
     owner = objects.Owner(**data["owner"]) if data.get("owner") else None
@@ -146,3 +147,30 @@ def test_objects_validate_strictly_against_the_kubernetes_schemas(case: str) -> 
     plan, values, owner = load_case(case)
     for obj in objects.build(plan, values, owner).all():
         kubernetes_validate.validate(obj, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_openclaw_statefulset_mounts_the_config_translate_rendered() -> None:
+    """The Kubernetes path runs the same image and the same rendered config as Docker, from the Secret."""
+    from controller.resources import parse_resource
+    from controller.translate import translate
+    from tests.controller.test_translate import CATALOG, ENVIRON, SECRETS, TOKEN
+    from tests.controller.test_translate import GOLDEN as TRANSLATE_GOLDEN
+
+    plan, _, _ = load_case("openclaw")
+    manifest = yaml.safe_load((TRANSLATE_GOLDEN / "openclaw-openai.yaml").read_text())
+    docker_plan = translate(
+        parse_resource(manifest), CATALOG, SECRETS, instance="default", image="x", environ=ENVIRON, agent_token=TOKEN
+    )
+    assert plan.files == docker_plan.files and plan.hash == docker_plan.hash  # the input is not stale
+    kinds = _by_kind("openclaw")
+    data = kinds["Secret"]["data"]
+    assert base64.b64decode(data["openclaw.json"]).decode() == plan.files[0].content
+    assert set(data) == {"OPENAI_API_KEY", "clawpen-agent-token", "openclaw.json"}
+    container = kinds["StatefulSet"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == plan.image == "clawpen/openclaw:2026.9.6"
+    assert container["ports"][0]["containerPort"] == 18789
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] >= 180
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["OPENCLAW_CONFIG_PATH"] == "/run/secrets/openclaw.json" and "OPENCLAW_GATEWAY_TOKEN" not in env
+    assert kinds["Service"]["spec"]["ports"][0]["port"] == 8080  # status.endpoint stays :8080
