@@ -101,7 +101,7 @@ async def test_agent_resource_runs_a_container_and_delete_removes_it(
         "apiVersion": "clawpen.dev/v1alpha1",
         "kind": "Agent",
         "metadata": {"name": "finn", "namespace": "default", "resourceVersion": "1", "uid": "uid-finn"},
-        "spec": {"provider": "openai", "model": "gpt-4o"},
+        "spec": {"provider": "ollama", "model": "llama3.2"},
     }
     await store.update_status(Agent, "finn", AgentStatus())  # kmock announces the object on the watch
 
