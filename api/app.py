@@ -20,8 +20,9 @@ from api import redact
 from api.auth import AuthService
 from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import AuthGuard, RequestMetrics
-from api.routes import agents, auth, secrets, snapshots, system, teams, ws
+from api.guard import Guard
+from api.middleware import AuditTrail, RequestMetrics
+from api.routes import agents, auth, oidc, secrets, snapshots, system, teams, users, ws
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
@@ -36,6 +37,8 @@ ROUTES: list[BaseRoute] = [
     *snapshots.ROUTES,
     *ws.ROUTES,
     *teams.ROUTES,
+    *users.ROUTES,
+    *oidc.ROUTES,
 ]
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -72,7 +75,8 @@ def create_app(
         routes=ROUTES,
         middleware=[
             Middleware(RequestMetrics, routes=ROUTES),
-            Middleware(AuthGuard, tokens=service.tokens),
+            Middleware(AuditTrail, audit=service.audit),
+            Middleware(Guard, auth=service, routes=ROUTES, recheck=settings.auth_recheck_seconds),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -35,6 +35,7 @@ class ErrorOut(Out):
 
 
 class LoginRequest(Body):
+    username: str | None = Field(default=None, max_length=64, description="omitted: the built-in admin")
     password: str = Field(max_length=1024)
 
 

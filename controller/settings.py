@@ -46,6 +46,7 @@ class Settings:
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    auth_recheck_seconds: float = 2.0  # how often an open WebSocket re-checks its credential
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -62,6 +63,7 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS", "4")),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "auth_recheck_seconds": float(e.get("CLAWPEN_AUTH_RECHECK_SECONDS", "2")),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

@@ -14,7 +14,7 @@ import httpx
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need
 
 from api.context import Deps, deps, parse_body, query_int
 from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
@@ -299,16 +299,16 @@ async def agent_health(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/api/agents", list_agents, methods=["GET"]),
-    Route("/api/agents", create_agent, methods=["POST"]),
-    Route("/api/agents/start-all", start_all, methods=["POST"]),
-    Route("/api/agents/stop-all", stop_all, methods=["POST"]),
-    Route("/api/agents/{id}", get_agent, methods=["GET"]),
-    Route("/api/agents/{id}", update_agent, methods=["PUT"]),
-    Route("/api/agents/{id}", delete_agent, methods=["DELETE"]),
-    Route("/api/agents/{id}/start", start_agent, methods=["POST"]),
-    Route("/api/agents/{id}/stop", stop_agent, methods=["POST"]),
-    Route("/api/agents/{id}/logs", agent_logs, methods=["GET"]),
-    Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"]),
-    Route("/api/agents/{id}/health", agent_health, methods=["GET"]),
+    Route("/api/agents", list_agents, methods=["GET"], permission=need(AGENTS_READ)),
+    Route("/api/agents", create_agent, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/start-all", start_all, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/stop-all", stop_all, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/{id}", get_agent, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}", update_agent, methods=["PUT"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}", delete_agent, methods=["DELETE"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/start", start_agent, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/stop", stop_agent, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/logs", agent_logs, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/health", agent_health, methods=["GET"], permission=need(AGENTS_READ, "agent")),
 ]

@@ -1,4 +1,4 @@
-"""/auth/*: log in with the admin password, refresh tokens, and report how auth is configured.
+"""/auth/*: log in with a user's (or the admin's) password, refresh tokens, and report how auth is configured.
 
 These routes are public by necessity; the login limiter is what keeps them from being a password
 oracle. Argon2 verification is CPU-heavy, so it runs in a worker thread and never stalls the loop.
@@ -9,9 +9,10 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from api.permissions import PUBLIC, Route
 
 from api.auth import TokenPair, check_password_rules
+from controller.users.store import ADMIN_NAME
 from api.context import deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
@@ -29,7 +30,7 @@ def _client(request: Request) -> str:
 
 @operation(
     Operation(
-        "Log in with the admin password",
+        "Log in (a user name and password; no user name = the built-in admin)",
         body=LoginRequest,
         response=TokenOut,
         errors=(400, 401, 403, 429),
@@ -44,13 +45,22 @@ async def login(request: Request) -> JSONResponse:
     if wait:
         raise ApiError(429, f"too many failed logins; retry in {wait} s", headers={"Retry-After": str(wait)})
     body = await parse_body(request, LoginRequest)
-    if not auth.admin.exists():
+    username = body.username or ADMIN_NAME
+    request.scope["clawpen.audit_user"] = username[:64]
+    if username == ADMIN_NAME and not auth.admin.exists():
         raise ApiError(403, "no admin password is set; run `clawpen admin set-password`")
-    if not await run_in_threadpool(auth.admin.verify, body.password):
-        auth.limiter.failed(client)
-        raise ApiError(401, "wrong password", headers={"WWW-Authenticate": "Bearer"})
-    auth.limiter.succeeded(client)
-    return _tokens(auth.tokens.issue())
+    # Per source address and per user; the attempt is counted *before* the hash, so a burst of
+    # concurrent guesses meets the limit instead of all reaching Argon2.
+    keys = [client, f"user:{username}"]
+    wait = auth.limiter.reserve(keys)
+    if wait:
+        raise ApiError(429, f"too many failed logins; retry in {wait} s", headers={"Retry-After": str(wait)})
+    if not await auth.verify_password(username, body.password):
+        wrong = "wrong password" if body.username is None else "wrong user name or password"
+        raise ApiError(401, wrong, headers={"WWW-Authenticate": "Bearer"})
+    for key in keys:
+        auth.limiter.succeeded(key)
+    return _tokens(auth.tokens.issue(sub=username))
 
 
 @operation(
@@ -104,9 +114,9 @@ async def status(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/auth/login", login, methods=["POST"]),
-    Route("/auth/register", register, methods=["POST"]),
-    Route("/auth/refresh", refresh, methods=["POST"]),
-    Route("/api/auth/refresh", refresh, methods=["POST"], name="refresh_api"),
-    Route("/auth/status", status, methods=["GET"]),
+    Route("/auth/login", login, methods=["POST"], permission=PUBLIC),
+    Route("/auth/register", register, methods=["POST"], permission=PUBLIC),
+    Route("/auth/refresh", refresh, methods=["POST"], permission=PUBLIC),
+    Route("/api/auth/refresh", refresh, methods=["POST"], name="refresh_api", permission=PUBLIC),
+    Route("/auth/status", status, methods=["GET"], permission=PUBLIC),
 ]

@@ -19,7 +19,7 @@ import docker.errors
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need
 
 from api.context import deps, parse_body
 from api.convert import agent_out
@@ -228,12 +228,12 @@ async def import_agent_route(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/api/agents/import", import_agent_route, methods=["POST"], max_body_size=MAX_IMPORT_BYTES),
-    Route("/api/agents/{id}/export", export_agent, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots", list_snapshots, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots", create_snapshot, methods=["POST"]),
-    Route("/api/agents/{id}/snapshots/{sid}", get_snapshot, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots/{sid}", delete_snapshot, methods=["DELETE"]),
-    Route("/api/agents/{id}/snapshots/{sid}/restore", restore_snapshot, methods=["POST"]),
-    Route("/api/agents/{id}/snapshots/{sid}/clone", clone_snapshot, methods=["POST"]),
+    Route("/api/agents/import", import_agent_route, methods=["POST"], max_body_size=MAX_IMPORT_BYTES, permission=need(AGENTS_WRITE)),
+    Route("/api/agents/{id}/export", export_agent, methods=["GET"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots", list_snapshots, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/snapshots", create_snapshot, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots/{sid}", get_snapshot, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/snapshots/{sid}", delete_snapshot, methods=["DELETE"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots/{sid}/restore", restore_snapshot, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots/{sid}/clone", clone_snapshot, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
 ]

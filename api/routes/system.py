@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from api.permissions import AGENTS_READ, PUBLIC, Route, SYSTEM_READ, need
 
 from api.context import deps
 from api.convert import status_name
@@ -121,11 +121,11 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/health", health, methods=["GET"]),
-    Route("/api/templates", templates, methods=["GET"]),
-    Route("/api/providers", providers, methods=["GET"]),
-    Route("/api/runtime/status", runtime_status, methods=["GET"]),
-    Route("/api/metrics", usage, methods=["GET"]),
-    Route("/metrics", prometheus, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    Route("/health", health, methods=["GET"], permission=PUBLIC),
+    Route("/api/templates", templates, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/providers", providers, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/runtime/status", runtime_status, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/metrics", usage, methods=["GET"], permission=need(AGENTS_READ)),
+    Route("/metrics", prometheus, methods=["GET"], permission=PUBLIC),
+    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False, permission=PUBLIC),
 ]

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from api.permissions import Route, TEAMS_CHAT, TEAMS_READ, TEAMS_WRITE, WebSocketRoute, need
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Deps, deps, parse_body
@@ -407,9 +407,9 @@ async def team_chat(ws: WebSocket) -> None:
 
 
 ROUTES = [
-    Route("/api/teams", list_teams, methods=["GET"]),
-    Route("/api/teams/reload", reload_teams, methods=["POST"]),
-    Route("/api/teams/{id}", get_team, methods=["GET"]),
-    Route("/api/teams/{id}/classify", classify_message, methods=["POST"]),
-    WebSocketRoute("/api/teams/{id}/chat", team_chat),
+    Route("/api/teams", list_teams, methods=["GET"], permission=need(TEAMS_READ)),
+    Route("/api/teams/reload", reload_teams, methods=["POST"], permission=need(TEAMS_WRITE, "global")),
+    Route("/api/teams/{id}", get_team, methods=["GET"], permission=need(TEAMS_READ, "team")),
+    Route("/api/teams/{id}/classify", classify_message, methods=["POST"], permission=need(TEAMS_CHAT, "team")),
+    WebSocketRoute("/api/teams/{id}/chat", team_chat, permission=need(TEAMS_CHAT, "team")),
 ]

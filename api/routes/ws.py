@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from starlette.routing import WebSocketRoute
+from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Deps, deps
@@ -277,6 +277,6 @@ async def logs_stream(ws: WebSocket) -> None:
 
 
 ROUTES = [
-    WebSocketRoute("/api/agents/{id}/chat", chat),
-    WebSocketRoute("/api/agents/{id}/logs/stream", logs_stream),
+    WebSocketRoute("/api/agents/{id}/chat", chat, permission=need(AGENTS_CHAT, "agent")),
+    WebSocketRoute("/api/agents/{id}/logs/stream", logs_stream, permission=need(AGENTS_READ, "agent")),
 ]

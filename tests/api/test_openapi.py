@@ -71,6 +71,15 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/api/agents/{id}/snapshots/{sid}/clone", "post"),
         ("/api/agents/{id}/export", "get"),
         ("/api/agents/import", "post"),
+        ("/api/users", "get"),
+        ("/api/users", "post"),
+        ("/api/users/{name}", "get"),
+        ("/api/users/{name}", "patch"),
+        ("/api/users/{name}", "delete"),
+        ("/api/tokens", "get"),
+        ("/api/tokens", "post"),
+        ("/api/tokens/{id}", "delete"),
+        ("/api/audit", "get"),
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == expected
