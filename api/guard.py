@@ -178,8 +178,8 @@ class Guard:
                 return [(await d.agent(str(params["id"]))).spec.project]
             except NotFound:
                 return []
-        from api.routes.teams import find_team
         from api.errors import ApiError
+        from api.routes.teams import find_team
         from controller.resources import Agent
 
         try:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from controller.users.audit import AuditLog
 from controller.metrics import http_request_seconds, http_requests_total
+from controller.users.audit import AuditLog
 
 log = logging.getLogger("clawpen.api")
 

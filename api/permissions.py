@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal
 
 from starlette import routing
@@ -29,7 +29,7 @@ DEFAULT_PROJECT = "default"
 ALL = "*"
 
 
-class Role(str, Enum):
+class Role(StrEnum):
     ADMIN = "admin"
     OPERATOR = "operator"
     VIEWER = "viewer"

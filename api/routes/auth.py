@@ -9,14 +9,14 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from api.permissions import PUBLIC, Route
 
 from api.auth import TokenPair, check_password_rules
-from controller.users.store import ADMIN_NAME
 from api.context import deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
+from api.permissions import PUBLIC, Route
 from api.schemas import AuthStatusOut, LoginRequest, RefreshRequest, RegisterRequest, TokenOut
+from controller.users.store import ADMIN_NAME
 
 
 def _tokens(pair: TokenPair, status: int = 200) -> JSONResponse:

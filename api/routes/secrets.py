@@ -14,11 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from api.permissions import GLOBAL_SECRETS, Route, SECRETS_LIST, SECRETS_WRITE, need
 
 from api.context import deps, parse_body
 from api.errors import ApiError, invalid
 from api.openapi import Operation, operation
+from api.permissions import GLOBAL_SECRETS, SECRETS_LIST, SECRETS_WRITE, Route, need
 from controller.secrets import InvalidSecret, SecretError, SecretInfo, SecretStore
 
 TAGS = ("secrets",)
@@ -143,5 +143,8 @@ ROUTES = [
     Route("/api/secrets/{name}", delete_global_secret, methods=["DELETE"], permission=need(GLOBAL_SECRETS)),
     Route("/api/agents/{id}/secrets", list_agent_secrets, methods=["GET"], permission=need(SECRETS_LIST, "agent")),
     Route("/api/agents/{id}/secrets", set_agent_secret, methods=["POST"], permission=need(SECRETS_WRITE, "agent")),
-    Route("/api/agents/{id}/secrets/{name}", delete_agent_secret, methods=["DELETE"], permission=need(SECRETS_WRITE, "agent")),
+    Route(
+        "/api/agents/{id}/secrets/{name}", delete_agent_secret, methods=["DELETE"],
+        permission=need(SECRETS_WRITE, "agent"),
+    ),
 ]

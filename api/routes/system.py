@@ -13,11 +13,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from api.permissions import AGENTS_READ, PUBLIC, Route, SYSTEM_READ, need
 
 from api.context import deps
 from api.convert import status_name
 from api.openapi import Operation, build_openapi, operation
+from api.permissions import AGENTS_READ, PUBLIC, SYSTEM_READ, Route, need, principal
 from api.routes.agents import metrics_out
 from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut
 from controller import __version__
@@ -76,7 +76,8 @@ async def runtime_status(request: Request) -> JSONResponse:
 @operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
 async def usage(request: Request) -> JSONResponse:
     d = deps(request)
-    agents = await d.store.list(Agent, d.settings.namespace)
+    who = principal(request)
+    agents = [a for a in await d.store.list(Agent, d.settings.namespace) if who.in_project(a.spec.project)]
     running = [a for a in agents if status_name(a) == "running"]
 
     async def one(agent: Agent) -> AgentMetricsOut | None:

@@ -27,12 +27,12 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
-from api.permissions import Route, TEAMS_CHAT, TEAMS_READ, TEAMS_WRITE, WebSocketRoute, need
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
+from api.permissions import TEAMS_CHAT, TEAMS_READ, TEAMS_WRITE, Route, WebSocketRoute, need, principal, require
 from api.routes.secrets import secret_store
 from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
@@ -236,7 +236,21 @@ async def list_teams(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
     teams = await all_teams(request)
-    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in sorted(teams.items())])
+    return JSONResponse(
+        [
+            team_out(t, s, agents).model_dump(mode="json")
+            for _, (t, s) in sorted(teams.items())
+            if team_visible(request, t, agents)
+        ]
+    )
+
+
+def team_visible(conn: HTTPConnection, team: Team, agents: list[Agent]) -> bool:
+    """A team is visible to whoever may read every one of its member agents (the same rule the guard
+    applies to /api/teams/{id})."""
+    projects = {a.name: a.spec.project for a in agents}
+    who = principal(conn)
+    return all(who.in_project(projects.get(entry.agent)) for entry in team.spec.agents.values())
 
 
 @operation(Operation("Get one team's configuration and status", response=TeamOut, errors=(404,), tags=TAGS))
@@ -264,6 +278,7 @@ async def classify_message(request: Request) -> JSONResponse:
 
 @operation(Operation("Re-read the teams directory now", response=ReloadOut, tags=TAGS))
 async def reload_teams(request: Request) -> JSONResponse:
+    require(request, TEAMS_WRITE, everywhere=True)  # team files span projects
     current = registry(request).reload()
     out = ReloadOut(
         teams=sorted(current.teams),

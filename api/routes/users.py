@@ -232,7 +232,9 @@ AUDIT_QUERY = (
 )
 
 
-@operation(Operation("Read the audit log (admin)", response=list[AuditOut], query=AUDIT_QUERY, errors=(422,), tags=TAGS))
+@operation(
+    Operation("Read the audit log (admin)", response=list[AuditOut], query=AUDIT_QUERY, errors=(422,), tags=TAGS)
+)
 async def audit(request: Request) -> JSONResponse:
     limit = query_int(request, "limit", 100, 1, 10_000)
     since_raw = request.query_params.get("since")

@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.context import Deps, deps
 from api.errors import field_errors
+from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from api.schemas import ChatIn
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable

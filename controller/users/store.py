@@ -23,12 +23,16 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
-from controller.store.base import Conflict, InvalidObject, NotFound
+from controller.store.base import Conflict, NotFound, StoreError
 from controller.store.fileio import atomic_write, exclusive_lock
 
 ADMIN_NAME = "admin"
 NAME_RULE = re.compile(r"^[a-z0-9]([a-z0-9._@-]{0,62}[a-z0-9])?$")
 ROLES = ("admin", "operator", "viewer")
+
+
+class InvalidUser(StoreError):
+    status = 422
 
 
 class User(BaseModel):
@@ -136,7 +140,7 @@ class UserStore:
             try:
                 users[name] = User.model_validate(data)
             except ValueError as err:
-                raise InvalidObject(str(err)) from None
+                raise InvalidUser(f"invalid user: {err}") from None
             return users[name]
 
     def delete(self, name: str) -> None:
