@@ -207,7 +207,7 @@ async def _ws_outcome(url: str, headers: dict[str, str]) -> int | None:
     """The close code when the server closes at once (4401/4403 on refusal), else None."""
     async with websockets.connect(url, additional_headers=headers, open_timeout=10) as ws:
         try:
-            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 1))  # refusals come at once
         except websockets.ConnectionClosed as closed:
             return closed.rcvd.code if closed.rcvd else None
         except TimeoutError:
