@@ -159,9 +159,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         answer = c.post("/api/tokens", json={"name": "ci", "role": "operator", "projects": ["alpha"]})
         assert answer.status_code == 201, answer.text
         callers["admin-token-as-op"] = {"Authorization": f"Bearer {answer.json()['token']}"}
-        answer = httpx.post(
-            f"{server.url}/api/tokens", json={"name": "ro", "role": "viewer"}, headers=callers["op"]
-        )
+        answer = httpx.post(f"{server.url}/api/tokens", json={"name": "ro", "role": "viewer"}, headers=callers["op"])
         assert answer.status_code == 201, answer.text
         callers["op-token-as-viewer"] = {"Authorization": f"Bearer {answer.json()['token']}"}
     yield {"server": server, "callers": callers, "admin": admin}

@@ -55,7 +55,9 @@ def admin(server: ServerThread) -> Iterator[httpx.Client]:
 
 
 def _user(admin: httpx.Client, name: str, role: str = "operator") -> dict[str, Any]:
-    answer = admin.post("/api/users", json={"name": name, "password": USER_PASSWORD, "role": role, "projects": ["alpha"]})
+    answer = admin.post(
+        "/api/users", json={"name": name, "password": USER_PASSWORD, "role": role, "projects": ["alpha"]}
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()  # type: ignore[no-any-return]
 
@@ -117,7 +119,9 @@ def test_disabled_user_and_its_api_tokens_stop_at_once(server: ServerThread, adm
     assert answer.status_code == 401
 
 
-def test_api_token_listed_revoked_and_stored_only_as_hash(home: Path, server: ServerThread, admin: httpx.Client) -> None:
+def test_api_token_listed_revoked_and_stored_only_as_hash(
+    home: Path, server: ServerThread, admin: httpx.Client
+) -> None:
     made = admin.post("/api/tokens", json={"name": "gitops", "expires_in": 3600}).json()
     value = made["token"]
     assert httpx.get(f"{server.url}/api/agents", headers=_bearer(value)).status_code == 200
@@ -178,14 +182,23 @@ def test_refresh_reuse_stops_the_family_access_tokens_and_their_websockets(serve
     assert httpx.get(f"{server.url}/api/agents", headers=_bearer(second["access_token"])).status_code == 401
 
 
-def test_audit_log_answers_who_did_what_and_holds_no_secret(home: Path, server: ServerThread, admin: httpx.Client) -> None:
+def test_audit_log_answers_who_did_what_and_holds_no_secret(
+    home: Path, server: ServerThread, admin: httpx.Client
+) -> None:
     _user(admin, "gina")
     gina = _bearer(_login(server, "gina")["access_token"])
-    assert httpx.post(f"{server.url}/api/agents/a1/secrets", json={"name": "API_KEY", "value": SECRET_VALUE},
-                      headers=gina).status_code == 201
+    assert (
+        httpx.post(
+            f"{server.url}/api/agents/a1/secrets", json={"name": "API_KEY", "value": SECRET_VALUE}, headers=gina
+        ).status_code
+        == 201
+    )
     assert admin.post("/api/secrets", json={"name": "GLOBAL_KEY", "value": SECRET_VALUE}).status_code == 201
     token = admin.post("/api/tokens", json={"name": "audit-probe"}).json()["token"]
-    assert httpx.post(f"{server.url}/auth/login", json={"username": "gina", "password": "a wrong guess!!"}).status_code == 401
+    assert (
+        httpx.post(f"{server.url}/auth/login", json={"username": "gina", "password": "a wrong guess!!"}).status_code
+        == 401
+    )
     assert httpx.delete(f"{server.url}/api/agents/a1", headers=gina).status_code == 204
     entries = admin.get("/api/audit", params={"user": "gina"}).json()
     deleted = [e for e in entries if e["method"] == "DELETE" and e["route"] == "/api/agents/{id}"]
