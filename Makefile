@@ -23,7 +23,10 @@ image: deps docker
 up: image
 	$(CLAWPEN) up
 
-test: image
+oidc-provider:
+	bash deploy/host/ensure-oidc-provider.sh
+
+test: image oidc-provider
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 
 lint: deps

@@ -7,6 +7,8 @@ with the controller), `clawpen gateway`, the tests and the benchmark all assembl
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
 
 from api import redact
@@ -71,9 +74,15 @@ def create_app(
             yield
             dependencies.http = None
 
+    sso: list[Middleware] = []
+    if oidc.configured(settings):
+        # Authlib keeps state, nonce and the PKCE verifier in this signed cookie between login and callback.
+        key = hmac.new(service.tokens.signing_key, b"oidc-session", hashlib.sha256).hexdigest()
+        sso = [Middleware(SessionMiddleware, secret_key=key, path="/auth/oidc", max_age=600, same_site="lax")]
     app = Starlette(
         routes=ROUTES,
         middleware=[
+            *sso,
             Middleware(RequestMetrics, routes=ROUTES),
             Middleware(AuditTrail, audit=service.audit),
             Middleware(Guard, auth=service, routes=ROUTES, recheck=settings.auth_recheck_seconds),

@@ -289,6 +289,10 @@ class TokenIssuer:
             raise AuthError("the password changed (or sessions were ended) since this token was issued; log in again")
         return claims
 
+    @property
+    def signing_key(self) -> bytes:
+        return self._key
+
     def verify_access(self, token: str) -> dict[str, Any]:
         claims = self._decode(token, "access")
         if claims.get("fam") and self._ledger.is_revoked(str(claims["fam"])):

@@ -47,6 +47,13 @@ class Settings:
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
     auth_recheck_seconds: float = 2.0  # how often an open WebSocket re-checks its credential
+    # Single sign-on (OpenID Connect); off unless issuer and client id are set.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_role_claim: str = "groups"
+    oidc_role_map: str = ""  # group=role[:project|project],...
+    oidc_scopes: str = "openid profile email groups"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -64,6 +71,12 @@ class Settings:
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
             "auth_recheck_seconds": float(e.get("CLAWPEN_AUTH_RECHECK_SECONDS", "2")),
+            "oidc_issuer": e.get("CLAWPEN_OIDC_ISSUER", ""),
+            "oidc_client_id": e.get("CLAWPEN_OIDC_CLIENT_ID", ""),
+            "oidc_client_secret": e.get("CLAWPEN_OIDC_CLIENT_SECRET", ""),
+            "oidc_role_claim": e.get("CLAWPEN_OIDC_ROLE_CLAIM", "groups"),
+            "oidc_role_map": e.get("CLAWPEN_OIDC_ROLE_MAP", ""),
+            "oidc_scopes": e.get("CLAWPEN_OIDC_SCOPES", "openid profile email groups"),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])
