@@ -112,3 +112,22 @@ def test_users_commands_manage_the_users_file(tmp_path: Path) -> None:
     assert _clawpen(tmp_path, "users", "add", "short", stdin="short\n").returncode == 1
     assert _clawpen(tmp_path, "users", "delete", "olga").returncode == 0
     assert UserStore(tmp_path).get("olga") is None
+
+
+def test_readme_users_example_runs(tmp_path: Path) -> None:
+    """The shell block of the README's "Users, roles" section, line by line, as written."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    section = root.joinpath("README.md").read_text().split("## Users, roles", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    env = {**os.environ, "CLAWPEN_HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("CLAWPEN_ADMIN_PASSWORD", None)
+    for line in block.group(1).splitlines():
+        done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+    from controller.users.store import UserStore
+
+    vic = UserStore(tmp_path).get("vic")
+    assert vic is not None and vic.role == "operator" and vic.projects == ["payments", "search"] and not vic.enabled
