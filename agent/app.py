@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from agent.config import AgentConfig
 from agent.providers import ProviderError, complete, stream_chat
@@ -233,6 +237,45 @@ class AgentApp:
         )
 
 
+class RequireToken:
+    """Every path but /healthz needs `Authorization: Bearer <the agent's token>`.
+
+    The token is the file /run/secrets/clawpen-agent-token that the controller mounts (never an env
+    var). It is read per request (a few bytes on tmpfs), so a replaced token takes effect at once.
+    Without the file the agent answers nothing but /healthz: an agent must never be open by accident.
+    """
+
+    def __init__(self, app: ASGIApp, token_file: Path):
+        self.app, self.token_file = app, token_file
+
+    def _expected(self) -> bytes | None:
+        try:
+            return self.token_file.read_bytes().strip() or None
+        except OSError:
+            return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") == "/healthz":
+            await self.app(scope, receive, send)
+            return
+        expected = self._expected()
+        presented = b""
+        for name, value in scope.get("headers") or []:
+            if name == b"authorization":
+                kind, _, credential = value.partition(b" ")
+                if kind.lower() == b"bearer":
+                    presented = credential.strip()
+        if expected is None:
+            response = _error(401, "this agent has no token configured; it answers only /healthz", "unauthorized")
+        elif not presented or not hmac.compare_digest(expected, presented):
+            response = _error(401, "missing or wrong bearer token", "unauthorized")
+        else:
+            await self.app(scope, receive, send)
+            return
+        response.headers["www-authenticate"] = 'Bearer realm="clawpen-agent"'
+        await response(scope, receive, send)
+
+
 def create_app(config: AgentConfig | None = None) -> Starlette:
     agent = AgentApp(config or AgentConfig.from_env())
     app = Starlette(
@@ -242,6 +285,7 @@ def create_app(config: AgentConfig | None = None) -> Starlette:
             Route("/v1/chat/completions", agent.chat_completions, methods=["POST"]),
         ],
         lifespan=agent.lifespan,
+        middleware=[Middleware(RequireToken, token_file=agent.config.token_file)],
     )
     app.state.agent = agent
     return app

@@ -16,6 +16,7 @@ from pathlib import Path
 from agent.providers import ProviderConfig
 
 KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+TOKEN_FILE_NAME = "clawpen-agent-token"  # controller.agent_token.TOKEN_NAME (the agent has no controller package)
 PLACEHOLDER = re.compile(r"\{\{\s*(name|model|provider|project)\s*\}\}")
 
 
@@ -75,6 +76,11 @@ class AgentConfig:
             secrets_dir=Path(e.get("CLAWPEN_SECRETS_DIR", "") or "/run/secrets"),
             env=e,
         )
+
+    @property
+    def token_file(self) -> Path:
+        """The bearer token callers must present (see agent.app.RequireToken)."""
+        return self.secrets_dir / TOKEN_FILE_NAME
 
     @property
     def display_provider(self) -> str:

@@ -26,6 +26,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.guard import Guard
 from api.middleware import AuditTrail, RequestMetrics
 from api.routes import agents, auth, oidc, secrets, snapshots, system, teams, users, ws
+from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
@@ -62,7 +63,14 @@ def create_app(
         registration_enabled=settings.registration_enabled,
         env=os.environ if env is None else env,
     )
-    dependencies = Deps(settings=settings, store=store, runtime=runtime, catalog=catalog, auth=service)
+    dependencies = Deps(
+        settings=settings,
+        store=store,
+        runtime=runtime,
+        catalog=catalog,
+        auth=service,
+        tokens=open_agent_tokens(settings.ensure_home(), runtime),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -17,6 +17,7 @@ from starlette.requests import HTTPConnection, Request
 
 from api.auth import AuthService
 from api.errors import ApiError, field_errors, invalid
+from controller.agent_token import AgentTokens
 from controller.resources import DNS1123_LABEL, Agent
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -40,6 +41,7 @@ class Deps:
     catalog: Catalog
     auth: AuthService
     http: httpx.AsyncClient | None = None  # created in the app's lifespan, used by the chat relay
+    tokens: AgentTokens | None = None  # each agent's bearer token for its chat contract
 
     def key(self, name: str) -> str:
         return f"{self.settings.namespace}/{name}"

@@ -19,6 +19,7 @@ from typing import Protocol
 
 import httpx
 
+from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.resources import Agent, AgentStatus, Condition, Phase, now
@@ -109,6 +110,7 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        tokens: AgentTokens | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -117,6 +119,7 @@ class Reconciler:
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
         self.events = events
+        self.tokens = tokens
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -129,9 +132,19 @@ class Reconciler:
             return ReconcileResult(action="failed", phase=Phase.FAILED)
 
         try:
+            token = await self.tokens.ensure(key) if self.tokens is not None else None
+        except OSError as err:
+            raise ReconcileRetry(f"cannot store the agent's token: {err}") from err
+        try:
             resolved = self.secrets.resolve(name, secret_names_for(agent, self.catalog))
             plan = translate(
-                agent, self.catalog, resolved, instance=self.instance, image=self.image, environ=self.environ
+                agent,
+                self.catalog,
+                resolved,
+                instance=self.instance,
+                image=self.image,
+                environ=self.environ,
+                agent_token=TokenInfo(TOKEN_SCOPE, token_version(token)) if token else None,
             )
         except TranslateError as err:
             observed = await self._observe_quietly(key)
@@ -141,7 +154,7 @@ class Reconciler:
 
         try:
             observed = await self.runtime.observe(key)
-            action, observed, wait = await self._act(plan, observed, resolved)
+            action, observed, wait = await self._act(plan, observed, resolved, token)
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
@@ -161,11 +174,14 @@ class Reconciler:
         return ReconcileResult(action=action, requeue_after=self._requeue(status, observed, wait), phase=status.phase)
 
     async def _act(
-        self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret]
+        self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
     ) -> tuple[str, Observed, float]:
         key = plan.key
         if not observed.exists or observed.plan_hash != plan.hash:
-            values = {m.name: self.secrets.read(resolved[m.name]) for m in plan.secrets}
+            values = {
+                m.name: token.encode() if m.name == TOKEN_NAME and token else self.secrets.read(resolved[m.name])
+                for m in plan.secrets
+            }
             action = "created" if not observed.exists else "replaced"
             log.info("%s %s (plan %s)", action, key, plan.hash)
             if plan.running:
@@ -205,8 +221,9 @@ class Reconciler:
             await self.runtime.remove(key)
             if self.events is not None:
                 self.events.forget(key)
-            return ReconcileResult(action="removed")
-        return ReconcileResult()
+        if self.tokens is not None:
+            await self.tokens.forget(key)  # a new agent of the same name gets a new token
+        return ReconcileResult(action="removed") if observed.exists else ReconcileResult()
 
     async def _observe_quietly(self, key: str) -> Observed | None:
         try:

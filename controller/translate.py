@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+from controller.agent_token import TOKEN_NAME
 from controller.catalog import Catalog, Provider
 from controller.interpolate import InterpolationError, interpolate, interpolate_map
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
@@ -46,6 +47,7 @@ def translate(
     instance: str,
     image: str,
     environ: Mapping[str, str],
+    agent_token: ResolvedSecret | None = None,
 ) -> WorkloadPlan:
     spec = agent.spec
     template = None
@@ -82,6 +84,11 @@ def translate(
         memory_mb, cpu = _template_memory(tconf, catalog), _template_cpu(tconf, catalog)
 
     secret_mounts = _secret_mounts(agent, template.secrets if template else [], provider, secrets)
+    if any(m.name == TOKEN_NAME for m in secret_mounts):
+        raise TranslateError("InvalidSpec", f"spec.secrets: the name {TOKEN_NAME!r} is reserved for the agent's token")
+    if agent_token is not None:
+        token_mount = SecretMount(name=TOKEN_NAME, scope=agent_token.scope, version=agent_token.version)
+        secret_mounts = (*secret_mounts, token_mount)
     reserved = sorted(k for k in env if k.startswith("CLAWPEN_"))
     if reserved:
         raise TranslateError("InvalidSpec", f"spec.env.{reserved[0]}: the CLAWPEN_ prefix is reserved")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+from controller.agent_token import open_agent_tokens
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
 from controller.manager import Controller
@@ -33,7 +34,7 @@ def open_runtime(settings: Settings) -> Runtime:
     if settings.runtime == "docker":
         from controller.runtime.docker import DockerRuntime
 
-        return DockerRuntime(settings.instance)
+        return DockerRuntime(settings.instance, ports_file=settings.ensure_home() / "ports.json")
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
 
@@ -66,6 +67,7 @@ def build_reconciler(
         secrets=open_secrets(settings),
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
+        tokens=open_agent_tokens(settings.ensure_home(), runtime),
     )
 
 

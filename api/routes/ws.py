@@ -27,6 +27,7 @@ from api.context import Deps, deps
 from api.errors import field_errors
 from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from api.schemas import ChatIn
+from controller.agent_token import auth_headers
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
 from controller.store.base import NotFound, StoreError
@@ -122,7 +123,8 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     parts: list[str] = []
     finished = False
     try:
-        async with d.http.stream("POST", url, json=payload, timeout=UPSTREAM_TIMEOUT) as answer:
+        headers = await auth_headers(d.tokens, agent.key)
+        async with d.http.stream("POST", url, json=payload, headers=headers, timeout=UPSTREAM_TIMEOUT) as answer:
             if answer.status_code != 200:
                 body = (await answer.aread())[:4000].decode("utf-8", "replace")
                 try:

@@ -1,7 +1,8 @@
 """`clawpen chat NAME`: talk to an agent from the terminal, tokens printed as they arrive.
 
 It reads the agent's endpoint from its status (the controller writes it) and speaks the agent's
-chat contract directly, with a session id (default `main`, the same default as the gateway's chat,
+chat contract directly, with the agent's bearer token (controller.agent_token) and a session id
+(default `main`, the same default as the gateway's chat,
 so the terminal and the web UI continue one conversation). The agent keeps the history; this
 command sends only each new message. Ctrl-C during a reply stops it (closing the stream makes the
 agent cancel the model call); Ctrl-C or Ctrl-D at the prompt ends the chat.
@@ -58,6 +59,19 @@ async def agent_endpoint(name: str, namespace: str) -> str:
             f"is it running and is the controller up? see `clawpen describe agent {name}`"
         )
     return status.endpoint.rstrip("/")
+
+
+async def agent_headers(key: str) -> dict[str, str]:
+    """The agent's bearer token, from where the controller keeps it (the same helper the gateway uses)."""
+    from controller.agent_token import auth_headers, open_agent_tokens
+    from controller.wiring import open_runtime
+
+    config = settings()
+    runtime = open_runtime(config)
+    try:
+        return await auth_headers(open_agent_tokens(config.home, runtime), key)
+    finally:
+        await runtime.close()
 
 
 def check_ready(client: httpx.Client, endpoint: str, label: str) -> None:
@@ -146,9 +160,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             endpoint = asyncio.run(agent_endpoint(args.name, namespace))
         except InvalidObject as err:
             raise CommandError(str(err)) from None
+    headers = asyncio.run(agent_headers(f"{namespace}/{args.name}"))
     timeout = httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT)
     # trust_env=False: the agent is on this host (or its network); an HTTP(S)_PROXY must not capture it.
-    with httpx.Client(timeout=timeout, trust_env=False) as client:
+    with httpx.Client(timeout=timeout, trust_env=False, headers=headers) as client:
         check_ready(client, endpoint, label)
         if args.message is not None:
             return 0 if _turn(client, endpoint, args.session, args.message, sys.stdout) else 1

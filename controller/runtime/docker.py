@@ -50,6 +50,7 @@ from controller.runtime.base import (
     Stats,
 )
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line, stats_from_sample
+from controller.runtime.docker_ports import HostPorts, free_port, port_taken
 from controller.runtime.docker_streams import LogStream, threaded
 
 __all__ = [
@@ -115,9 +116,15 @@ class DockerRuntime:
     name = "docker"
 
     def __init__(
-        self, instance: str, *, client: docker.DockerClient | None = None, secrets_root: Path | None = None
+        self,
+        instance: str,
+        *,
+        client: docker.DockerClient | None = None,
+        secrets_root: Path | None = None,
+        ports_file: Path | None = None,
     ):
         self.instance = instance
+        self.ports = HostPorts(ports_file)
         self._client = client
         self._owns_client = client is None
         self.secrets_root = secrets_root or default_secrets_root(instance)
@@ -241,6 +248,7 @@ class DockerRuntime:
             self.client.images.get(plan.image)
         except docker.errors.ImageNotFound:
             raise ImageMissing(plan.image) from None
+        host_port = self.ports.wanted(plan.key, container.attrs if container is not None else None, plan.port)
         if container is not None:
             container.remove(force=True)
         mounts = self._ensure_volumes(plan)
@@ -256,16 +264,26 @@ class DockerRuntime:
             network = self._ensure_network_locked()
             self._creating += 1  # keeps a concurrent remove from dropping the network under us
         try:
-            container = self._create(plan, env, mounts, network)
+            container = self._create(plan, env, mounts, network, host_port)
+            if plan.running:
+                try:
+                    container.start()
+                except docker.errors.APIError as err:
+                    if not port_taken(err):
+                        raise
+                    # Someone else took the remembered port while the agent was away: take a new one.
+                    container.remove(force=True)
+                    host_port = free_port()
+                    container = self._create(plan, env, mounts, network, host_port)
+                    container.start()
         finally:
             with self._network_lock:
                 self._creating -= 1
-        if plan.running:
-            container.start()
+        self.ports.remember(plan.key, host_port)
         return self._observe(plan.key)
 
     def _create(
-        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str
+        self, plan: WorkloadPlan, env: dict[str, str], mounts: list[DockerMount], network: str, host_port: int
     ) -> Any:
         return self.client.containers.create(
             image=plan.image,
@@ -283,7 +301,9 @@ class DockerRuntime:
             read_only=plan.read_only_rootfs,
             tmpfs={path: TMPFS_OPTIONS for path in plan.tmpfs},
             mounts=mounts,
-            ports={f"{plan.port}/tcp": ("127.0.0.1", None)},
+            # A fixed host port (not Docker's pick): it survives stop/start and replacement, so a user's
+            # OpenAI client pointed at it keeps working.
+            ports={f"{plan.port}/tcp": ("127.0.0.1", host_port)},
             extra_hosts=dict(plan.extra_hosts),
             restart_policy={"Name": plan.restart_policy},
             network=network,
@@ -404,6 +424,7 @@ class DockerRuntime:
             except docker.errors.NotFound:
                 pass
         self._remove_secrets(key)
+        self.ports.forget(key)
         if volumes:
             for volume in volume_names(self.instance, key).values():
                 try:

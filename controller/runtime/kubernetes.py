@@ -149,6 +149,15 @@ class KubernetesRuntime:
         pod = await self._pod(namespace, name) if sts is not None else None
         return observed_from(key, sts, pod, self._endpoint(namespace, name))
 
+    async def read_secret_value(self, key: str, item: str) -> str | None:
+        """One item of the agent's Secret (base64, as the API returns it); None when absent or not ours."""
+        namespace, name = _split(key)
+        secret = await self._get_or_none(f"Secret of {key}", _paths(namespace, name)["Secret"])
+        if secret is None or (secret["metadata"].get("labels") or {}).get(LABEL_INSTANCE) != self.instance:
+            return None
+        value = (secret.get("data") or {}).get(item)
+        return str(value) if value else None
+
     def _endpoint(self, namespace: str, name: str) -> str:
         workload = objects.workload_name(name)
         return f"http://{workload}.{namespace}.svc.{self.options.cluster_domain}:{AGENT_PORT}"

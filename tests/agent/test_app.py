@@ -16,8 +16,18 @@ from agent.config import AgentConfig
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 from tests.fakes.server_thread import ServerThread
 
+TOKEN = "test-agent-token-0123456789"
+AUTH = {"authorization": f"Bearer {TOKEN}"}  # what the gateway sends (controller.agent_token)
+
+
+def write_token(secrets_dir: Path, token: str = TOKEN) -> None:
+    """What the controller mounts at /run/secrets/clawpen-agent-token."""
+    secrets_dir.mkdir(parents=True, exist_ok=True)
+    (secrets_dir / "clawpen-agent-token").write_text(token + "\n")
+
 
 def env_for(server: FakeModelServer, data_dir: Path, style: str = "openai", **extra: str) -> dict[str, str]:
+    write_token(data_dir / "secrets")
     env = {
         "CLAWPEN_AGENT_NAME": "finn",
         "CLAWPEN_AGENT_NAMESPACE": "default",
@@ -47,7 +57,7 @@ class Agent:
         payload: dict[str, Any] = {"messages": [{"role": "user", "content": content}], **body}
         if session:
             payload["session"] = session
-        return httpx.post(f"{self.url}/v1/chat/completions", json=payload, timeout=10)
+        return httpx.post(f"{self.url}/v1/chat/completions", json=payload, headers=AUTH, timeout=10)
 
     def stream(self, content: str, session: str | None = None) -> list[dict[str, Any]]:
         """The SSE events of a streamed chat, [DONE] as {'done': True}."""
@@ -55,7 +65,7 @@ class Agent:
         if session:
             payload["session"] = session
         events = []
-        with httpx.stream("POST", f"{self.url}/v1/chat/completions", json=payload, timeout=10) as resp:
+        with httpx.stream("POST", f"{self.url}/v1/chat/completions", json=payload, headers=AUTH, timeout=10) as resp:
             assert resp.status_code == 200
             assert resp.headers["content-type"].startswith("text/event-stream")
             for line in resp.iter_lines():
@@ -89,7 +99,7 @@ def test_healthz_ok_when_configured(agent: Agent) -> None:
 
 
 def test_models_lists_the_configured_model(agent: Agent) -> None:
-    data = httpx.get(f"{agent.url}/v1/models").json()["data"]
+    data = httpx.get(f"{agent.url}/v1/models", headers=AUTH).json()["data"]
     assert [m["id"] for m in data] == ["fake-model-1"]
 
 
@@ -109,7 +119,7 @@ def test_healthz_503_until_model_and_key_are_there(fake_model: FakeModelServer, 
         resp = httpx.get(f"{keyed.url}/healthz")
         assert resp.status_code == 503 and "FAKE_API_KEY not found" in resp.json()["reason"]
         # The secret file appears (the controller mounts it): ready without a restart, key sent upstream.
-        (tmp_path / "secrets").mkdir()
+        (tmp_path / "secrets").mkdir(exist_ok=True)
         (tmp_path / "secrets" / "FAKE_API_KEY").write_text("sk-from-file\n")
         assert httpx.get(f"{keyed.url}/healthz").status_code == 200
         assert keyed.chat("hi").status_code == 200
@@ -180,7 +190,7 @@ def test_session_history_is_stored_and_sent_next_turn(fake_model: FakeModelServe
 
 def test_session_header_is_accepted(agent: Agent, fake_model: FakeModelServer) -> None:
     fake_model.default = Script(reply=echo_count)
-    headers = {"X-Clawpen-Session": "hdr"}
+    headers = {"X-Clawpen-Session": "hdr", **AUTH}
     body = {"messages": [{"role": "user", "content": "a"}]}
     httpx.post(f"{agent.url}/v1/chat/completions", json=body, headers=headers)
     reply = httpx.post(f"{agent.url}/v1/chat/completions", json=body, headers=headers).json()
@@ -219,7 +229,7 @@ def test_concurrent_turns_of_one_session_are_serialised(agent: Agent, fake_model
     fake_model.default = Script(reply=echo_count, chunk_delay=0.02)
 
     async def both() -> list[str]:
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(timeout=10, headers=AUTH) as client:
 
             async def turn(text: str) -> str:
                 body = {"messages": [{"role": "user", "content": text}], "session": "busy"}
@@ -236,7 +246,7 @@ def test_concurrent_turns_of_one_session_are_serialised(agent: Agent, fake_model
 def test_client_disconnect_cancels_upstream_and_stores_nothing(agent: Agent, fake_model: FakeModelServer) -> None:
     fake_model.push(Script(reply=" ".join(f"w{i}" for i in range(100)), chunk_delay=0.05))
     body = {"messages": [{"role": "user", "content": "long story"}], "stream": True, "session": "gone"}
-    with httpx.stream("POST", f"{agent.url}/v1/chat/completions", json=body, timeout=10) as resp:
+    with httpx.stream("POST", f"{agent.url}/v1/chat/completions", json=body, headers=AUTH, timeout=10) as resp:
         for line in resp.iter_lines():
             if '"content"' in line:
                 break  # first token seen; now hang up
@@ -301,12 +311,12 @@ def test_timeout_in_stream_is_an_error_event(fake_model: FakeModelServer, tmp_pa
     ],
 )
 def test_bad_requests_get_clear_400(agent: Agent, body: dict, needle: str) -> None:
-    resp = httpx.post(f"{agent.url}/v1/chat/completions", json=body)
+    resp = httpx.post(f"{agent.url}/v1/chat/completions", json=body, headers=AUTH)
     assert resp.status_code == 400 and needle in resp.json()["error"]["message"]
 
 
 def test_invalid_json_is_400(agent: Agent) -> None:
-    resp = httpx.post(f"{agent.url}/v1/chat/completions", content=b"{not json")
+    resp = httpx.post(f"{agent.url}/v1/chat/completions", content=b"{not json", headers=AUTH)
     assert resp.status_code == 400 and "not valid JSON" in resp.json()["error"]["message"]
 
 
@@ -314,7 +324,7 @@ def test_content_parts_are_accepted(agent: Agent, fake_model: FakeModelServer) -
     body = {
         "messages": [{"role": "user", "content": [{"type": "text", "text": "hel"}, {"type": "text", "text": "lo"}]}]
     }
-    assert httpx.post(f"{agent.url}/v1/chat/completions", json=body).status_code == 200
+    assert httpx.post(f"{agent.url}/v1/chat/completions", json=body, headers=AUTH).status_code == 200
     assert fake_model.requests[0].messages[-1] == {"role": "user", "content": "hello"}
 
 

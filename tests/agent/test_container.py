@@ -33,8 +33,27 @@ def run_id(docker_client: Any) -> Iterator[str]:
         v.remove(force=True)
 
 
-def start_agent(client: Any, image: str, run: str, n: int, env: dict[str, str], volume: str) -> Any:
+TOKEN = "container-test-token"
+AUTH = {"authorization": f"Bearer {TOKEN}"}
+
+
+def token_dir(tmp_path: Any) -> str:
+    """A directory holding the agent's token file, as the controller bind-mounts at /run/secrets."""
+    directory = tmp_path / "secrets"
+    directory.mkdir(exist_ok=True)
+    (directory / "clawpen-agent-token").write_text(TOKEN)
+    directory.chmod(0o755)
+    (directory / "clawpen-agent-token").chmod(0o444)
+    return str(directory)
+
+
+def start_agent(
+    client: Any, image: str, run: str, n: int, env: dict[str, str], volume: str, secrets: str | None = None
+) -> Any:
     """As the controller runs agents: non-root, read-only root, /tmp tmpfs, /data a named volume."""
+    volumes: dict[str, Any] = {volume: {"bind": "/data", "mode": "rw"}}
+    if secrets:
+        volumes[secrets] = {"bind": "/run/secrets", "mode": "ro"}
     return client.containers.run(
         image,
         detach=True,
@@ -44,7 +63,7 @@ def start_agent(client: Any, image: str, run: str, n: int, env: dict[str, str], 
         read_only=True,
         tmpfs={"/tmp": "size=16m"},
         environment=env,
-        volumes={volume: {"bind": "/data", "mode": "rw"}},
+        volumes=volumes,
         extra_hosts={"host.docker.internal": "host-gateway"},
         ports={"8080/tcp": ("127.0.0.1", None)},
     )
@@ -67,7 +86,7 @@ def wait_ready(container: Any, since: float, timeout: float = 30.0) -> tuple[str
 
 
 def test_chat_in_container_survives_replacement(
-    docker_client: Any, agent_image: str, run_id: str, fake_model: FakeModelServer
+    docker_client: Any, agent_image: str, run_id: str, fake_model: FakeModelServer, tmp_path: Any
 ) -> None:
     fake_model.default = Script(reply=echo_count)
     volume = docker_client.volumes.create(f"agentprog-e2e-{run_id}-data", labels={RUN_LABEL: run_id}).name
@@ -82,19 +101,20 @@ def test_chat_in_container_survives_replacement(
         "CLAWPEN_DATA_DIR": "/data",
     }
     t0 = time.monotonic()
-    first = start_agent(docker_client, agent_image, run_id, 1, env, volume)
+    secrets = token_dir(tmp_path)
+    first = start_agent(docker_client, agent_image, run_id, 1, env, volume, secrets)
     url, ready_s = wait_ready(first, t0)
     print(f"container start -> /healthz ready: {ready_s:.2f}s")
     body = {"messages": [{"role": "user", "content": "remember 7"}], "session": "main"}
-    reply = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).json()
+    reply = httpx.post(f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=30).json()
     assert reply["choices"][0]["message"]["content"] == "messages=2 system=1 last=remember 7"
     assert fake_model.requests[-1].messages[0] == {"role": "system", "content": "You are boxed."}
 
     first.remove(force=True)  # what a memory change does: a new container on the same volume
-    second = start_agent(docker_client, agent_image, run_id, 2, env, volume)
+    second = start_agent(docker_client, agent_image, run_id, 2, env, volume, secrets)
     url, _ = wait_ready(second, time.monotonic())
     body = {"messages": [{"role": "user", "content": "what number?"}], "session": "main", "stream": True}
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as resp:
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=AUTH, timeout=30) as resp:
         lines = [line for line in resp.iter_lines() if line.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
     assert any("messages=4" in line for line in lines)  # system + remembered turn + the new question

@@ -33,7 +33,10 @@ def test_entry_point_serves_chat_and_logs_no_secret(fake_model: FakeModelServer,
         "FAKE_KEY": "sk-do-not-log-me",
         "CLAWPEN_DATA_DIR": str(tmp_path),
         "CLAWPEN_AGENT_PORT": str(port),
+        "CLAWPEN_SECRETS_DIR": str(tmp_path / "secrets"),
     }
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "clawpen-agent-token").write_text("proc-token")
     fake_model.push(Script(reply="pong"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -49,7 +52,8 @@ def test_entry_point_serves_chat_and_logs_no_secret(fake_model: FakeModelServer,
             assert time.monotonic() < deadline and proc.poll() is None, "agent did not become ready"
             time.sleep(0.05)
         body = {"messages": [{"role": "user", "content": "ping"}], "session": "p"}
-        resp = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, timeout=10)
+        auth = {"authorization": "Bearer proc-token"}
+        resp = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", json=body, headers=auth, timeout=10)
         assert resp.json()["choices"][0]["message"]["content"] == "pong"
     finally:
         proc.terminate()

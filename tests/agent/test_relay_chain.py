@@ -24,9 +24,16 @@ from tests.api.harness import ServerThread as GatewayThread
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 from tests.fakes.server_thread import ServerThread
 
+TOKEN = "relay-chain-agent-token"
+
 
 def agent_server(model: FakeModelServer, data_dir: Path, **extra: str) -> ServerThread:
+    """The agent program with the token the controller would mount (the gateway holds the same)."""
+    secrets = data_dir.parent / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "clawpen-agent-token").write_text(TOKEN)
     env = {
+        "CLAWPEN_SECRETS_DIR": str(secrets),
         "CLAWPEN_AGENT_NAME": "relay",
         "CLAWPEN_PROVIDER_NAME": "FakeAI",
         "CLAWPEN_API_STYLE": "openai",
@@ -44,6 +51,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayThread]
     server = start_gateway(tmp_path_factory.mktemp("home"))
     doc = {"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": "relay"}, "spec": {}}
     server.call(server.app.state.deps.store.create(parse_resource(doc)))
+    server.call(server.app.state.deps.tokens.put("default/relay", TOKEN))
     yield server
     server.stop()
 

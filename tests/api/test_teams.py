@@ -69,6 +69,8 @@ def agents(tmp_path_factory: pytest.TempPathFactory, fake: FakeModelServer) -> I
     servers = {}
     for name in RUNNING_AGENTS:
         data = tmp_path_factory.mktemp(f"agent-{name}")
+        (data / "secrets").mkdir()
+        (data / "secrets" / "clawpen-agent-token").write_text(f"token-of-{name}")  # what the controller mounts
         config = AgentConfig.from_env(
             {
                 "CLAWPEN_AGENT_NAME": name,
@@ -98,6 +100,7 @@ def gateway(
     for name, agent_server in agents.items():  # what the controller would have written
         server.call(store.create(Agent.model_validate({"metadata": {"name": name}, "spec": {"model": "fake"}})))
         server.call(store.update_status(Agent, name, AgentStatus(phase=Phase.RUNNING, endpoint=agent_server.url)))
+        server.call(server.app.state.deps.tokens.put(f"default/{name}", f"token-of-{name}"))
     yield server
     server.stop()
 

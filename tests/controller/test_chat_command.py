@@ -13,6 +13,7 @@ import pytest
 
 from agent.app import create_app
 from agent.config import AgentConfig
+from controller.agent_token import FileAgentTokens
 from controller.cli import main
 from controller.resources import API_VERSION, Agent, AgentStatus, Phase, parse_resource
 from controller.settings import Settings
@@ -28,8 +29,26 @@ def model() -> Iterator[FakeModelServer]:
     server.stop()
 
 
+TOKEN = "cli-agent-token"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A CLAWPEN_HOME holding agent finn's token, as the controller keeps it."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLAWPEN_HOME", str(home))
+    monkeypatch.setenv("CLAWPEN_STORE", "files")
+    monkeypatch.delenv("CLAWPEN_NAMESPACE", raising=False)
+    asyncio.run(FileAgentTokens(home).put("default/finn", TOKEN))
+    return home
+
+
 def agent_env(model: FakeModelServer, data_dir: Path, **extra: str) -> dict[str, str]:
+    secrets = data_dir / "secrets"
+    secrets.mkdir(exist_ok=True)
+    (secrets / "clawpen-agent-token").write_text(TOKEN)
     env = {
+        "CLAWPEN_SECRETS_DIR": str(secrets),
         "CLAWPEN_AGENT_NAME": "finn",
         "CLAWPEN_PROVIDER_NAME": "FakeAI",
         "CLAWPEN_API_STYLE": "openai",
@@ -103,15 +122,6 @@ def test_bad_session_id(capsys) -> None:
 
 
 # ---- the endpoint comes from the agent's status in the store (what users do) ---------------------------
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    home = tmp_path / "home"
-    monkeypatch.setenv("CLAWPEN_HOME", str(home))
-    monkeypatch.setenv("CLAWPEN_STORE", "files")
-    monkeypatch.delenv("CLAWPEN_NAMESPACE", raising=False)
-    return home
 
 
 def put_agent(home: Path, name: str, status: AgentStatus | None) -> None:
