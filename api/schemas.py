@@ -58,6 +58,7 @@ class AuthStatusOut(Out):
     auth_enabled: bool
     has_admin: bool
     registration_enabled: bool
+    sso_enabled: bool = Field(default=False, description="GET /auth/oidc/login starts single sign-on")
 
 
 # ---- agents -------------------------------------------------------------------------------------

@@ -58,7 +58,12 @@ def test_key_and_password_hash_are_private_files(gateway: ServerThread) -> None:
 
 def test_status_reports_configuration(gateway: ServerThread) -> None:
     answer = httpx.get(gateway.url + "/auth/status")
-    assert answer.json() == {"auth_enabled": True, "has_admin": True, "registration_enabled": False}
+    assert answer.json() == {
+        "auth_enabled": True,
+        "has_admin": True,
+        "registration_enabled": False,
+        "sso_enabled": False,
+    }
 
 
 def test_login_returns_bearer_pair_with_seed_lifetimes(gateway: ServerThread, tokens: dict[str, Any]) -> None:

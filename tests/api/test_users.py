@@ -212,3 +212,26 @@ def test_audit_log_answers_who_did_what_and_holds_no_secret(
     gina_sees = httpx.get(f"{server.url}/api/audit", headers=gina)
     assert gina_sees.status_code == 403 and gina_sees.json()["detail"]["missing_permission"] == "audit:read"
     assert admin.post("/api/agents", json={"name": "a1", "project": "alpha", "state": "stopped"}).status_code == 201
+
+
+def test_audit_log_rotates_by_size(tmp_path: Path) -> None:
+    from controller.users.audit import AuditLog
+
+    log = AuditLog(tmp_path, max_bytes=2000, keep=3)
+    for i in range(100):
+        log.record(user="u", source="127.0.0.1", method="DELETE", route="/api/agents/{id}", object=f"a{i}", status=204)
+    files = log.files()
+    assert 2 <= len(files) <= 4 and all(p.stat().st_size < 2200 for p in files)
+    assert [e["object"] for e in log.query(limit=2)] == ["a98", "a99"]
+
+
+def test_rate_limited_logins_are_audited_with_the_user_tried(tmp_path: Path) -> None:
+    with start_gateway(tmp_path) as gateway:
+        codes = [
+            httpx.post(f"{gateway.url}/auth/login", json={"username": "mallory", "password": "guess"}).status_code
+            for _ in range(7)
+        ]
+        assert codes == [401] * 5 + [429] * 2
+    lines = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    tried = [(e["user"], e["status"]) for e in lines if e["route"] == "/auth/login"]
+    assert tried[:7] == [("mallory", 401)] * 5 + [("mallory", 429)] * 2
