@@ -33,6 +33,8 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/auth/login", "post"),
         ("/auth/register", "post"),
         ("/auth/refresh", "post"),
+        ("/auth/oidc/login", "get"),
+        ("/auth/oidc/callback", "get"),
         ("/api/auth/refresh", "post"),
         ("/auth/status", "get"),
         ("/health", "get"),
