@@ -135,11 +135,24 @@ def verify_data_tar(path: Path, expected_sha256: str | None = None, progress: Pr
     return count
 
 
-def append_stream(out: tarfile.TarFile, chunks: Iterable[bytes]) -> int:
-    """Copy every entry of a tar stream (one volume from get_archive) into `out`; returns the entry count."""
+def _rooted(name: str, root: str) -> str:
+    """Podman's get_archive names a directory's entries '' and '/f' where Docker says 'dir' and 'dir/f'."""
+    if name == "" or name == "/":
+        return root
+    return f"{root}{name}" if name.startswith("/") else name
+
+
+def append_stream(out: tarfile.TarFile, chunks: Iterable[bytes], root: str | None = None) -> int:
+    """Copy every entry of a tar stream (one volume from get_archive) into `out`; returns the entry count.
+
+    `root` is the directory's name in Docker's spelling; entries in Podman's spelling are put under it."""
     count = 0
     with tarfile.open(fileobj=io.BufferedReader(IterReader(chunks), CHUNK), mode="r|") as src:
         for member in src:
+            if root is not None:
+                member.name = _rooted(member.name, root)
+                if member.islnk():
+                    member.linkname = _rooted(member.linkname, root)
             check_member(member)
             out.addfile(member, src.extractfile(member) if member.isreg() else None)
             count += 1

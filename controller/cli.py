@@ -26,6 +26,8 @@ COMMAND_MODULES = [
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
     "operator",  # operator (kopf, Kubernetes mode)
     "users",  # users add, list, set-role, set-password, disable, enable, delete
+    "config",  # config view: effective settings and where each came from
+    "team",  # team classify NAME MESSAGE
 ]
 
 
@@ -39,6 +41,12 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int | None] | int |
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clawpen", description="Run AI agents as declarative resources.")
     parser.add_argument("--version", action="version", version=f"clawpen {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="claw-pen.toml to read (default: $CLAWPEN_CONFIG, else $CLAWPEN_HOME/claw-pen.toml when present)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -56,6 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
+        from pathlib import Path
+
+        from controller.config_file import load_process_config
+
+        load_process_config(Path(args.config) if args.config else None)
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -30,6 +30,7 @@ import docker.errors
 
 from controller import __version__
 from controller.image_base import ImageBuildError, Progress, cache_root, docker_client, ensure_debian_base
+from controller.runtime.podman import find_image
 from controller.settings import REPO_ROOT
 
 LABEL_INPUTS = "clawpen.dev/image-inputs"
@@ -136,12 +137,12 @@ def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress
     """Return the reference of the base image to build FROM, making or pulling it when needed."""
     if base is None:
         try:
-            client.images.get(SLIM_BASE)
+            find_image(client, SLIM_BASE)
             return SLIM_BASE
         except docker.errors.ImageNotFound:
             return ensure_debian_base(client, progress)
     try:
-        client.images.get(base)
+        find_image(client, base)
         return base
     except docker.errors.ImageNotFound:
         pass
@@ -234,12 +235,12 @@ def _build_locked(
     progress: Progress,
 ) -> BuildResult:
     base_ref = _pick_base(client, base, progress)
-    base_id = client.images.get(base_ref).id
+    base_id = find_image(client, base_ref).id
     requirements = AGENT_DIR / "requirements.txt"
     inputs = image_inputs_hash(base_id)
     previous_id: str | None = None
     try:
-        current = client.images.get(tag)
+        current = find_image(client, tag)
         previous_id = current.id
         if not force and (current.labels or {}).get(LABEL_INPUTS) == inputs:
             progress(f"{tag}: up to date ({_size_mb(current):.1f} MB)")
@@ -262,7 +263,7 @@ def _build_locked(
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    image = client.images.get(image_id)
+    image = find_image(client, image_id)
     if previous_id and previous_id != image.id:
         _remove_if_dangling(client, previous_id)
     progress(f"{tag}: built {image.short_id} ({_size_mb(image):.1f} MB)")
@@ -276,7 +277,7 @@ def _size_mb(image: docker.models.images.Image) -> float:
 def _remove_if_dangling(client: docker.DockerClient, image_id: str) -> None:
     """Drop the image this build replaced, unless it is still tagged elsewhere or used by a container."""
     try:
-        if not client.images.get(image_id).tags:
+        if not find_image(client, image_id).tags:
             client.images.remove(image_id)
     except docker.errors.APIError:
         pass  # in use by a container: docker keeps it, and so do we

@@ -20,9 +20,10 @@ from typing import Protocol
 import httpx
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
+from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
-from controller.resources import Agent, AgentStatus, Condition, Phase, now
+from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -110,6 +111,7 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
@@ -119,6 +121,7 @@ class Reconciler:
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
         self.events = events
+        self.bridge = bridge
         self.tokens = tokens
 
     async def reconcile(self, key: str) -> ReconcileResult:
@@ -149,8 +152,11 @@ class Reconciler:
         except TranslateError as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, err.message)
-            await self._write(agent, derive_status(agent, observed, now=self.clock(), problem=problem))
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            status, retry = await self._registered(
+                agent, derive_status(agent, observed, now=self.clock(), problem=problem)
+            )
+            await self._write(agent, status)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, requeue_after=retry)
 
         try:
             observed = await self.runtime.observe(key)
@@ -170,8 +176,29 @@ class Reconciler:
         status = derive_status(
             agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
         )
+        status, retry = await self._registered(agent, status)
         await self._write(agent, status)
-        return ReconcileResult(action=action, requeue_after=self._requeue(status, observed, wait), phase=status.phase)
+        requeue = self._requeue(status, observed, wait)
+        if retry is not None:
+            requeue = retry if requeue is None else min(requeue, retry)
+        return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    async def _registered(self, agent: Agent, status: AgentStatus) -> tuple[AgentStatus, float | None]:
+        """Add the AndOR bridge's Registered condition (when a bridge is configured); never raises."""
+        if self.bridge is None:
+            return status, None
+        try:
+            teams = await self.store.list(Team, agent.metadata.namespace)
+        except Exception:  # noqa: BLE001 - triggers are optional; registration must not fail the agent
+            teams = []
+        condition, retry = await self.bridge.ensure(agent, teams, self.clock())
+        previous = agent.status.condition(condition.type) if agent.status else None
+        conditions = with_condition(list(status.conditions), condition, previous)
+        return status.model_copy(update={"conditions": conditions}), retry
+
+    def stale_registrations(self, wanted: Iterable[str]) -> list[str]:
+        """Keys registered with the bridge that no agent wants: resync reconciles them to unregister."""
+        return self.bridge.stale_keys(wanted) if self.bridge is not None else []
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
@@ -215,6 +242,15 @@ class Reconciler:
         return None
 
     async def _remove_orphan(self, key: str) -> ReconcileResult:
+        if self.bridge is not None:
+            namespace, _, name = key.partition("/")
+            retry = await self.bridge.forget(namespace, name)
+            if retry is not None:
+                result = await self._remove_workload(key)
+                return ReconcileResult(action=result.action, requeue_after=retry)
+        return await self._remove_workload(key)
+
+    async def _remove_workload(self, key: str) -> ReconcileResult:
         observed = await self.runtime.observe(key)
         if observed.exists:
             log.info("removing %s: no Agent wants it", key)
@@ -271,4 +307,3 @@ class Reconciler:
             return None
         result: AgentStatus | None = await reader(Agent, name, namespace)
         return result
-

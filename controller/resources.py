@@ -313,12 +313,28 @@ class Agent(Resource):
 class TeamRouter(Model):
     # The seed names its router ("finance-router"); kept so a TOML file round-trips unchanged.
     name: str | None = Field(default=None, max_length=256)
-    mode: Literal["keyword", "llm", "hybrid"] = "keyword"
+    mode: Literal["keyword", "semantic", "llm", "hybrid"] = Field(
+        default="keyword",
+        description="keyword: listed words only; semantic: on-machine embedding similarity, no model call; "
+        "llm: ask the router model; hybrid: keywords when decisive, else semantic, else the model if one "
+        "is configured",
+    )
     confidence_threshold: float = Field(default=0.7, ge=0, le=1)
     clarify_on_low_confidence: bool = True
     provider: str | None = None
     model: str | None = None
     base_url: str | None = Field(default=None, alias="baseURL")
+    # route (issue 17): semantic routing
+    similarity_floor: float = Field(
+        default=0.35, ge=-1, le=1,
+        description="semantic routing: below this best similarity nothing in the team resembles the message "
+        "(fallback intent or a clarifying question)",
+    )
+    learn: bool = Field(
+        default=False,
+        description="add a message to the picked intent's learned examples when a user answers a "
+        "clarification (stored beside the team's status, never in the team file)",
+    )
 
 
 class TeamIntent(Model):

@@ -30,6 +30,12 @@ def _templates_dir() -> Path:
     return REPO_ROOT / "templates"
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -54,6 +60,8 @@ class Settings:
     oidc_role_claim: str = "groups"
     oidc_role_map: str = ""  # group=role[:project|project],...
     oidc_scopes: str = "openid profile email groups"
+    andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
+    andor_register: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -77,6 +85,10 @@ class Settings:
             "oidc_role_claim": e.get("CLAWPEN_OIDC_ROLE_CLAIM", "groups"),
             "oidc_role_map": e.get("CLAWPEN_OIDC_ROLE_MAP", ""),
             "oidc_scopes": e.get("CLAWPEN_OIDC_SCOPES", "openid profile email groups"),
+            "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
+            "andor_register": _flag(
+                e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True
+            ),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

@@ -6,7 +6,7 @@ a file of the same name because applying it was the more deliberate act. A team'
 on each read from the Agents it routes to, so "why does my team not answer" is one GET away.
 
 Team chat: the client sends `{"content", "session"?}` frames, like agent chat. Each message is
-classified (keyword, LLM or hybrid, per the team) and then either
+classified (keyword, semantic, LLM or hybrid, per the team) and then either
   - answered with a clarification frame listing the options (the user's next message picks one, by
     name, agent or number, and the original message is forwarded), or
   - acknowledged with a routing frame `{routing_to, classification}`, followed by the chosen agent's
@@ -41,10 +41,12 @@ from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
 from controller.teams.conversation import Clarify, Conversation
 from controller.teams.conversation import Route as RouteTo
+from controller.teams.learned import LearnedExamples, learned_dir
 from controller.teams.llm_router import Complete, classify
 from controller.teams.model import RouterModel, resolve_router_model
 from controller.teams.registry import TeamRegistry
 from controller.teams.router import Classification, KeywordRouter, agent_prefix
+from controller.teams.semantic import SemanticRouter
 from controller.teams.status import derive_team_status
 
 log = logging.getLogger("clawpen.api.teams")
@@ -60,14 +62,23 @@ class ClassifyIn(BaseModel):
     message: str = Field(min_length=1, max_length=16_000)
 
 
+class IntentScoreOut(BaseModel):
+    intent: str
+    score: float
+
+
 class ClassificationOut(BaseModel):
     intent: str
     confidence: float = Field(ge=0, le=1)
     matched_keywords: list[str]
     needs_clarification: bool
     agent: str | None
-    reasoning: str
-    method: str
+    reasoning: str = Field(description="why: the keyword hit, the semantic margin, or the model's answer")
+    method: str = Field(description="the stage that decided: keyword, semantic, llm, fallback, sticky, "
+                        "clarify or user")
+    mode: str = Field(default="", description="the team's router mode")
+    top_intents: list[IntentScoreOut] = Field(
+        default_factory=list, description="best intents with the deciding stage's scores, best first")
 
 
 class TeamIntentOut(BaseModel):
@@ -156,8 +167,8 @@ def _lookup_key(conn: HTTPConnection) -> Callable[[str], str | None]:
 
 
 def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
-    """The team router's model as `messages -> text`, or None (then LLM and hybrid use keywords)."""
-    if team.spec.router.mode == "keyword":
+    """The team router's model as `messages -> text`, or None (then LLM and hybrid stop at semantic)."""
+    if team.spec.router.mode in ("keyword", "semantic"):
         return None
     d = deps(conn)
     resolved = resolve_router_model(team, d.catalog.providers, os.environ, _lookup_key(conn))
@@ -178,10 +189,27 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
     return completer(config, client=d.http)
 
 
+def learned_examples(conn: HTTPConnection) -> LearnedExamples:
+    """The app's store of examples learned from clarification answers (teams with router.learn)."""
+    state = conn.app.state
+    if getattr(state, "team_learned", None) is None:
+        state.team_learned = LearnedExamples(learned_dir(deps(conn).settings))
+    return state.team_learned  # type: ignore[no-any-return]
+
+
+def semantic_router(conn: HTTPConnection) -> SemanticRouter:
+    """One per app over the process's shared model and anchor cache, with the app's learned examples."""
+    state = conn.app.state
+    if getattr(state, "semantic_router", None) is None:
+        state.semantic_router = SemanticRouter(learned=learned_examples(conn).get)
+    return state.semantic_router  # type: ignore[no-any-return]
+
+
 async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
     cached = registry(conn).current().routers.get(team.name)  # compiled when the file was read
     router = cached if cached is not None and cached.team is team else KeywordRouter(team)
-    return await classify(team, message, completer_for(conn, team), router)
+    return await classify(team, message, completer_for(conn, team), router,
+                          semantic=semantic_router(conn).aclassify)
 
 
 def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:
@@ -389,7 +417,7 @@ async def team_chat(ws: WebSocket) -> None:
                 continue
             with contextlib.suppress(ApiError):  # pick up edits to the team file between messages
                 team, _ = await find_team(ws, name)
-            conversation = sessions.setdefault(frame.session, Conversation(team))
+            conversation = sessions.setdefault(frame.session, Conversation(team, learn=learned_examples(ws).add))
             conversation.team = team
             decision = await conversation.decide(frame.content, classify_fn)
             if isinstance(decision, Clarify):

@@ -161,11 +161,24 @@ def test_classify_by_keywords(client: httpx.Client, fake: FakeModelServer) -> No
     assert len(fake.requests) == before  # confident keywords: the model was not asked
 
 
-def test_classify_asks_the_model_when_keywords_are_unsure(client: httpx.Client, fake: FakeModelServer) -> None:
+def test_classify_explains_a_semantic_decision_without_a_model_call(
+    client: httpx.Client, fake: FakeModelServer
+) -> None:
     before = len(fake.requests)
-    message = {"message": "What is our current cash position?"}
-    body = client.post("/api/teams/finance-team/classify", json=message).json()
-    assert body["method"] == "llm" and body["intent"] == "reporter" and body["agent"] == "rex"
+    body = client.post("/api/teams/finance-team/classify", json={"message": "Are we profitable yet?"}).json()
+    assert (body["method"], body["mode"], body["intent"], body["agent"]) == ("semantic", "hybrid", "reporter", "rex")
+    assert body["reasoning"].startswith("semantic: nearest to reporter") and "margin" in body["reasoning"]
+    tops = body["top_intents"]
+    assert tops[0]["intent"] == "reporter" and len(tops) == 3 and tops[0]["score"] > tops[1]["score"]
+    assert len(fake.requests) == before  # keywords unsure, semantic sure: the model was not asked
+
+
+def test_classify_asks_the_model_when_keywords_and_semantic_are_unsure(
+    client: httpx.Client, fake: FakeModelServer
+) -> None:
+    before = len(fake.requests)
+    body = client.post("/api/teams/finance-team/classify", json={"message": "Write me a haiku about autumn"}).json()
+    assert body["method"] in ("llm", "clarify") and body["reasoning"].startswith("model answer")
     [asked] = fake.requests[before:]
     system = asked.messages[0]["content"]
     assert ROUTER_PROMPT in system and "reporter: Numbers and overviews" in system
@@ -235,6 +248,9 @@ def test_team_chat_routes_streams_sticks_and_moves(gateway: ServerThread, tokens
         assert ack["type"] == "routing" and ack["routing_to"] == "finn"
         assert ack["content"] == "Let me pass this to finn..."
         assert ack["classification"]["intent"] == "receipts" and ack["classification"]["method"] == "keyword"
+        explained = ack["classification"]
+        assert explained["mode"] == "hybrid" and explained["top_intents"][0]["intent"] == "receipts"
+        assert explained["reasoning"].startswith("keyword hit")
         assert answer and all(f["from_agent"] == "finn" for f in answer)
         assert any(f.get("delta") for f in answer), "the agent's answer is streamed"
         assert answer[-1]["done"]
@@ -321,7 +337,8 @@ def test_applied_team_resource_is_listed_and_wins_over_a_file(client: httpx.Clie
 def test_router_key_comes_from_the_secret_store(client: httpx.Client, teams_dir: Path, fake: FakeModelServer) -> None:
     keyed = teams_dir / "keyed-finance.toml"
     text = (teams_dir / "finance-team.toml").read_text().replace('id = "finance-team"', 'id = "keyed-finance"')
-    keyed.write_text(text.replace('provider = "ollama"', 'provider = "openai"'))
+    text = text.replace("confidence_threshold = 0.7", "confidence_threshold = 0.7\nsimilarity_floor = 0.99")
+    keyed.write_text(text.replace('provider = "ollama"', 'provider = "openai"'))  # semantic never sure: ask
     message = {"message": "What is our current cash position?"}
     try:
         assert client.post("/api/teams/reload").json()["errors"] == []
@@ -340,3 +357,37 @@ def test_router_key_comes_from_the_secret_store(client: httpx.Client, teams_dir:
         keyed.unlink()
         client.delete("/api/secrets/OPENAI_API_KEY")
         client.post("/api/teams/reload")
+
+
+def test_team_chat_routing_frame_explains_semantic_routing(gateway: ServerThread, tokens: dict[str, Any]) -> None:
+    with _open(gateway, tokens, "finance-team") as ws:
+        _recv(ws)
+        ack, *_ = _exchange(ws, "Can I claim back the taxi fare from the airport?")
+        c = ack["classification"]
+        assert ack["routing_to"] == "finn" and (c["method"], c["mode"]) == ("semantic", "hybrid")
+        assert "margin" in c["reasoning"] and c["top_intents"][0]["intent"] == "receipts"
+
+
+def test_learn_stores_a_clarification_pick_and_routes_it_next_time(
+    gateway: ServerThread, tokens: dict[str, Any], teams_dir: Path
+) -> None:
+    text = (teams_dir / "finance-team.toml").read_text()
+    learning = text.replace("confidence_threshold = 0.7", "confidence_threshold = 0.7\nlearn = true")
+    learning = learning.replace('id = "finance-team"', 'id = "finance-learns"')
+    (teams_dir / "finance-learns.toml").write_text(learning)
+    message = "Sort out the coffee beans subscription thing"
+    try:
+        with _open(gateway, tokens, "finance-learns") as ws:
+            _recv(ws)
+            [question] = _exchange(ws, message)
+            assert question["type"] == "clarification"
+            picked = _exchange(ws, "payables")
+            assert picked[0]["routing_to"] == "pax" and picked[0]["classification"]["method"] == "user"
+        assert (teams_dir / "finance-learns.toml").read_text() == learning  # the user's file is untouched
+        with _open(gateway, tokens, "finance-learns") as ws:
+            _recv(ws)
+            ack, *_ = _exchange(ws, message)
+            assert ack["type"] == "routing" and ack["routing_to"] == "pax"
+            assert ack["classification"]["method"] == "semantic"
+    finally:
+        (teams_dir / "finance-learns.toml").unlink()
