@@ -59,7 +59,10 @@ up: image
 	@echo "==> clawpen up on $(HOST):$(PORT) (Ctrl-C stops the controller; agents keep running: clawpen down)"
 	$(CLAWPEN) up --host $(HOST) --port $(PORT)
 
-test: image chromium gvisor openclaw-image
+oidc-provider:
+	bash deploy/host/ensure-oidc-provider.sh
+
+test: image chromium gvisor openclaw-image oidc-provider
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory test-podman
 

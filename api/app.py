@@ -7,6 +7,8 @@ with the controller), `clawpen gateway`, the tests and the benchmark all assembl
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
@@ -15,14 +17,16 @@ import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute
 
 from api import redact
 from api.auth import AuthService
 from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import AuthGuard, JsonTooLarge, RequestMetrics, SecurityHeaders
-from api.routes import agents, auth, dashboard, secrets, snapshots, system, teams, watch, ws
+from api.guard import Guard
+from api.middleware import AuditTrail, JsonTooLarge, RequestMetrics, SecurityHeaders
+from api.routes import agents, auth, dashboard, oidc, secrets, snapshots, system, teams, users, watch, ws
 from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -40,6 +44,8 @@ ROUTES: list[BaseRoute] = [
     *teams.ROUTES,
     *watch.ROUTES,
     *dashboard.ROUTES,
+    *users.ROUTES,
+    *oidc.ROUTES,
 ]
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -82,16 +88,23 @@ def create_app(
                 await hub.close()
             dependencies.http = None
 
+    sso: list[Middleware] = []
+    if oidc.configured(settings):
+        # Authlib keeps state, nonce and the PKCE verifier in this signed cookie between login and callback.
+        key = hmac.new(service.tokens.signing_key, b"oidc-session", hashlib.sha256).hexdigest()
+        sso = [Middleware(SessionMiddleware, secret_key=key, path="/auth/oidc", max_age=600, same_site="lax")]
     app = Starlette(
         routes=ROUTES,
         middleware=[
+            *sso,
             # Starlette's own body limit (its max_body_size would sit outside our middleware, where
             # its plain-text 413 could not be turned into the API's JSON error).
             Middleware(JsonTooLarge, max_body_size=MAX_BODY_BYTES),
             Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY_BYTES),
             Middleware(RequestMetrics, routes=ROUTES),
             Middleware(SecurityHeaders),
-            Middleware(AuthGuard, tokens=service.tokens),
+            Middleware(AuditTrail, audit=service.audit),
+            Middleware(Guard, auth=service, routes=ROUTES, recheck=settings.auth_recheck_seconds),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

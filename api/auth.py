@@ -15,6 +15,7 @@ Why each piece is the way it is:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -24,7 +25,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 from controller.store.fileio import atomic_write
+from controller.users.audit import AuditLog
+from controller.users.store import ADMIN_NAME, UserStore
+from controller.users.tokens import ApiTokenStore
 
 ALGORITHM = "HS256"
 ISSUER = "clawpen"
@@ -41,6 +45,7 @@ REFRESH_TTL = 7 * 24 * 3600
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 on a megabyte of "password" is a cheap way to burn our CPU.
 ADMIN_PASSWORD_ENV = "CLAWPEN_ADMIN_PASSWORD"
+VERIFY_SLOTS = 1  # concurrent Argon2 verifications (64 MiB each with argon2-cffi's defaults; ~0.1 s each)
 
 log = logging.getLogger("clawpen.api.auth")
 
@@ -221,32 +226,36 @@ class TokenIssuer:
         access_ttl: int = ACCESS_TTL,
         refresh_ttl: int = REFRESH_TTL,
         clock: Callable[[], float] = time.time,
-        password_version: Callable[[], str] = lambda: "",
+        epoch_of: Callable[[str], str | None] | None = None,
     ):
         self._key = key
-        self._password_version = password_version
+        # The user's current epoch (None: no such user, or disabled); stamped into tokens as `pwv`, so a
+        # new password, a disabled user or a removed one ends every token minted before.
+        self._epoch_of = epoch_of or (lambda sub: "")
         self._ledger = ledger
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock
 
-    def _encode(self, kind: str, ttl: int, extra: dict[str, Any]) -> str:
+    def _encode(self, kind: str, ttl: int, sub: str, extra: dict[str, Any]) -> str:
         now = int(self._clock())
         claims = {
             "iss": ISSUER,
-            "sub": "admin",
+            "sub": sub,
             "type": kind,
             "iat": now,
             "exp": now + ttl,
             "jti": uuid.uuid4().hex,
-            "pwv": self._password_version(),
+            "pwv": self._epoch_of(sub) or "",
             **extra,
         }
         return jwt.encode(claims, self._key, algorithm=ALGORITHM)
 
-    def issue(self, family: str | None = None) -> TokenPair:
-        access = self._encode("access", self.access_ttl, {})
-        refresh = self._encode("refresh", self.refresh_ttl, {"fam": family or uuid.uuid4().hex})
+    def issue(self, family: str | None = None, sub: str = "admin") -> TokenPair:
+        """A new pair for `sub`; both tokens carry the family, so revoking it stops the access token too."""
+        fam = family or uuid.uuid4().hex
+        access = self._encode("access", self.access_ttl, sub, {"fam": fam})
+        refresh = self._encode("refresh", self.refresh_ttl, sub, {"fam": fam})
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.access_ttl)
 
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
@@ -273,12 +282,22 @@ class TokenIssuer:
             raise AuthError(f"invalid token: {err}") from None
         if claims.get("type") != kind:
             raise AuthError(f"a {claims.get('type')} token cannot be used as a {kind} token")
-        if claims.get("pwv", "") != self._password_version():
-            raise AuthError("the admin password changed since this token was issued; log in again")
+        epoch = self._epoch_of(str(claims["sub"]))
+        if epoch is None:
+            raise AuthError(f"user {claims['sub']!r} no longer exists or is disabled")
+        if claims.get("pwv", "") != epoch:
+            raise AuthError("the password changed (or sessions were ended) since this token was issued; log in again")
         return claims
 
+    @property
+    def signing_key(self) -> bytes:
+        return self._key
+
     def verify_access(self, token: str) -> dict[str, Any]:
-        return self._decode(token, "access")
+        claims = self._decode(token, "access")
+        if claims.get("fam") and self._ledger.is_revoked(str(claims["fam"])):
+            raise AuthError("token revoked (its refresh token was reused); log in again")
+        return claims
 
     def rotate(self, refresh_token: str) -> TokenPair:
         """Trade a refresh token for a new pair; the old one is dead from now on."""
@@ -291,7 +310,7 @@ class TokenIssuer:
             self._ledger.revoke_family(family, float(claims["exp"]))
             raise AuthError("refresh token already used; log in again")
         self._ledger.mark_used(claims["jti"], float(claims["exp"]))
-        return self.issue(family)
+        return self.issue(family, sub=str(claims["sub"]))
 
 
 class LoginLimiter:
@@ -318,6 +337,17 @@ class LoginLimiter:
             return 0
         return max(1, int(times[0] + self.window - now + 0.999))
 
+    def reserve(self, clients: list[str]) -> int:
+        """Before verifying a password: 0 and the attempt counted against every key as a failure
+        (forgiven on success), or the seconds to wait. Counting before the hash is what makes a
+        burst of concurrent guesses meet the limit instead of all being verified."""
+        wait = max((self.retry_after(c) for c in clients), default=0)
+        if wait:
+            return wait
+        for client in clients:
+            self.failed(client)
+        return 0
+
     def failed(self, client: str) -> None:
         self._failures.setdefault(client, deque()).append(self._clock())
         if len(self._failures) > 10_000:  # bound memory under a spray of spoofed-looking clients
@@ -336,6 +366,12 @@ class AuthService:
     tokens: TokenIssuer
     limiter: LoginLimiter
     registration_enabled: bool
+    users: UserStore
+    api_tokens: ApiTokenStore
+    audit: AuditLog
+    verify_slots: int = VERIFY_SLOTS
+    _slots: asyncio.Semaphore | None = None
+    _hasher: PasswordHasher = field(default_factory=PasswordHasher)
 
     @classmethod
     def from_home(
@@ -348,5 +384,57 @@ class AuthService:
             log.info("admin password set from %s (first start)", ADMIN_PASSWORD_ENV)
         elif source.get(ADMIN_PASSWORD_ENV):
             log.warning("%s ignored: a password is already set (use `clawpen admin set-password`)", ADMIN_PASSWORD_ENV)
-        tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home), password_version=admin.fingerprint)
-        return cls(admin=admin, tokens=tokens, limiter=LoginLimiter(), registration_enabled=registration_enabled)
+        users = UserStore(home)
+
+        def epoch_of(sub: str) -> str | None:
+            if sub == ADMIN_NAME:
+                return admin.fingerprint()
+            user = users.get(sub)
+            return user.epoch if user is not None and user.enabled else None
+
+        tokens = TokenIssuer(load_signing_key(home), RefreshLedger(home), epoch_of=epoch_of)
+        return cls(
+            admin=admin,
+            tokens=tokens,
+            limiter=LoginLimiter(),
+            registration_enabled=registration_enabled,
+            users=users,
+            api_tokens=ApiTokenStore(home),
+            audit=AuditLog(home),
+            verify_slots=int(source.get("CLAWPEN_LOGIN_CONCURRENCY", VERIFY_SLOTS)),
+        )
+
+    async def verify_password(self, username: str, password: str) -> bool:
+        """Check a login; at most `verify_slots` Argon2 verifications run at once (each takes ~64 MiB),
+        the rest wait their turn, so a burst cannot take the gateway's memory with it."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.verify_slots)
+        async with self._slots:
+            return await asyncio.to_thread(self._verify, username, password)
+
+    def _verify(self, username: str, password: str) -> bool:
+        if username == ADMIN_NAME:
+            return self.admin.verify(password)
+        user = self.users.get(username)
+        stored = user.password_hash if user is not None and user.enabled else None
+        if len(password) > MAX_PASSWORD:
+            return False
+        try:
+            # Unknown users cost the same as known ones, so timing does not say which names exist.
+            self._hasher.verify(stored or _dummy_hash(), password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+        return stored is not None
+
+    def hash_password(self, password: str) -> str:
+        check_password_rules(password)
+        return self._hasher.hash(password)
+
+
+_DUMMY: list[str] = []
+
+
+def _dummy_hash() -> str:
+    if not _DUMMY:
+        _DUMMY.append(PasswordHasher().hash(secrets.token_hex(16)))
+    return _DUMMY[0]

@@ -1,93 +1,66 @@
-"""Three middlewares, one job each: require an access token, count requests, set security headers.
+"""Middlewares, one job each: write the audit trail, count requests, set security headers.
 
-Both are plain ASGI so they see WebSockets as well as HTTP. The guard protects by path prefix
-(/api/), which makes "every /api route needs a token" a property of the app rather than something
-each route must remember.
+Both are plain ASGI so they see every request, including ones the guard (api.guard) refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from collections.abc import Sequence
-from urllib.parse import parse_qs
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.auth import AuthError, TokenIssuer
 from controller.metrics import http_request_seconds, http_requests_total
+from controller.users.audit import AuditLog
 
-PROTECTED_PREFIX = "/api/"
-PUBLIC_UNDER_API = ("/api/auth/refresh",)  # the original client refreshes here, with no valid access token
-WS_UNAUTHORIZED = 4401
+log = logging.getLogger("clawpen.api")
 
-
-def _bearer(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    if scope["type"] == "websocket":  # browsers cannot set headers on a WebSocket
-        tokens = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-        if tokens:
-            return tokens[0]
-    return None
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOGIN_ROUTES = frozenset({"/auth/login", "/auth/oidc/callback"})
 
 
-class AuthGuard:
-    def __init__(self, app: ASGIApp, tokens: TokenIssuer):
+class AuditTrail:
+    """One audit line per mutating request and per login attempt (the guard names the caller and the
+    route; the login route names the user it tried). Only names, never bodies or headers."""
+
+    def __init__(self, app: ASGIApp, audit: AuditLog):
         self.app = app
-        self.tokens = tokens
+        self.audit = audit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or not self._protected(scope["path"]):
+        if scope["type"] != "http" or (scope["method"] not in MUTATING and scope["path"] not in LOGIN_ROUTES):
             await self.app(scope, receive, send)
             return
-        token = _bearer(scope)
+        code = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+            await send(message)
+
         try:
-            if token is None:
-                raise AuthError("missing access token (Authorization: Bearer <token>)")
-            scope["auth"] = self.tokens.verify_access(token)
-        except AuthError as err:
-            if scope["type"] == "http":
-                await self._refuse_http(send, str(err))
-            else:
-                await self._refuse_ws(receive, send, str(err))
-            return
-        await self.app(scope, receive, send)
-
-    @staticmethod
-    def _protected(path: str) -> bool:
-        return path.startswith(PROTECTED_PREFIX) and path not in PUBLIC_UNDER_API
-
-    @staticmethod
-    async def _refuse_http(send: Send, message: str) -> None:
-        body = json.dumps({"error": message, "detail": None}).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    @staticmethod
-    async def _refuse_ws(receive: Receive, send: Send, message: str) -> None:
-        # Accept first: a close before accept is an HTTP 403 that browsers hide; this way the client
-        # gets a frame saying why and the 4401 close code.
-        if (await receive())["type"] != "websocket.connect":
-            return
-        await send({"type": "websocket.accept"})
-        frame = {"role": "system", "error": "unauthorized", "content": message}
-        await send({"type": "websocket.send", "text": json.dumps(frame)})
-        await send({"type": "websocket.close", "code": WS_UNAUTHORIZED, "reason": "unauthorized"})
+            await self.app(scope, receive, send_and_note)
+        finally:
+            who = scope.get("clawpen.principal")
+            user = scope.get("clawpen.audit_user") or (who.label if who is not None else None)
+            client = scope.get("client")
+            try:
+                await asyncio.to_thread(
+                    self.audit.record,
+                    user=user,
+                    source=client[0] if client else "unknown",
+                    method=scope["method"],
+                    route=scope.get("clawpen.route") or "unmatched",
+                    object=scope.get("clawpen.object"),
+                    status=code,
+                )
+            except OSError as err:  # a full disk must not turn every request into a 500
+                log.error("audit log write failed: %s", err)
 
 
 class RequestMetrics:

@@ -35,6 +35,7 @@ class ErrorOut(Out):
 
 
 class LoginRequest(Body):
+    username: str | None = Field(default=None, max_length=64, description="omitted: the built-in admin")
     password: str = Field(max_length=1024)
 
 
@@ -57,6 +58,7 @@ class AuthStatusOut(Out):
     auth_enabled: bool
     has_admin: bool
     registration_enabled: bool
+    sso_enabled: bool = Field(default=False, description="GET /auth/oidc/login starts single sign-on")
 
 
 # ---- agents -------------------------------------------------------------------------------------

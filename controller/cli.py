@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "secrets",  # secrets set, list, delete, rotate-key
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
     "operator",  # operator (kopf, Kubernetes mode)
+    "users",  # users add, list, set-role, set-password, disable, enable, delete
     "config",  # config view: effective settings and where each came from
     "team",  # team classify NAME MESSAGE
 ]

@@ -63,6 +63,14 @@ SETTINGS: tuple[Setting, ...] = (
     # gateway and auth
     Setting("CLAWPEN_REGISTRATION", "bool", "allow POST /auth/register", "false"),
     Setting("CLAWPEN_ADMIN_PASSWORD", "str", "admin password taken on the first start", "", secret=True),
+    Setting("CLAWPEN_AUTH_RECHECK_SECONDS", "float", "how often an open WebSocket re-checks its credential", "2"),
+    Setting("CLAWPEN_LOGIN_CONCURRENCY", "int", "Argon2 password verifications at once", "1"),
+    Setting("CLAWPEN_OIDC_ISSUER", "str", "OpenID Connect issuer URL (single sign-on)", "off"),
+    Setting("CLAWPEN_OIDC_CLIENT_ID", "str", "OpenID Connect client id", ""),
+    Setting("CLAWPEN_OIDC_CLIENT_SECRET", "str", "OpenID Connect client secret", "", secret=True),
+    Setting("CLAWPEN_OIDC_ROLE_CLAIM", "str", "ID token claim holding groups", "groups"),
+    Setting("CLAWPEN_OIDC_ROLE_MAP", "str", "group=role[:project|project],...", ""),
+    Setting("CLAWPEN_OIDC_SCOPES", "str", "scopes asked for", "openid profile email groups"),
     Setting("CLAWPEN_TOKEN", "str", "access token `clawpen chat team/NAME` uses", "minted locally", secret=True),
     Setting("CLAWPEN_SECRET_KEY", "str", "master key of the secret store (base64)", "key file", secret=True),
     # Kubernetes

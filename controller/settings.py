@@ -67,6 +67,14 @@ class Settings:
     isolation: str = "default"  # CLAWPEN_ISOLATION: default | gvisor, for agents whose spec does not say
     gvisor_runtime: str = "runsc"  # CLAWPEN_GVISOR_RUNTIME: the Docker runtime name gVisor is registered as
     gvisor_runtime_class: str = "gvisor"  # CLAWPEN_GVISOR_RUNTIME_CLASS: the Kubernetes RuntimeClass
+    auth_recheck_seconds: float = 2.0  # how often an open WebSocket re-checks its credential
+    # Single sign-on (OpenID Connect); off unless issuer and client id are set.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = field(default="", repr=False)
+    oidc_role_claim: str = "groups"
+    oidc_role_map: str = ""  # group=role[:project|project],...
+    oidc_scopes: str = "openid profile email groups"
     andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
     andor_register: bool = True
 
@@ -92,6 +100,13 @@ class Settings:
             "isolation": e.get("CLAWPEN_ISOLATION", "") or "default",
             "gvisor_runtime": e.get("CLAWPEN_GVISOR_RUNTIME", "") or "runsc",
             "gvisor_runtime_class": e.get("CLAWPEN_GVISOR_RUNTIME_CLASS", "") or "gvisor",
+            "auth_recheck_seconds": float(e.get("CLAWPEN_AUTH_RECHECK_SECONDS", "2")),
+            "oidc_issuer": e.get("CLAWPEN_OIDC_ISSUER", ""),
+            "oidc_client_id": e.get("CLAWPEN_OIDC_CLIENT_ID", ""),
+            "oidc_client_secret": e.get("CLAWPEN_OIDC_CLIENT_SECRET", ""),
+            "oidc_role_claim": e.get("CLAWPEN_OIDC_ROLE_CLAIM", "groups"),
+            "oidc_role_map": e.get("CLAWPEN_OIDC_ROLE_MAP", ""),
+            "oidc_scopes": e.get("CLAWPEN_OIDC_SCOPES", "openid profile email groups"),
             "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
             "andor_register": _flag(
                 e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True

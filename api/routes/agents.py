@@ -16,13 +16,13 @@ import httpx
 from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.context import Deps, deps, parse_body, query_int
 from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.paging import PAGE_QUERY, paginate
+from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need, principal, require
 from api.schemas import (
     ActionOut,
     AgentCreate,
@@ -80,10 +80,12 @@ async def list_agents(request: Request) -> JSONResponse:
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     agents = await d.store.list(Agent, d.settings.namespace)
+    who = principal(request)
     wanted = [
         a
         for a in sorted(agents, key=lambda a: a.name)
-        if (project is None or a.spec.project == project)
+        if who.in_project(a.spec.project)  # a list shows only what the caller may see
+        and (project is None or a.spec.project == project)
         and (status is None or status_name(a) == status)
         and (tag is None or tag in a.spec.tags)
     ]
@@ -105,6 +107,8 @@ async def create_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentCreate)
     agent = agent_from_create(body, d.settings.namespace)
+    require(request, AGENTS_WRITE, agent.spec.project)
+    request.scope["clawpen.object"] = agent.name
     _check_catalog(d, agent)
     if body.from_snapshot:
         from api.routes.snapshots import fill_from_snapshot
@@ -138,6 +142,7 @@ async def update_agent(request: Request) -> JSONResponse:
     for attempt in range(UPDATE_ATTEMPTS):
         current = await d.agent(request.path_params["id"])
         updated = agent_from_update(current, body)
+        require(request, AGENTS_WRITE, updated.spec.project)  # moving it needs the new project too
         _check_catalog(d, updated)
         try:
             return _json(agent_out(await d.store.replace(updated)))
@@ -213,7 +218,12 @@ async def _bulk(request: Request, state: DesiredState) -> JSONResponse:
     d = deps(request)
     project = request.query_params.get("project")
     agents = await d.store.list(Agent, d.settings.namespace)
-    names = sorted(a.name for a in agents if project is None or a.spec.project == project)
+    who = principal(request)
+    names = sorted(
+        a.name
+        for a in agents
+        if (project is None or a.spec.project == project) and who.can(AGENTS_WRITE, a.spec.project or "default")
+    )
     for name in names:
         await _set_state(d, name, state)
     out = BulkActionOut(
@@ -341,17 +351,17 @@ async def agent_events(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/api/agents", list_agents, methods=["GET"]),
-    Route("/api/agents", create_agent, methods=["POST"]),
-    Route("/api/agents/start-all", start_all, methods=["POST"]),
-    Route("/api/agents/stop-all", stop_all, methods=["POST"]),
-    Route("/api/agents/{id}", get_agent, methods=["GET"]),
-    Route("/api/agents/{id}", update_agent, methods=["PUT"]),
-    Route("/api/agents/{id}", delete_agent, methods=["DELETE"]),
-    Route("/api/agents/{id}/start", start_agent, methods=["POST"]),
-    Route("/api/agents/{id}/stop", stop_agent, methods=["POST"]),
-    Route("/api/agents/{id}/logs", agent_logs, methods=["GET"]),
-    Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"]),
-    Route("/api/agents/{id}/health", agent_health, methods=["GET"]),
-    Route("/api/agents/{id}/events", agent_events, methods=["GET"]),
+    Route("/api/agents", list_agents, methods=["GET"], permission=need(AGENTS_READ)),
+    Route("/api/agents", create_agent, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/start-all", start_all, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/stop-all", stop_all, methods=["POST"], permission=need(AGENTS_WRITE)),
+    Route("/api/agents/{id}", get_agent, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}", update_agent, methods=["PUT"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}", delete_agent, methods=["DELETE"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/start", start_agent, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/stop", stop_agent, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/logs", agent_logs, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/health", agent_health, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/events", agent_events, methods=["GET"], permission=need(AGENTS_READ, "agent")),
 ]

@@ -1,4 +1,4 @@
-"""/auth/*: log in with the admin password, refresh tokens, and report how auth is configured.
+"""/auth/*: log in with a user's (or the admin's) password, refresh tokens, and report how auth is configured.
 
 These routes are public by necessity; the login limiter is what keeps them from being a password
 oracle. Argon2 verification is CPU-heavy, so it runs in a worker thread and never stalls the loop.
@@ -9,13 +9,14 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 from api.auth import TokenPair, check_password_rules
 from api.context import deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
+from api.permissions import PUBLIC, Route
 from api.schemas import AuthStatusOut, LoginRequest, RefreshRequest, RegisterRequest, TokenOut
+from controller.users.store import ADMIN_NAME
 
 
 def _tokens(pair: TokenPair, status: int = 200) -> JSONResponse:
@@ -29,7 +30,7 @@ def _client(request: Request) -> str:
 
 @operation(
     Operation(
-        "Log in with the admin password",
+        "Log in (a user name and password; no user name = the built-in admin)",
         body=LoginRequest,
         response=TokenOut,
         errors=(400, 401, 403, 429),
@@ -40,17 +41,23 @@ def _client(request: Request) -> str:
 async def login(request: Request) -> JSONResponse:
     auth = deps(request).auth
     client = _client(request)
-    wait = auth.limiter.retry_after(client)
+    body = await parse_body(request, LoginRequest)
+    username = body.username or ADMIN_NAME
+    request.scope["clawpen.audit_user"] = username  # the audit log names who was tried, even on a 429
+    if username == ADMIN_NAME and not auth.admin.exists():
+        raise ApiError(403, "no admin password is set; run `clawpen admin set-password`")
+    # Per source address and per user; the attempt is counted *before* the hash, so a burst of
+    # concurrent guesses meets the limit instead of all reaching Argon2.
+    keys = [client, f"user:{username}"]
+    wait = auth.limiter.reserve(keys)
     if wait:
         raise ApiError(429, f"too many failed logins; retry in {wait} s", headers={"Retry-After": str(wait)})
-    body = await parse_body(request, LoginRequest)
-    if not auth.admin.exists():
-        raise ApiError(403, "no admin password is set; run `clawpen admin set-password`")
-    if not await run_in_threadpool(auth.admin.verify, body.password):
-        auth.limiter.failed(client)
-        raise ApiError(401, "wrong password", headers={"WWW-Authenticate": "Bearer"})
-    auth.limiter.succeeded(client)
-    return _tokens(auth.tokens.issue())
+    if not await auth.verify_password(username, body.password):
+        wrong = "wrong password" if body.username is None else "wrong user name or password"
+        raise ApiError(401, wrong, headers={"WWW-Authenticate": "Bearer"})
+    for key in keys:
+        auth.limiter.succeeded(key)
+    return _tokens(auth.tokens.issue(sub=username))
 
 
 @operation(
@@ -97,16 +104,21 @@ async def refresh(request: Request) -> JSONResponse:
 @operation(Operation("How authentication is configured", response=AuthStatusOut, public=True, tags=("auth",)))
 async def status(request: Request) -> JSONResponse:
     auth = deps(request).auth
+    from api.routes.oidc import configured
+
     out = AuthStatusOut(
-        auth_enabled=True, has_admin=auth.admin.exists(), registration_enabled=auth.registration_enabled
+        auth_enabled=True,
+        has_admin=auth.admin.exists(),
+        registration_enabled=auth.registration_enabled,
+        sso_enabled=configured(deps(request).settings),
     )
     return JSONResponse(out.model_dump())
 
 
 ROUTES = [
-    Route("/auth/login", login, methods=["POST"]),
-    Route("/auth/register", register, methods=["POST"]),
-    Route("/auth/refresh", refresh, methods=["POST"]),
-    Route("/api/auth/refresh", refresh, methods=["POST"], name="refresh_api"),
-    Route("/auth/status", status, methods=["GET"]),
+    Route("/auth/login", login, methods=["POST"], permission=PUBLIC),
+    Route("/auth/register", register, methods=["POST"], permission=PUBLIC),
+    Route("/auth/refresh", refresh, methods=["POST"], permission=PUBLIC),
+    Route("/api/auth/refresh", refresh, methods=["POST"], name="refresh_api", permission=PUBLIC),
+    Route("/auth/status", status, methods=["GET"], permission=PUBLIC),
 ]

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+
+from api.permissions import PUBLIC, Route, declare
 
 DASHBOARD_PACKAGE = ("api", "dashboard")
 _files = StaticFiles(packages=[DASHBOARD_PACKAGE])
@@ -40,8 +42,8 @@ async def service_worker(request: Request) -> Response:
 
 ROUTES = [
     # Pages and files, not API operations: kept out of /openapi.json.
-    Route("/", index, methods=["GET"], include_in_schema=False),
-    Route("/manifest.webmanifest", manifest, methods=["GET"], include_in_schema=False),
-    Route("/sw.js", service_worker, methods=["GET"], include_in_schema=False),
-    Mount("/ui", app=_files, name="dashboard"),
+    Route("/", index, methods=["GET"], include_in_schema=False, permission=PUBLIC),
+    Route("/manifest.webmanifest", manifest, methods=["GET"], include_in_schema=False, permission=PUBLIC),
+    Route("/sw.js", service_worker, methods=["GET"], include_in_schema=False, permission=PUBLIC),
+    declare(PUBLIC, Mount("/ui", app=_files, name="dashboard")),
 ]

@@ -14,11 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.context import deps, parse_body
 from api.errors import ApiError, invalid
 from api.openapi import Operation, operation
+from api.permissions import GLOBAL_SECRETS, SECRETS_LIST, SECRETS_WRITE, Route, need
 from controller.secrets import InvalidSecret, SecretError, SecretInfo, SecretStore
 
 TAGS = ("secrets",)
@@ -138,10 +138,13 @@ async def delete_global_secret(request: Request) -> Response:
 
 
 ROUTES = [
-    Route("/api/secrets", list_global_secrets, methods=["GET"]),
-    Route("/api/secrets", set_global_secret, methods=["POST"]),
-    Route("/api/secrets/{name}", delete_global_secret, methods=["DELETE"]),
-    Route("/api/agents/{id}/secrets", list_agent_secrets, methods=["GET"]),
-    Route("/api/agents/{id}/secrets", set_agent_secret, methods=["POST"]),
-    Route("/api/agents/{id}/secrets/{name}", delete_agent_secret, methods=["DELETE"]),
+    Route("/api/secrets", list_global_secrets, methods=["GET"], permission=need(GLOBAL_SECRETS)),
+    Route("/api/secrets", set_global_secret, methods=["POST"], permission=need(GLOBAL_SECRETS)),
+    Route("/api/secrets/{name}", delete_global_secret, methods=["DELETE"], permission=need(GLOBAL_SECRETS)),
+    Route("/api/agents/{id}/secrets", list_agent_secrets, methods=["GET"], permission=need(SECRETS_LIST, "agent")),
+    Route("/api/agents/{id}/secrets", set_agent_secret, methods=["POST"], permission=need(SECRETS_WRITE, "agent")),
+    Route(
+        "/api/agents/{id}/secrets/{name}", delete_agent_secret, methods=["DELETE"],
+        permission=need(SECRETS_WRITE, "agent"),
+    ),
 ]

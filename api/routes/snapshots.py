@@ -19,12 +19,12 @@ import docker.errors
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
 from api.context import deps, parse_body
 from api.convert import agent_out
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
+from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need, require
 from api.schemas import AgentOut
 from controller.archive import ArchiveError, verify_data_tar
 from controller.resources import DNS1123_LABEL, Agent
@@ -203,6 +203,8 @@ async def export_agent(request: Request) -> Response:
     )
 )
 async def import_agent_route(request: Request) -> JSONResponse:
+    # The archive names its own project, unknown until it is read: importing needs every project.
+    require(request, AGENTS_WRITE, everywhere=True)
     d = deps(request)
     name = request.query_params.get("name") or None
     if name is not None and not DNS1123_LABEL.match(name):
@@ -235,12 +237,24 @@ async def import_agent_route(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/api/agents/import", import_agent_route, methods=["POST"], max_body_size=MAX_IMPORT_BYTES),
-    Route("/api/agents/{id}/export", export_agent, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots", list_snapshots, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots", create_snapshot, methods=["POST"]),
-    Route("/api/agents/{id}/snapshots/{sid}", get_snapshot, methods=["GET"]),
-    Route("/api/agents/{id}/snapshots/{sid}", delete_snapshot, methods=["DELETE"]),
-    Route("/api/agents/{id}/snapshots/{sid}/restore", restore_snapshot, methods=["POST"]),
-    Route("/api/agents/{id}/snapshots/{sid}/clone", clone_snapshot, methods=["POST"]),
+    Route(
+        "/api/agents/import", import_agent_route, methods=["POST"], max_body_size=MAX_IMPORT_BYTES,
+        permission=need(AGENTS_WRITE),
+    ),
+    Route("/api/agents/{id}/export", export_agent, methods=["GET"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots", list_snapshots, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route("/api/agents/{id}/snapshots", create_snapshot, methods=["POST"], permission=need(AGENTS_WRITE, "agent")),
+    Route("/api/agents/{id}/snapshots/{sid}", get_snapshot, methods=["GET"], permission=need(AGENTS_READ, "agent")),
+    Route(
+        "/api/agents/{id}/snapshots/{sid}", delete_snapshot, methods=["DELETE"],
+        permission=need(AGENTS_WRITE, "agent"),
+    ),
+    Route(
+        "/api/agents/{id}/snapshots/{sid}/restore", restore_snapshot, methods=["POST"],
+        permission=need(AGENTS_WRITE, "agent"),
+    ),
+    Route(
+        "/api/agents/{id}/snapshots/{sid}/clone", clone_snapshot, methods=["POST"],
+        permission=need(AGENTS_WRITE, "agent"),
+    ),
 ]

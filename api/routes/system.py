@@ -12,11 +12,11 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from api.context import Deps, deps
 from api.convert import status_name
 from api.openapi import Operation, build_openapi, operation
+from api.permissions import AGENTS_READ, PUBLIC, SYSTEM_READ, Route, need, principal
 from api.routes.agents import metrics_out
 from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut
 from api.usage import USAGE_DEADLINE_SECONDS, within
@@ -76,7 +76,23 @@ async def runtime_status(request: Request) -> JSONResponse:
 @operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
 async def usage(request: Request) -> JSONResponse:
     d = deps(request)
-    return JSONResponse(await d.usage.get(lambda: _gather_usage(d)))
+    who = principal(request)
+    summary = await d.usage.get(lambda: _gather_usage(d))
+    visible = {a.name for a in await d.store.list(Agent, d.settings.namespace) if who.in_project(a.spec.project)}
+    return JSONResponse(_visible(summary, visible))
+
+
+def _visible(summary: dict[str, Any], visible: set[str]) -> dict[str, Any]:
+    """The shared summary cut down to the agents the caller may see (lists show only what it may)."""
+    agents = [m for m in summary["agents"] if m["id"] in visible]
+    return {
+        **{k: v for k, v in summary.items() if k != "running_names"},
+        "agents_total": len(visible),
+        "agents_running": sum(1 for name in summary["running_names"] if name in visible),
+        "memory_mb_total": round(sum(m["memory_mb"] for m in agents), 2),
+        "cpu_percent_total": round(sum(m["cpu_percent"] for m in agents), 2),
+        "agents": agents,
+    }
 
 
 async def _gather_usage(d: Deps) -> dict[str, Any]:
@@ -100,7 +116,7 @@ async def _gather_usage(d: Deps) -> dict[str, Any]:
         cpu_percent_total=round(sum(m.cpu_percent for m in found), 2),
         agents=found,
     )
-    return out.model_dump(mode="json")
+    return {**out.model_dump(mode="json"), "running_names": [a.name for a in running]}
 
 
 @operation(
@@ -126,11 +142,11 @@ async def openapi(request: Request) -> JSONResponse:
 
 
 ROUTES = [
-    Route("/health", health, methods=["GET"]),
-    Route("/api/templates", templates, methods=["GET"]),
-    Route("/api/providers", providers, methods=["GET"]),
-    Route("/api/runtime/status", runtime_status, methods=["GET"]),
-    Route("/api/metrics", usage, methods=["GET"]),
-    Route("/metrics", prometheus, methods=["GET"]),
-    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False),
+    Route("/health", health, methods=["GET"], permission=PUBLIC),
+    Route("/api/templates", templates, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/providers", providers, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/runtime/status", runtime_status, methods=["GET"], permission=need(SYSTEM_READ)),
+    Route("/api/metrics", usage, methods=["GET"], permission=need(AGENTS_READ)),
+    Route("/metrics", prometheus, methods=["GET"], permission=PUBLIC),
+    Route("/openapi.json", openapi, methods=["GET"], include_in_schema=False, permission=PUBLIC),
 ]

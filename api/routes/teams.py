@@ -29,7 +29,6 @@ from typing import Any
 from pydantic import BaseModel, Field
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.approvals import ApprovalRouter
@@ -37,6 +36,7 @@ from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
 from api.paging import PAGE_QUERY, paginate
+from api.permissions import TEAMS_CHAT, TEAMS_READ, TEAMS_WRITE, Route, WebSocketRoute, need, principal, require
 from api.routes.secrets import secret_store
 from api.routes.ws import error_frame, new_inbox, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
@@ -275,8 +275,17 @@ async def list_teams(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
     teams = await all_teams(request)
-    page, headers = paginate(request, sorted(teams.items()), lambda item: item[0])
+    visible = [item for item in sorted(teams.items()) if team_visible(request, item[1][0], agents)]
+    page, headers = paginate(request, visible, lambda item: item[0])
     return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in page], headers=headers)
+
+
+def team_visible(conn: HTTPConnection, team: Team, agents: list[Agent]) -> bool:
+    """A team is visible to whoever may read every one of its member agents (the same rule the guard
+    applies to /api/teams/{id})."""
+    projects = {a.name: a.spec.project for a in agents}
+    who = principal(conn)
+    return all(who.in_project(projects.get(entry.agent)) for entry in team.spec.agents.values())
 
 
 @operation(Operation("Get one team's configuration and status", response=TeamOut, errors=(404,), tags=TAGS))
@@ -304,6 +313,7 @@ async def classify_message(request: Request) -> JSONResponse:
 
 @operation(Operation("Re-read the teams now: the store's Teams (and CLAWPEN_TEAMS_DIR)", response=ReloadOut, tags=TAGS))
 async def reload_teams(request: Request) -> JSONResponse:
+    require(request, TEAMS_WRITE, everywhere=True)  # team files span projects
     d = deps(request)
     files = registry(request)
     current = files.reload() if files else None
@@ -462,9 +472,9 @@ async def team_chat(ws: WebSocket) -> None:
 
 
 ROUTES = [
-    Route("/api/teams", list_teams, methods=["GET"]),
-    Route("/api/teams/reload", reload_teams, methods=["POST"]),
-    Route("/api/teams/{id}", get_team, methods=["GET"]),
-    Route("/api/teams/{id}/classify", classify_message, methods=["POST"]),
-    WebSocketRoute("/api/teams/{id}/chat", team_chat),
+    Route("/api/teams", list_teams, methods=["GET"], permission=need(TEAMS_READ)),
+    Route("/api/teams/reload", reload_teams, methods=["POST"], permission=need(TEAMS_WRITE, "global")),
+    Route("/api/teams/{id}", get_team, methods=["GET"], permission=need(TEAMS_READ, "team")),
+    Route("/api/teams/{id}/classify", classify_message, methods=["POST"], permission=need(TEAMS_CHAT, "team")),
+    WebSocketRoute("/api/teams/{id}/chat", team_chat, permission=need(TEAMS_CHAT, "team")),
 ]

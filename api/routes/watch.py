@@ -27,10 +27,10 @@ from collections.abc import AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
-from starlette.routing import Route
 
 from api.errors import invalid
 from api.openapi import Operation, Query, operation
+from api.permissions import AGENTS_READ, ALL, Principal, Route, need, principal
 from api.watch import KINDS, Event, WatchHub, hub_for
 
 TAGS = ("watch",)
@@ -44,6 +44,16 @@ def _frame(event: str, data: object, event_id: str | None = None) -> bytes:
 
 def _event(hub: WatchHub, event: Event) -> bytes:
     return _frame(event.type, event.payload(), hub.event_id(event.seq))
+
+
+def _visible(who: Principal, event: Event) -> bool:
+    """Only what the caller may list: agents of its projects; teams (which span projects) only with
+    every project granted."""
+    if ALL in who.projects:
+        return True
+    if event.kind == "agents":
+        return who.in_project((event.object or {}).get("project"))
+    return False
 
 
 def _kinds(request: Request) -> frozenset[str]:
@@ -85,6 +95,7 @@ async def watch(request: Request) -> StreamingResponse:
     kinds = _kinds(request)
     heartbeat = _heartbeat(request)
     hub = hub_for(request)
+    who = principal(request)
     sub = await hub.subscribe(kinds, request.headers.get("last-event-id"))
 
     async def stream() -> AsyncIterator[bytes]:
@@ -93,7 +104,8 @@ async def watch(request: Request) -> StreamingResponse:
             if sub.reset:
                 yield _frame("RESET", {"type": "RESET", "reason": "cannot resume from that id"}, hub.event_id(sub.seq))
             for initial in sub.initial:
-                yield _event(hub, initial)
+                if _visible(who, initial):
+                    yield _event(hub, initial)
             yield _frame("SYNCED", {"type": "SYNCED", "resumed": sub.resumed}, hub.event_id(sub.seq))
             while True:
                 try:
@@ -104,7 +116,8 @@ async def watch(request: Request) -> StreamingResponse:
                     continue
                 if event is None:
                     return  # the hub closed or dropped this client: it reconnects and resumes
-                yield _event(hub, event)
+                if _visible(who, event):
+                    yield _event(hub, event)
         finally:
             hub.unsubscribe(sub)
 
@@ -125,5 +138,5 @@ async def _closing(source: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 
 ROUTES = [
-    Route("/api/watch", watch, methods=["GET"]),
+    Route("/api/watch", watch, methods=["GET"], permission=need(AGENTS_READ)),
 ]

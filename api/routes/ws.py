@@ -21,12 +21,12 @@ from typing import Any
 
 import httpx
 from pydantic import ValidationError
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.approvals import ApprovalRouter, approval_answer, tool_frame
 from api.context import Deps, deps
 from api.errors import field_errors
+from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from api.schemas import ChatIn
 from controller.agent_token import auth_headers
 from controller.resources import Agent, Phase
@@ -341,6 +341,6 @@ async def logs_stream(ws: WebSocket) -> None:
 
 
 ROUTES = [
-    WebSocketRoute("/api/agents/{id}/chat", chat),
-    WebSocketRoute("/api/agents/{id}/logs/stream", logs_stream),
+    WebSocketRoute("/api/agents/{id}/chat", chat, permission=need(AGENTS_CHAT, "agent")),
+    WebSocketRoute("/api/agents/{id}/logs/stream", logs_stream, permission=need(AGENTS_READ, "agent")),
 ]

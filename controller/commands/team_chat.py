@@ -48,7 +48,10 @@ def access_token(explicit: str | None) -> str:
     home = settings().home
     admin = AdminPassword(home)
     issuer = TokenIssuer(
-        load_signing_key(home), RefreshLedger(home), access_ttl=LOCAL_TOKEN_SECONDS, password_version=admin.fingerprint
+        load_signing_key(home),
+        RefreshLedger(home),
+        access_ttl=LOCAL_TOKEN_SECONDS,
+        epoch_of=lambda sub: admin.fingerprint() if sub == "admin" else None,
     )
     return issuer.issue().access_token
 

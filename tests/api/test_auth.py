@@ -58,7 +58,12 @@ def test_key_and_password_hash_are_private_files(gateway: ServerThread) -> None:
 
 def test_status_reports_configuration(gateway: ServerThread) -> None:
     answer = httpx.get(gateway.url + "/auth/status")
-    assert answer.json() == {"auth_enabled": True, "has_admin": True, "registration_enabled": False}
+    assert answer.json() == {
+        "auth_enabled": True,
+        "has_admin": True,
+        "registration_enabled": False,
+        "sso_enabled": False,
+    }
 
 
 def test_login_returns_bearer_pair_with_seed_lifetimes(gateway: ServerThread, tokens: dict[str, Any]) -> None:
@@ -129,18 +134,25 @@ def test_refresh_rotates_and_a_used_token_is_refused(gateway: ServerThread) -> N
     assert second["refresh_token"] != first["refresh_token"]
     assert _get(gateway, second["access_token"]).status_code == 200
     _refused(_refresh(gateway, first["refresh_token"]), "already used")
-    # The reuse revoked the whole chain, including the token the reuser's victim holds now.
+    # The reuse revoked the whole chain, including the token the reuser's victim holds now,
+    # and the access tokens minted from it (issue 10, item 10).
     _refused(_refresh(gateway, second["refresh_token"]), "revoked")
+    for access in (first["access_token"], second["access_token"]):
+        assert _get(gateway, access).status_code == 401
 
 
 def test_used_refresh_token_stays_refused_after_restart(tmp_path: Path) -> None:
     with start_gateway(tmp_path) as first_run:
         pair = login(first_run.url)
         assert _refresh(first_run, pair["refresh_token"]).status_code == 200
+        other = login(first_run.url)
     with start_gateway(tmp_path, env={}) as second_run:
-        _refused(_refresh(second_run, pair["refresh_token"]), "already used")
         # Tokens are still valid across the restart (same key file).
         assert _get(second_run, pair["access_token"]).status_code == 200
+        _refused(_refresh(second_run, pair["refresh_token"]), "already used")
+        # ...until the reuse revoked their family; another session's family is untouched.
+        assert _get(second_run, pair["access_token"]).status_code == 401
+        assert _get(second_run, other["access_token"]).status_code == 200
 
 
 def test_wrong_password_is_401(gateway: ServerThread) -> None:

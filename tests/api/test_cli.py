@@ -89,3 +89,45 @@ def test_gateway_serves_and_exits_0_on_ctrl_c(tmp_path: Path) -> None:
 def test_bad_port_is_one_line(tmp_path: Path) -> None:
     done = _clawpen(tmp_path, "up", "--port", "70000")
     assert done.returncode == 1 and done.stderr.strip() == "error: --port must be between 0 and 65535 (got 70000)"
+
+
+def test_users_commands_manage_the_users_file(tmp_path: Path) -> None:
+    from controller.users.store import UserStore
+
+    added = _clawpen(
+        tmp_path, "users", "add", "olga", "--role", "operator", "--project", "alpha", stdin="olga's long password\n"
+    )
+    assert added.returncode == 0, added.stderr
+    assert "olga's long password" not in added.stdout + added.stderr
+    user = UserStore(tmp_path).get("olga")
+    assert user is not None and user.role == "operator" and user.projects == ["alpha"] and user.password_hash
+    listed = _clawpen(tmp_path, "users", "list")
+    assert listed.returncode == 0 and "olga" in listed.stdout and "operator" in listed.stdout
+    assert _clawpen(tmp_path, "users", "set-role", "olga", "viewer").returncode == 0
+    assert _clawpen(tmp_path, "users", "disable", "olga").returncode == 0
+    user = UserStore(tmp_path).get("olga")
+    assert user is not None and user.role == "viewer" and not user.enabled
+    again = _clawpen(tmp_path, "users", "add", "olga", stdin="olga's long password\n")
+    assert again.returncode == 1 and again.stderr.count("\n") == 1 and "already exists" in again.stderr
+    assert _clawpen(tmp_path, "users", "add", "short", stdin="short\n").returncode == 1
+    assert _clawpen(tmp_path, "users", "delete", "olga").returncode == 0
+    assert UserStore(tmp_path).get("olga") is None
+
+
+def test_readme_users_example_runs(tmp_path: Path) -> None:
+    """The shell block of the README's "Users, roles" section, line by line, as written."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    section = root.joinpath("README.md").read_text().split("## Users, roles", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    env = {**os.environ, "CLAWPEN_HOME": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("CLAWPEN_ADMIN_PASSWORD", None)
+    for line in block.group(1).splitlines():
+        done = subprocess.run(["bash", "-c", line], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, (line, done.stderr)
+    from controller.users.store import UserStore
+
+    vic = UserStore(tmp_path).get("vic")
+    assert vic is not None and vic.role == "operator" and vic.projects == ["payments", "search"] and not vic.enabled

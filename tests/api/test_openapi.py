@@ -33,6 +33,8 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/auth/login", "post"),
         ("/auth/register", "post"),
         ("/auth/refresh", "post"),
+        ("/auth/oidc/login", "get"),
+        ("/auth/oidc/callback", "get"),
         ("/api/auth/refresh", "post"),
         ("/auth/status", "get"),
         ("/health", "get"),
@@ -73,6 +75,15 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/api/agents/import", "post"),
         ("/api/agents/{id}/events", "get"),
         ("/api/watch", "get"),
+        ("/api/users", "get"),
+        ("/api/users", "post"),
+        ("/api/users/{name}", "get"),
+        ("/api/users/{name}", "patch"),
+        ("/api/users/{name}", "delete"),
+        ("/api/tokens", "get"),
+        ("/api/tokens", "post"),
+        ("/api/tokens/{id}", "delete"),
+        ("/api/audit", "get"),
     }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == expected
