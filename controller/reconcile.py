@@ -22,7 +22,8 @@ import httpx
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
-from controller.resources import Agent, AgentStatus, Condition, Phase, now
+from controller.idle import Activity, Suspendable, idle_since, parse_duration
+from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -111,6 +112,7 @@ class Reconciler:
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
         tokens: AgentTokens | None = None,
+        activity: Activity | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         self.instance, self.image = instance, image
@@ -120,6 +122,7 @@ class Reconciler:
         self._crashes = _CrashTracker()
         self.events = events
         self.tokens = tokens
+        self.activity = activity
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -154,8 +157,10 @@ class Reconciler:
 
         try:
             observed = await self.runtime.observe(key)
+            observed = await self._thaw_unless_idle(agent, observed, plan.hash)
             action, observed, wait = await self._act(plan, observed, resolved, token)
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
+            observed, idle_wait = await self._suspend_if_idle(agent, observed)
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, str(err), terminal=False)
@@ -163,7 +168,7 @@ class Reconciler:
             raise ReconcileRetry(str(err)) from err
 
         healthy, why = None, None
-        if observed.running and observed.endpoint:
+        if observed.running and observed.endpoint and observed.state != "paused":
             healthy, why = await self.probe(observed.endpoint)
             if healthy:
                 self._crashes.healthy(key)
@@ -171,7 +176,59 @@ class Reconciler:
             agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
         )
         await self._write(agent, status)
-        return ReconcileResult(action=action, requeue_after=self._requeue(status, observed, wait), phase=status.phase)
+        requeue = self._requeue(status, observed, wait)
+        if idle_wait is not None:
+            requeue = idle_wait if requeue is None else min(requeue, idle_wait)
+        return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    async def _thaw_unless_idle(self, agent: Agent, observed: Observed, plan_hash: str) -> Observed:
+        """A paused container that should not stay paused (idle off, stop asked, spec changed): unpause
+        it first, so stop/replace never meet a frozen process."""
+        if observed.state != "paused" or not isinstance(self.runtime, Suspendable):
+            return observed
+        if agent.spec.idle is not None and agent.spec.state == DesiredState.RUNNING and observed.plan_hash == plan_hash:
+            return observed
+        await self.runtime.unpause(agent.key)
+        self._record_action(agent.key, "woken", "unpaused: spec changed")
+        return await self.runtime.observe(agent.key)
+
+    async def _suspend_if_idle(self, agent: Agent, observed: Observed) -> tuple[Observed, float | None]:
+        """spec.idle: pause after suspendAfter without chat; unpause when activity moved. Returns the
+        new observation and when to look again (None: an event or a chat message will tell us)."""
+        runtime, key, idle = self.runtime, agent.key, agent.spec.idle
+        if (
+            idle is None
+            or self.activity is None
+            or not isinstance(runtime, Suspendable)
+            or not observed.running
+            or agent.spec.state != DesiredState.RUNNING
+        ):
+            return observed, None
+        after = parse_duration(idle.suspend_after)
+        seen = self.activity.last(key)
+        ready = agent.status.condition("Ready") if agent.status else None
+        ready_since = ready.last_transition_time if ready is not None and ready.status == "True" else None
+        now_ = self.clock()
+        since = idle_since(seen, observed.started_at, ready_since) or now_
+        remaining = (since + after - now_).total_seconds()
+        if observed.state == "paused":
+            if remaining <= 0:
+                return observed, None
+            log.info("waking %s: chat activity", key)
+            await runtime.unpause(key)
+            self._record_action(key, "woken", "unpaused: chat activity")
+            return await runtime.observe(key), remaining
+        if remaining > 0:
+            return observed, max(remaining, 0.05)
+        if ready_since is None:  # only a Ready agent is suspended (never one that is still booting)
+            return observed, None
+        log.info("suspending %s: no chat for %s", key, idle.suspend_after)
+        await runtime.pause(key)
+        if self.activity.last(key) != seen:  # a message arrived while we paused: see controller.idle
+            await runtime.unpause(key)
+            return await runtime.observe(key), after.total_seconds()
+        self._record_action(key, "suspended", f"paused after {idle.suspend_after} without chat")
+        return await runtime.observe(key), None
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
@@ -221,6 +278,8 @@ class Reconciler:
             await self.runtime.remove(key)
             if self.events is not None:
                 self.events.forget(key)
+        if self.activity is not None:
+            self.activity.forget(key)
         if self.tokens is not None:
             await self.tokens.forget(key)  # a new agent of the same name gets a new token
         return ReconcileResult(action="removed") if observed.exists else ReconcileResult()

@@ -104,6 +104,7 @@ class Phase(StrEnum):
     RUNNING = "Running"
     STOPPED = "Stopped"
     FAILED = "Failed"
+    SUSPENDED = "Suspended"  # paused for lack of chat (spec.idle); the next chat message wakes it
 
 
 class DesiredState(StrEnum):
@@ -193,6 +194,23 @@ def _check_path(what: str, value: str, forbidden: tuple[str, ...]) -> str:
 RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
 
 
+class IdleSpec(Model):
+    """Suspend an agent nobody talks to; the next chat message through the gateway wakes it."""
+
+    suspend_after: str = Field(
+        max_length=32,
+        description="suspend (docker pause) after this long without chat traffic: a duration like 15m, 1h30m, 45s",
+    )
+
+    @field_validator("suspend_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from controller.idle import parse_duration
+
+        parse_duration(value)
+        return value
+
+
 class AgentSpec(Model):
     template: str | None = Field(default=None, max_length=128, description="key in templates/agents.yaml")
     provider: str | None = Field(default=None, max_length=64, description="key in templates/providers.yaml")
@@ -208,6 +226,9 @@ class AgentSpec(Model):
     project: str | None = Field(default=None, max_length=128)
     tags: list[str] = Field(default_factory=list, max_length=64)
     system_prompt: str | None = Field(default=None, max_length=65536)
+    idle: IdleSpec | None = Field(
+        default=None, description="suspend after a quiet period (spec.idle.suspendAfter); chat wakes it"
+    )
 
     @field_validator("env")
     @classmethod

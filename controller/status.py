@@ -70,6 +70,8 @@ def _phase(
         return Phase.PENDING, False, "Creating", "the container is being created"
     if obs.oom_killed and not obs.running:
         return Phase.FAILED, False, "OOMKilled", "the container ran out of memory; raise spec.resources.memoryMB"
+    if obs.running and obs.state == "paused":
+        return Phase.SUSPENDED, False, "Suspended", "no chat for spec.idle.suspendAfter; the next chat message wakes it"
     if obs.running:
         if healthy:
             return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"

@@ -11,6 +11,7 @@ import os
 from controller.agent_token import open_agent_tokens
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
+from controller.idle import Activity
 from controller.manager import Controller
 from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
@@ -68,6 +69,7 @@ def build_reconciler(
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
+        activity=Activity(settings.ensure_home()),
     )
 
 

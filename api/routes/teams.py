@@ -36,6 +36,7 @@ from api.openapi import Operation, operation
 from api.routes.secrets import secret_store
 from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
+from api.wake import wake_for_chat
 from controller.resources import DNS1123_LABEL, Agent, Team
 from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
@@ -336,6 +337,8 @@ async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session
     except NotFound:
         agent = None
     problem = _agent_problem(agent, decision.agent)
+    if agent is not None and not problem:
+        problem = await wake_for_chat(d, agent)
     if problem or agent is None:
         await ws.send_json({**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent})
         return

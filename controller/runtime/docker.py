@@ -66,7 +66,7 @@ T = TypeVar("T")
 SECRETS_TARGET = "/run/secrets"
 TMPFS_OPTIONS = "rw,nosuid,nodev,size=64m,mode=1777"
 STOP_TIMEOUT = 5
-WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
+WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop", "pause", "unpause"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
 
@@ -412,6 +412,13 @@ class DockerRuntime:
 
     async def stop(self, key: str) -> None:
         await self._run(lambda: self._require(key).stop(timeout=STOP_TIMEOUT))
+
+    async def pause(self, key: str) -> None:
+        """Freeze the container's processes in place (spec.idle; see controller.idle)."""
+        await self._run(lambda: self._require(key).pause())
+
+    async def unpause(self, key: str) -> None:
+        await self._run(lambda: self._require(key).unpause())
 
     async def remove(self, key: str, *, volumes: bool = False) -> None:
         await self._run(self._remove, key, volumes)
