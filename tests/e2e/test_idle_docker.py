@@ -21,6 +21,7 @@ from websockets.sync.client import connect
 from controller.commands.resources import apply_resource
 from controller.idle import Activity
 from controller.resources import API_VERSION, Agent, Phase, parse_resource
+from controller.wiring import open_runtime
 from tests.api.conftest import login, start_gateway
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
 
@@ -42,6 +43,12 @@ def model_url(model: FakeModelServer) -> str:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.connect(("192.0.2.254", 9))  # no packet is sent: this only picks the outgoing address
         return f"http://{probe.getsockname()[0]}:{model.port}/v1"
+
+
+def gateway_for(plane: Any) -> Any:
+    """The gateway with its own Docker runtime of the same instance (it runs on its own event loop)."""
+    settings = plane.settings
+    return start_gateway(settings.home, runtime=open_runtime(settings), instance=settings.instance)
 
 
 def manifest(model: FakeModelServer, name: str, suspend_after: str = "2s") -> Agent:
@@ -72,7 +79,7 @@ async def test_suspend_after_quiet_period_and_wake_on_chat(plane: Any, model: Fa
     await apply_resource(plane.store, manifest(model, "sleepy", "3s"))
     await plane.start_controller()
     await plane.wait_running("sleepy")
-    gateway = start_gateway(plane.settings.home)
+    gateway = gateway_for(plane)
     try:
         token = login(gateway.url)["access_token"]
         (first,) = await asyncio.to_thread(chat, gateway.ws_url, token, "sleepy", ["remember 7"])
@@ -85,11 +92,14 @@ async def test_suspend_after_quiet_period_and_wake_on_chat(plane: Any, model: Fa
         assert suspended.status.condition("Ready").reason == "Suspended"
         assert (await plane.runtime.observe("default/sleepy")).state == "paused"
 
-        # The first message wakes it and is answered; the session (history) survived the pause.
+        # The first message wakes it and is answered; the session (history) survived the pause. The
+        # controller is stopped first, so the gateway alone must wake it.
+        await plane.stop_controller()
         (woken,) = await asyncio.to_thread(chat, gateway.ws_url, token, "sleepy", ["what number?"])
         assert woken[-1].get("done"), woken
         assert woken[-1]["content"] == "messages=3 system=0 last=what number?"
         assert (await plane.runtime.observe("default/sleepy")).state == "running"
+        await plane.start_controller()
         await plane.wait_running("sleepy", timeout=30)
     finally:
         gateway.stop()
@@ -125,7 +135,7 @@ async def test_wake_racing_a_delete(plane: Any, model: FakeModelServer) -> None:
     await apply_resource(plane.store, manifest(model, "gone", "1s"))
     await plane.start_controller()
     await plane.wait_for("gone", lambda a: bool(a.status and a.status.phase == Phase.SUSPENDED), timeout=60)
-    gateway = start_gateway(plane.settings.home)
+    gateway = gateway_for(plane)
     try:
         token = login(gateway.url)["access_token"]
         waking = asyncio.create_task(asyncio.to_thread(chat_outcome, gateway.ws_url, token, "gone"))
