@@ -9,9 +9,12 @@ runtime errors are retried by the caller with backoff (ReconcileRetry).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -61,11 +64,23 @@ class ReconcileResult:
     phase: str | None = None
 
 
+READY_REPROBE_SECONDS = 300.0  # a Ready agent whose container did not change is re-probed this rarely
+_probe_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _probe_client() -> httpx.AsyncClient:
+    """One client per event loop: building an httpx client (its TLS context) costs more than a probe."""
+    loop = asyncio.get_running_loop()
+    client = _probe_clients.get(loop)
+    if client is None:
+        client = _probe_clients[loop] = httpx.AsyncClient(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
+    return client
+
+
 async def http_probe(endpoint: str) -> tuple[bool, str | None]:
     """GET <endpoint>/healthz: (healthy, why-not)."""
     try:
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            response = await client.get(f"{endpoint}/healthz")
+        response = await _probe_client().get(f"{endpoint}/healthz")
     except httpx.HTTPError as err:
         return False, f"/healthz did not answer ({type(err).__name__})"
     if response.status_code == 200:
@@ -123,6 +138,8 @@ class Reconciler:
         self.events = events
         self.tokens = tokens
         self.activity = activity
+        # key → (container id, started_at, monotonic time) of the last good probe: see _still_ready
+        self._probed: dict[str, tuple[str | None, datetime | None, float]] = {}
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -169,17 +186,42 @@ class Reconciler:
 
         healthy, why = None, None
         if observed.running and observed.endpoint and observed.state != "paused":
-            healthy, why = await self.probe(observed.endpoint)
+            if self._still_ready(agent, observed):
+                healthy, why = True, None
+            else:
+                healthy, why = await self.probe(observed.endpoint)
+                self._probed.pop(key, None)
             if healthy:
                 self._crashes.healthy(key)
+                self._probed.setdefault(key, (observed.container_id, observed.started_at, time.monotonic()))
         status = derive_status(
             agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
         )
         await self._write(agent, status)
         requeue = self._requeue(status, observed, wait)
+        if requeue is None and healthy:  # the slow re-probe (jittered so a fleet does not probe at once)
+            requeue = READY_REPROBE_SECONDS * random.uniform(1.0, 1.2)
         if idle_wait is not None:
             requeue = idle_wait if requeue is None else min(requeue, idle_wait)
         return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    def _still_ready(self, agent: Agent, observed: Observed) -> bool:
+        """Skip the probe of an agent that is Ready on the same container (same id, same start) and was
+        probed less than READY_REPROBE_SECONDS ago. A controller restart trusts the stored status the
+        same way (adoption without probing 200 agents at once, and without flapping on a slow probe);
+        any Docker event (die, start, oom) changes what is observed and forces a probe."""
+        status = agent.status
+        ready = status.condition("Ready") if status else None
+        if status is None or ready is None or ready.status != "True" or status.phase != Phase.RUNNING:
+            return False
+        same = (observed.container_id, observed.started_at)
+        if (status.container_id, status.started_at) != same:
+            return False
+        seen = self._probed.get(agent.key)
+        if seen is None:  # adopted after a restart: count the stored Ready as a probe made now
+            self._probed[agent.key] = (*same, time.monotonic())
+            return True
+        return (seen[0], seen[1]) == same and time.monotonic() - seen[2] < READY_REPROBE_SECONDS
 
     async def _thaw_unless_idle(self, agent: Agent, observed: Observed, plan_hash: str) -> Observed:
         """A paused container that should not stay paused (idle off, stop asked, spec changed): unpause
@@ -278,6 +320,7 @@ class Reconciler:
             await self.runtime.remove(key)
             if self.events is not None:
                 self.events.forget(key)
+        self._probed.pop(key, None)
         if self.activity is not None:
             self.activity.forget(key)
         if self.tokens is not None:
