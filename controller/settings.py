@@ -23,6 +23,14 @@ def _default_instance(home: Path) -> str:
     return "h" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
 
 
+def default_workers() -> int:
+    """Reconcile parallelism from the machine: most of a reconcile waits on the engine (create, start,
+    inspect, a probe), so a few workers per core keep it busy; capped so a big host does not flood
+    dockerd. 2 cores → 8. CLAWPEN_WORKERS overrides."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(4, min(32, 4 * cores))
+
+
 def _templates_dir() -> Path:
     for candidate in (REPO_ROOT / "templates", Path(__file__).resolve().parent / "data" / "templates"):
         if (candidate / "agents.yaml").exists():
@@ -41,7 +49,7 @@ class Settings:
     templates_dir: Path = field(default_factory=_templates_dir)
     teams_dir: Path = REPO_ROOT / "teams"
     resync_seconds: float = 30.0
-    workers: int = 4
+    workers: int = field(default_factory=default_workers)
     host: str = "127.0.0.1"
     port: int = 3000
     registration_enabled: bool = False
@@ -59,7 +67,7 @@ class Settings:
             "namespace": e.get("CLAWPEN_NAMESPACE", "default"),
             "image": e.get("CLAWPEN_IMAGE", f"clawpen/agent:{__version__}"),
             "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "30")),
-            "workers": int(e.get("CLAWPEN_WORKERS", "4")),
+            "workers": int(e.get("CLAWPEN_WORKERS") or default_workers()),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
         }
