@@ -37,11 +37,11 @@ from controller.store.base import Conflict
 TAGS = ("agents",)
 LIST_FILTERS = (
     Query("project", {"type": "string"}, "only agents of this project"),
-    Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed"]}),
+    Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed", "suspended"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
 )
 LOGS_TIMEOUT = 15.0
-STATUSES = ("pending", "starting", "running", "stopped", "failed")
+STATUSES = ("pending", "starting", "running", "stopped", "failed", "suspended")
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:

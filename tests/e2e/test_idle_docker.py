@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
@@ -91,6 +92,8 @@ async def test_suspend_after_quiet_period_and_wake_on_chat(plane: Any, model: Fa
         )
         assert suspended.status.condition("Ready").reason == "Suspended"
         assert (await plane.runtime.observe("default/sleepy")).state == "paused"
+        listed = httpx.get(f"{gateway.url}/api/agents", headers={"Authorization": f"Bearer {token}"})
+        assert [a["status"] for a in listed.json()] == ["suspended"], listed.text
 
         # The first message wakes it and is answered; the session (history) survived the pause. The
         # controller is stopped first, so the gateway alone must wake it.
