@@ -20,6 +20,7 @@ from api.context import Deps, deps, parse_body, query_int
 from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
+from api.render_cache import RenderCache
 from api.schemas import (
     ActionOut,
     AgentCreate,
@@ -42,6 +43,9 @@ LIST_FILTERS = (
 )
 LOGS_TIMEOUT = 15.0
 STATUSES = ("pending", "starting", "running", "stopped", "failed", "suspended")
+
+
+_RENDERED = RenderCache(lambda a: agent_out(a).model_dump_json())
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -71,7 +75,7 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
 
 
 @operation(Operation("List agents", response=list[AgentOut], query=LIST_FILTERS, errors=(422,), tags=TAGS))
-async def list_agents(request: Request) -> JSONResponse:
+async def list_agents(request: Request) -> Response:
     d = deps(request)
     project = request.query_params.get("project")
     status = request.query_params.get("status")
@@ -79,14 +83,14 @@ async def list_agents(request: Request) -> JSONResponse:
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     agents = await d.store.list(Agent, d.settings.namespace)
-    out = [
-        agent_out(a).model_dump(mode="json")
+    chosen = [
+        a
         for a in sorted(agents, key=lambda a: a.name)
         if (project is None or a.spec.project == project)
         and (status is None or status_name(a) == status)
         and (tag is None or tag in a.spec.tags)
     ]
-    return JSONResponse(out)
+    return Response(_RENDERED.array(chosen), media_type="application/json")
 
 
 @operation(
