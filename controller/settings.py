@@ -48,7 +48,7 @@ class Settings:
     image: str = f"clawpen/agent:{__version__}"
     templates_dir: Path = field(default_factory=_templates_dir)
     teams_dir: Path = REPO_ROOT / "teams"
-    resync_seconds: float = 30.0
+    resync_seconds: float = 120.0  # a safety net: store and Docker events drive reconciles
     workers: int = field(default_factory=default_workers)
     host: str = "127.0.0.1"
     port: int = 3000
@@ -66,7 +66,7 @@ class Settings:
             "runtime": e.get("CLAWPEN_RUNTIME", "docker"),
             "namespace": e.get("CLAWPEN_NAMESPACE", "default"),
             "image": e.get("CLAWPEN_IMAGE", f"clawpen/agent:{__version__}"),
-            "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "30")),
+            "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "120")),
             "workers": int(e.get("CLAWPEN_WORKERS") or default_workers()),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
