@@ -30,6 +30,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from agent.config import AgentConfig
 from agent.providers import ProviderError, complete, stream_chat
 from agent.sessions import InvalidSession, SessionStore, trim_history, validate_session_id
+from agent.tools.agent_tools import AgentTools, turn_failed_note
+from agent.tools.loop import ApprovalRequest, TextDelta, ToolCallEvent, ToolResultEvent
 
 log = logging.getLogger("agent")
 MAX_BODY_BYTES = 1_000_000
@@ -77,10 +79,12 @@ class AgentApp:
         self.config = config
         self.sessions = SessionStore(config.data_dir)
         self.client: httpx.AsyncClient | None = None
+        self.tools = AgentTools(config)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self.client = httpx.AsyncClient()
+        self.tools.start()
         reason = self.config.not_ready_reason()
         log.info(
             "agent %s/%s: provider=%s model=%s %s",
@@ -93,6 +97,7 @@ class AgentApp:
         try:
             yield
         finally:
+            await self.tools.close()
             await self.client.aclose()
 
     # ---- routes ----------------------------------------------------------------------------------
@@ -101,7 +106,32 @@ class AgentApp:
         base = {"agent": self.config.name, "namespace": self.config.namespace}
         if reason:
             return JSONResponse({"status": "unconfigured", "reason": reason, **base}, status_code=503)
-        return JSONResponse({"status": "ok", **base, "provider": self.config.provider, "model": self.config.model})
+        if self.tools.starting:
+            # Ready only once every MCP server answered or failed: the first healthy probe then
+            # already tells the controller whether the tools are degraded.
+            return JSONResponse({"status": "starting", "reason": "connecting to MCP servers", **base}, status_code=503)
+        return JSONResponse(
+            {
+                "status": "ok",
+                **base,
+                "provider": self.config.provider,
+                "model": self.config.model,
+                **self.tools.health(),
+            }
+        )
+
+    async def approvals(self, request: Request) -> Response:
+        """The client's answer to an approval_request: {"id": ..., "approve": true|false}."""
+        try:
+            body = await self._json_body(request)
+        except BadRequest as err:
+            return _error(400, str(err))
+        call_id, approve = body.get("id"), body.get("approve")
+        if not isinstance(call_id, str) or not isinstance(approve, bool):
+            return _error(400, 'send {"id": "<tool call id>", "approve": true|false}')
+        if not self.tools.approvals.answer(call_id, approve):
+            return _error(404, f"no tool call {call_id[:80]!r} is waiting for approval", "not_found")
+        return JSONResponse({"id": call_id, "approved": approve})
 
     async def models(self, request: Request) -> Response:
         data = []
@@ -126,7 +156,7 @@ class AgentApp:
             return _error(400, str(err))
         if stream:
             return StreamingResponse(
-                self._stream(messages, session),
+                self._stream_tools(messages, session) if self.tools.enabled else self._stream(messages, session),
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
             )
@@ -151,11 +181,16 @@ class AgentApp:
         history = trim_history(history, self.config.history_chars)
         return ([{"role": "system", "content": prompt}] if prompt else []) + history + messages
 
-    async def _remember(self, session: str | None, messages: list[dict[str, str]], reply: str) -> None:
-        """Store the turn only once the reply is whole, so a failed turn can simply be retried."""
+    async def _remember(
+        self, session: str | None, messages: list[dict[str, str]], reply: str | list[dict[str, Any]]
+    ) -> None:
+        """Store the turn only once the reply is whole, so a failed turn can simply be retried.
+
+        `reply` is the text, or the turn's records (tool calls and results, then the answer)."""
         if session is None:
             return
-        records = [m for m in messages if m["role"] != "system"] + [{"role": "assistant", "content": reply}]
+        tail = [{"role": "assistant", "content": reply}] if isinstance(reply, str) else reply
+        records = [m for m in messages if m["role"] != "system"] + tail
         await asyncio.to_thread(self.sessions.append, session, records)
 
     @contextlib.asynccontextmanager
@@ -188,8 +223,9 @@ class AgentApp:
                 chunks = stream_chat(self.config.provider_config(), upstream, client=self.client)
                 async with contextlib.aclosing(chunks):
                     async for text in chunks:
-                        parts.append(text)
-                        yield self._chunk(cid, created, {"content": text})
+                        if isinstance(text, str):  # without tools offered, only text arrives
+                            parts.append(text)
+                            yield self._chunk(cid, created, {"content": text})
                 await self._remember(session, messages, "".join(parts))
             yield self._chunk(cid, created, {}, "stop")
             yield "data: [DONE]\n\n"
@@ -214,16 +250,96 @@ class AgentApp:
             )
             raise
 
+    def _sse(self, event: dict[str, Any]) -> str:
+        return f"data: {json.dumps(event, ensure_ascii=False)}\n\n"
+
+    async def _stream_tools(self, messages: list[dict[str, str]], session: str | None) -> AsyncIterator[str]:
+        """The streamed turn with tools: text chunks as before, tool events as `{"type": ...}` events."""
+        cid, created, started = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time()), time.monotonic()
+        transcript: list[dict[str, Any]] = []
+        try:
+            async with self._turn(session):
+                upstream: list[dict[str, Any]] = list(await self._upstream_messages(messages, session))
+                yield self._chunk(cid, created, {"role": "assistant"})
+                try:
+                    events = self.tools.run_turn(self.config.provider_config(), upstream, self.client, transcript)
+                    async with contextlib.aclosing(events):
+                        async for event in events:
+                            if isinstance(event, TextDelta):
+                                yield self._chunk(cid, created, {"content": event.text})
+                            elif isinstance(event, ToolCallEvent):
+                                c = event.call
+                                yield self._sse(
+                                    {
+                                        "type": "tool_call",
+                                        "id": c.id,
+                                        "name": c.name,
+                                        "arguments": c.arguments if c.arguments is not None else c.raw_arguments,
+                                    }
+                                )
+                            elif isinstance(event, ApprovalRequest):
+                                c = event.call
+                                self.tools.approvals.register(c.id)
+                                yield self._sse(
+                                    {
+                                        "type": "approval_request",
+                                        "id": c.id,
+                                        "name": c.name,
+                                        "arguments": c.arguments,
+                                        "timeout_s": event.timeout,
+                                    }
+                                )
+                            elif isinstance(event, ToolResultEvent):
+                                yield self._sse(
+                                    {
+                                        "type": "tool_result",
+                                        "id": event.call.id,
+                                        "name": event.call.name,
+                                        "output": event.result.output,
+                                        "is_error": event.result.is_error,
+                                    }
+                                )
+                except (ProviderError, TimeoutError) as err:
+                    if any(r["role"] == "tool" for r in transcript):  # what the tools did stays on record
+                        transcript.append({"role": "assistant", "content": turn_failed_note(err)})
+                        await self._remember(session, messages, transcript)
+                    raise
+                await self._remember(session, messages, transcript)
+            yield self._chunk(cid, created, {}, "stop")
+            yield "data: [DONE]\n\n"
+            steps = sum(1 for r in transcript if r["role"] == "tool")
+            log.info("chat session=%s tools calls=%d %.2fs", session or "-", steps, time.monotonic() - started)
+        except ProviderError as err:
+            log.warning("chat session=%s failed: %s", session or "-", err)
+            yield self._sse(err.to_json())
+        except TimeoutError:
+            message = f"the turn used its whole time budget ({self.config.tools.turn_timeout:g}s)"
+            yield self._sse({"error": {"message": message, "type": "turn_timeout"}})
+        except OSError as err:
+            message = f"agent cannot store session {session}: {err.strerror or err}"
+            yield self._sse({"error": {"message": message, "type": "storage_error"}})
+
     async def _complete(self, messages: list[dict[str, str]], session: str | None) -> Response:
         try:
             async with self._turn(session):
                 upstream = await self._upstream_messages(messages, session)
-                reply = await complete(self.config.provider_config(), upstream, client=self.client)
-                await self._remember(session, messages, reply)
+                if self.tools.enabled:
+                    transcript: list[dict[str, Any]] = []
+                    reply = await self.tools.complete_turn(
+                        self.config.provider_config(), list(upstream), self.client, transcript
+                    )
+                    await self._remember(session, messages, transcript)
+                else:
+                    reply = await complete(self.config.provider_config(), upstream, client=self.client)
+                    await self._remember(session, messages, reply)
         except ProviderError as err:
             log.warning("chat session=%s failed: %s", session or "-", err)
             headers = {"retry-after": f"{err.retry_after:.0f}"} if err.retry_after is not None else None
             return JSONResponse(err.to_json(), status_code=err.http_status, headers=headers)
+        except TimeoutError:
+            return _error(
+                504, f"the turn used its whole time budget ({self.config.tools.turn_timeout:g}s)", "turn_timeout"
+            )
         except OSError as err:
             return _error(500, f"agent cannot store session {session}: {err.strerror or err}", "storage_error")
         return JSONResponse(
@@ -283,6 +399,7 @@ def create_app(config: AgentConfig | None = None) -> Starlette:
             Route("/healthz", agent.healthz, methods=["GET"]),
             Route("/v1/models", agent.models, methods=["GET"]),
             Route("/v1/chat/completions", agent.chat_completions, methods=["POST"]),
+            Route("/v1/chat/approvals", agent.approvals, methods=["POST"]),
         ],
         lifespan=agent.lifespan,
         middleware=[Middleware(RequireToken, token_file=agent.config.token_file)],

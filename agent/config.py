@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.providers import ProviderConfig
+from agent.tools.config import ToolsConfig
 
 KEY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 TOKEN_FILE_NAME = "clawpen-agent-token"  # controller.agent_token.TOKEN_NAME (the agent has no controller package)
@@ -38,6 +39,8 @@ class AgentConfig:
     request_timeout: float = 120.0
     history_chars: int = 200_000  # at most this much stored history is sent per turn (~50k tokens)
     secrets_dir: Path = Path("/run/secrets")
+    workspace_dir: Path = Path("/workspace")
+    tools: ToolsConfig = field(default_factory=ToolsConfig)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -74,6 +77,8 @@ class AgentConfig:
             history_chars=int(number("CLAWPEN_HISTORY_CHARS", 200_000)),
             # Not part of the controller's contract: lets tests and non-container runs point elsewhere.
             secrets_dir=Path(e.get("CLAWPEN_SECRETS_DIR", "") or "/run/secrets"),
+            workspace_dir=Path(e.get("CLAWPEN_WORKSPACE", "") or "/workspace"),
+            tools=ToolsConfig.from_env(e),
             env=e,
         )
 

@@ -23,6 +23,9 @@ from typing import Any, Literal
 
 import httpx
 
+from agent.tools import wire
+from agent.tools.base import Tool, ToolCall
+
 ApiStyle = Literal["openai", "anthropic"]
 ANTHROPIC_VERSION = "2023-06-01"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504, 529})  # 529: Anthropic "overloaded"
@@ -164,7 +167,16 @@ def _status_error(cfg: ProviderConfig, status: int, headers: httpx.Headers, body
 
 def _transport_error(cfg: ProviderConfig, err: httpx.HTTPError, started: bool) -> ProviderError:
     if isinstance(err, httpx.ConnectTimeout | httpx.ConnectError):
-        return ProviderError(cfg.name, "connect", f"cannot connect to {cfg.base_url} ({type(err).__name__})")
+        hint = ""
+        if "host.docker.internal" in cfg.base_url:
+            # The common first-run problem: Ollama & co. listen on the host's 127.0.0.1 by default,
+            # which is not reachable from a container. Say what to do, where the user looks first.
+            hint = (
+                "; a model server on the host must listen where containers reach it, not only on its "
+                "127.0.0.1 (e.g. OLLAMA_HOST=0.0.0.0 ollama serve), or set the provider's base URL "
+                "(see the README Quickstart)"
+            )
+        return ProviderError(cfg.name, "connect", f"cannot connect to {cfg.base_url} ({type(err).__name__}){hint}")
     if isinstance(err, httpx.TimeoutException):
         what = "the next chunk" if started else "a response"
         return ProviderError(cfg.name, "timeout", f"no answer: timed out after {cfg.timeout:g}s waiting for {what}")
@@ -174,32 +186,14 @@ def _transport_error(cfg: ProviderConfig, err: httpx.HTTPError, started: bool) -
 
 
 def _openai_messages(messages: Sequence[Message]) -> list[Message]:
+    if wire.has_tool_records(messages):
+        return wire.openai_messages(messages)
     return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
-def _anthropic_body(cfg: ProviderConfig, messages: Sequence[Message], stream: bool) -> dict[str, Any]:
-    """Anthropic takes system text as a field and wants strictly alternating user/assistant turns."""
-    system = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "system")
-    turns: list[Message] = []
-    for m in messages:
-        if m["role"] == "system":
-            continue
-        role = "assistant" if m["role"] == "assistant" else "user"
-        if turns and turns[-1]["role"] == role:
-            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{m['content']}"}
-        else:
-            turns.append({"role": role, "content": m["content"]})
-    while turns and turns[0]["role"] == "assistant":  # the API wants the first turn to be the user's
-        turns.pop(0)
-    body: dict[str, Any] = {"model": cfg.model, "max_tokens": cfg.max_tokens, "messages": turns}
-    if system:
-        body["system"] = system
-    if stream:
-        body["stream"] = True
-    return body
-
-
-def _request(cfg: ProviderConfig, messages: Sequence[Message], stream: bool) -> tuple[str, dict, dict]:
+def _request(
+    cfg: ProviderConfig, messages: Sequence[Message], stream: bool, tools: Sequence[Tool] = ()
+) -> tuple[str, dict, dict]:
     base = cfg.base_url.rstrip("/")
     headers = {
         "content-type": "application/json",
@@ -211,10 +205,12 @@ def _request(cfg: ProviderConfig, messages: Sequence[Message], stream: bool) -> 
         headers["anthropic-version"] = ANTHROPIC_VERSION
         # The documented base is https://api.anthropic.com; tolerate one that already ends in /v1.
         url = f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
-        return url, headers, _anthropic_body(cfg, messages, stream)
+        return url, headers, wire.anthropic_body(cfg.model, cfg.max_tokens, messages, stream, tools)
     if cfg.api_key:
         headers["authorization"] = f"Bearer {cfg.api_key}"
     body: dict[str, Any] = {"model": cfg.model, "messages": _openai_messages(messages), "stream": stream}
+    if tools:
+        body["tools"] = wire.openai_tools(tools)
     return f"{base}/chat/completions", headers, body
 
 
@@ -257,33 +253,45 @@ def _json(cfg: ProviderConfig, data: str) -> dict[str, Any]:
     return value
 
 
-async def _openai_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str]:
+async def _openai_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str | ToolCall]:
     finished = False
+    calls = wire.OpenAIToolCalls()
     async for _, data in _sse_data(cfg, response):
         if data.strip() == "[DONE]":
-            return
+            break
         event = _json(cfg, data)
         if "error" in event:
             raise ProviderError(cfg.name, "upstream", f"error in stream: {_upstream_detail(data.encode())}")
         for choice in event.get("choices") or []:
-            text = (choice.get("delta") or {}).get("content")
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
             if text:
                 yield text
+            calls.add(delta.get("tool_calls"))
             if choice.get("finish_reason"):
                 finished = True
     if not finished:
         raise ProviderError(cfg.name, "dropped", "the stream ended before the reply was complete")
+    for call in calls.calls():
+        yield call
 
 
-async def _anthropic_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str]:
+async def _anthropic_chunks(cfg: ProviderConfig, response: httpx.Response) -> AsyncIterator[str | ToolCall]:
+    calls = wire.AnthropicToolCalls()
     async for event_name, data in _sse_data(cfg, response):
         event = _json(cfg, data)
         kind = event.get("type", event_name)
-        if kind == "content_block_delta":
+        if kind == "content_block_start":
+            calls.start(int(event.get("index", 0)), event.get("content_block") or {})
+        elif kind == "content_block_delta":
             delta = event.get("delta") or {}
             if delta.get("type", "text_delta") == "text_delta" and delta.get("text"):
                 yield delta["text"]
+            else:
+                calls.delta(int(event.get("index", 0)), delta)
         elif kind == "message_stop":
+            for call in calls.calls():
+                yield call
             return
         elif kind == "error":
             raise ProviderError(cfg.name, "upstream", f"error in stream: {_upstream_detail(data.encode())}")
@@ -318,15 +326,19 @@ async def stream_chat(
     messages: Sequence[Message],
     client: httpx.AsyncClient | None = None,
     sleep: Sleep = asyncio.sleep,
-) -> AsyncGenerator[str, None]:
+    tools: Sequence[Tool] = (),
+) -> AsyncGenerator[str | ToolCall, None]:
     """Yield the reply's text chunks as they arrive; raise ProviderError on any failure.
+
+    With `tools`, the model may also ask for tool calls: each arrives whole, as a ToolCall, after the
+    text (without tools offered, only text is ever yielded).
 
     Closing the iterator early (or cancelling the task) closes the upstream connection, which is how
     a client that went away stops the model from generating for nobody.
     """
     own = client is None
     http = client or httpx.AsyncClient()
-    url, headers, body = _request(cfg, messages, stream=True)
+    url, headers, body = _request(cfg, messages, stream=True, tools=tools)
     parse = _anthropic_chunks if cfg.api_style == "anthropic" else _openai_chunks
     attempt = 0
     try:

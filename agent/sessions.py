@@ -1,5 +1,9 @@
 """Conversation history per session, as append-only JSON lines under <data>/sessions/<id>.jsonl.
 
+Records are the conversation in the agent's neutral form: user and assistant text, and, when the agent
+uses tools, the assistant's tool calls and each tool's result (role "tool"), so the next turn and a
+replaced container see the whole exchange.
+
 Why this shape: /data is the agent's named volume, so the history outlives the container (a memory
 change replaces the container; the chat goes on). Appending one fsynced line per message means a crash
 can at worst leave a torn last line, which reading skips; earlier records are never rewritten.
@@ -18,7 +22,9 @@ from typing import Any
 log = logging.getLogger("agent.sessions")
 
 SESSION_ID = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-ROLES = frozenset({"user", "assistant", "system"})
+ROLES = frozenset({"user", "assistant", "system", "tool"})
+# Besides role and content, the fields of the tool exchange (see agent/tools/wire.py) are kept.
+TOOL_FIELDS = ("tool_calls", "tool_call_id", "name", "is_error")
 
 
 def trim_history(history: list[dict[str, Any]], max_chars: int) -> list[dict[str, Any]]:
@@ -30,7 +36,7 @@ def trim_history(history: list[dict[str, Any]], max_chars: int) -> list[dict[str
     kept: list[dict[str, Any]] = []
     used = 0
     for message in reversed(history):
-        used += len(message["content"])
+        used += len(message["content"]) + (len(str(message["tool_calls"])) if message.get("tool_calls") else 0)
         if used > max_chars:
             break
         kept.append(message)
@@ -79,7 +85,11 @@ class SessionStore:
                 log.warning("session %s: skipping unreadable line %d", session, number)
                 continue
             if isinstance(record, dict) and record.get("role") in ROLES and isinstance(record.get("content"), str):
-                messages.append({"role": record["role"], "content": record["content"]})
+                message = {"role": record["role"], "content": record["content"]}
+                message.update({k: record[k] for k in TOOL_FIELDS if k in record})
+                if message["role"] == "tool" and not isinstance(message.get("tool_call_id"), str):
+                    continue
+                messages.append(message)
         return messages
 
     def append(self, session: str, records: list[dict[str, Any]]) -> None:

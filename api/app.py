@@ -14,14 +14,15 @@ from collections.abc import AsyncIterator, Mapping
 import httpx
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.routing import BaseRoute
 
 from api import redact
 from api.auth import AuthService
 from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import AuthGuard, RequestMetrics
-from api.routes import agents, auth, secrets, snapshots, system, teams, ws
+from api.middleware import AuthGuard, JsonTooLarge, RequestMetrics, SecurityHeaders
+from api.routes import agents, auth, dashboard, secrets, snapshots, system, teams, watch, ws
 from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -37,6 +38,8 @@ ROUTES: list[BaseRoute] = [
     *snapshots.ROUTES,
     *ws.ROUTES,
     *teams.ROUTES,
+    *watch.ROUTES,
+    *dashboard.ROUTES,
 ]
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -74,17 +77,24 @@ def create_app(
             if not service.admin.exists():
                 log.warning("no admin password is set: run `clawpen admin set-password` (logins are refused)")
             yield
+            hub = getattr(app.state, "watch_hub", None)
+            if hub is not None:
+                await hub.close()
             dependencies.http = None
 
     app = Starlette(
         routes=ROUTES,
         middleware=[
+            # Starlette's own body limit (its max_body_size would sit outside our middleware, where
+            # its plain-text 413 could not be turned into the API's JSON error).
+            Middleware(JsonTooLarge, max_body_size=MAX_BODY_BYTES),
+            Middleware(RequestBodyLimitMiddleware, max_body_size=MAX_BODY_BYTES),
             Middleware(RequestMetrics, routes=ROUTES),
+            Middleware(SecurityHeaders),
             Middleware(AuthGuard, tokens=service.tokens),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
-        max_body_size=MAX_BODY_BYTES,
     )
     app.state.deps = dependencies
     return app

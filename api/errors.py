@@ -7,6 +7,7 @@ the message is logged server-side, never sent (it might hold a path, a token or 
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -90,6 +91,22 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return error_response(exc.status_code, exc.detail or "error", headers=dict(exc.headers or {}))
 
 
+async def storage_error(request: Request, exc: Exception) -> Response:
+    """The disk under CLAWPEN_HOME said no: name the cause (writes are atomic, nothing is half-written)."""
+    assert isinstance(exc, OSError)
+    where = " (CLAWPEN_HOME)"  # the path itself stays in the server's log, not in answers
+    log.warning("storage error on %s %s: %s", request.method, request.url.path, exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return error_response(507, f"insufficient storage: no space left on the disk holding the data{where}")
+    if exc.errno == errno.EROFS:
+        return error_response(503, f"storage unavailable: the data directory is on a read-only file system{where}")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return error_response(503, f"storage unavailable: permission denied{where}")
+    if exc.errno == errno.EIO:
+        return error_response(503, f"storage unavailable: input/output error{where}")
+    return await unexpected(request, exc)
+
+
 async def unexpected(request: Request, exc: Exception) -> Response:
     log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__, exc_info=exc)
     return error_response(500, "internal error", "see the gateway's log")
@@ -102,5 +119,6 @@ EXCEPTION_HANDLERS = {
     StoreError: store_error,
     RuntimeError_: runtime_error,
     HTTPException: http_exception,
+    OSError: storage_error,
     Exception: unexpected,
 }

@@ -235,6 +235,15 @@ class GlobalMetricsOut(Out):
     agents: list[AgentMetricsOut]
 
 
+class EventOut(Out):
+    """One entry of the controller's per-agent history (what `clawpen describe` shows)."""
+
+    time: str
+    type: str = Field(description="Normal or Warning")
+    reason: str
+    message: str
+
+
 class CatalogEntryOut(BaseModel):
     """A template or provider as the catalog defines it, plus its key as `id`."""
 

@@ -1,4 +1,10 @@
-"""Routing benchmark: keyword classify throughput and accuracy, against the seed's raw-substring router.
+"""Routing benchmark: keyword vs the seed's substring router, then held-out accuracy of every mode.
+
+Part 2 (held-out): accuracy on tests/controller/teams/routing_heldout.yaml — written before the semantic
+router was tuned, never used to tune it — for keyword, semantic, hybrid without a model, and LLM /
+hybrid with the scripted model (tests/controller/teams/scripted_model.py); the same on the development
+set and the traps; then the semantic router's costs: per-message latency after warm-up, model load
+time, added RSS, added install size. All in one run: `python bench/routing.py`.
 
 Baseline (what the seed did): an intent scores one point per keyword that occurs anywhere in the
 lowercased message as a substring ("pay" inside "display"), the highest score wins, ties go to the
@@ -29,6 +35,7 @@ from controller.teams.router import KeywordRouter  # noqa: E402
 from controller.teams.toml_format import load_team_file  # noqa: E402
 
 ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
+HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -118,9 +125,106 @@ def throughput(cases: list[Case], classify: Callable[[Case], object], seconds: f
             return done / elapsed, done
 
 
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _dir_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
+
+
+def heldout_report(seconds: float) -> None:
+    """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs."""
+    import asyncio
+
+    import numpy as np
+
+    from controller.teams import minilm
+    from controller.teams.llm_router import classify
+    from controller.teams.semantic import AnchorCache, SemanticRouter
+    from tests.controller.teams.scripted_model import ScriptedModel
+
+    dev, held = load_routing_set(), load_routing_set(HELDOUT_SET)
+    teams = load_teams({c.team for c in dev + held})
+    keyword = {name: KeywordRouter(team) for name, team in teams.items()}
+    rss0 = _rss_mb()
+    start = time.perf_counter()
+    encoder = minilm.shared_encoder()
+    load_s = time.perf_counter() - start
+    rss_loaded = _rss_mb()
+    semantic = SemanticRouter(cache=AnchorCache())
+
+    def with_mode(team: Team, mode: str) -> Team:
+        router = team.spec.router.model_copy(update={"mode": mode})
+        return team.model_copy(update={"spec": team.spec.model_copy(update={"router": router})})
+
+    async def run(cases: list[Case], mode: str, model: ScriptedModel | None) -> Accuracy:
+        outcomes = {}
+        for case in cases:
+            team = with_mode(teams[case.team], mode)
+            result = await classify(team, case.message, model, keyword[case.team], semantic=semantic.aclassify)
+            outcomes[(case.team, case.message)] = outcome_of(result)
+        return accuracy(cases, lambda c: outcomes[(c.team, c.message)])
+
+    print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
+    for label, part in (("held-out", held), ("development", dev)):
+        kw = accuracy(part, lambda c: outcome_of(keyword[c.team].classify(c.message)))
+        sem = asyncio.run(run(part, "semantic", None))
+        hyb = asyncio.run(run(part, "hybrid", None))
+        model = ScriptedModel()
+        llm = asyncio.run(run(part, "llm", model))
+        model_h = ScriptedModel()
+        hyb_llm = asyncio.run(run(part, "hybrid", model_h))
+        print(f"-- {label} ({len(part)} messages)")
+        print(kw.line("  keyword                       "))
+        print(sem.line("  semantic (no model call)      "))
+        print(hyb.line("  hybrid, no model configured   "))
+        print(llm.line("  llm (scripted model)          ") + f", {model.calls} model calls")
+        print(hyb_llm.line("  hybrid + scripted model       ") + f", {model_h.calls} model calls")
+        if label == "held-out":
+            print(f"  semantic over keyword: {100 * (sem.ratio - kw.ratio):+.1f} points; "
+                  f"hybrid over keyword: {100 * (hyb.ratio - kw.ratio):+.1f} points")
+    plain = [c for c in dev if c.trap]
+    print(accuracy(plain, lambda c: outcome_of(keyword[c.team].classify(c.message))).line("traps, keyword"))
+    print(asyncio.run(run(plain, "hybrid", None)).line("traps, hybrid (no model)"))
+
+    # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size.
+    msgs = [c.message for c in held]
+    for m in msgs[:5]:
+        encoder.encode(m)
+    wall, cpu, n = time.perf_counter(), time.process_time(), 0
+    while time.perf_counter() - wall < seconds:
+        for m in msgs:
+            encoder.encode(m)
+        n += len(msgs)
+    wall_ms = (time.perf_counter() - wall) / n * 1e3
+    cpu_ms = (time.process_time() - cpu) / n * 1e3
+    lengths = [len(encoder.tokenizer.encode(m)) for m in msgs]
+    team = with_mode(teams["platform-support"], "semantic")
+    semantic.classify(team, "warm")
+    t0 = time.perf_counter()
+    for m in msgs[:50]:
+        semantic.classify(team, m)
+    classify_ms = (time.perf_counter() - t0) / 50 * 1e3
+    print(f"semantic encode: {wall_ms:.1f} ms/message wall, {cpu_ms:.1f} ms CPU ({n} messages, "
+          f"median {int(np.median(lengths))} tokens); full semantic classify {classify_ms:.1f} ms/message")
+    print(f"model load: {load_s:.2f} s; added RSS: {rss_loaded - rss0:.0f} MB after load, "
+          f"{_rss_mb() - rss0:.0f} MB after the run")
+    model_pkg = minilm.model_dir().parent
+    np_dir = Path(np.__file__).parent
+    np_libs = np_dir.parent / "numpy.libs"
+    np_mb = _dir_mb(np_dir) + (_dir_mb(np_libs) if np_libs.is_dir() else 0)
+    print(f"added install size: model package {_dir_mb(model_pkg):.0f} MB + numpy {np_mb:.0f} MB "
+          "(no torch, no onnxruntime, no tokenizers)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum run time per router")
+    parser.add_argument("--keyword-only", action="store_true", help="skip the semantic/held-out report")
     args = parser.parse_args()
     cases = load_routing_set()
     teams = load_teams({c.team for c in cases})
@@ -143,6 +247,8 @@ def main() -> None:
     print(f"naive baseline throughput: {naive_rate:,.0f} messages/s ({naive_n} classified)")
     print(f"cost of correctness: {naive_rate / ours_rate:.1f}x slower than raw substrings, "
           f"{1e6 / ours_rate:.1f} µs per message")
+    if not args.keyword_only:
+        heldout_report(args.seconds)
 
 
 if __name__ == "__main__":

@@ -18,18 +18,69 @@ from typing import IO, BinaryIO
 
 ROOTS = ("data", "workspace")
 CHUNK = 1024 * 1024
+# A pax extended header or GNU long name holds a path, a link target and a few attributes: kilobytes.
+# tarfile reads one whole into memory, so a 200 MiB header cost 739 MiB before this bound.
+MAX_HEADER_BYTES = 1024 * 1024
+_META_TYPES = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK}
+)
 
 Progress = Callable[[str, int, int | None], None]  # (phase, bytes done, total or None)
 
 
 class ArchiveError(Exception):
-    """An archive that is corrupt, truncated, or holds something a snapshot never does."""
+    """An archive that is corrupt, truncated, too big, or holds something a snapshot never does."""
 
-    status = 422
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
 
 
 def no_progress(phase: str, done: int, total: int | None) -> None:
     return None
+
+
+class BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses a metadata header (pax, GNU long name) bigger than MAX_HEADER_BYTES
+    before tarfile reads it into memory."""
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type in _META_TYPES and self.size > MAX_HEADER_BYTES:
+            raise ArchiveError(
+                f"archive header of {self.size} bytes is larger than the {MAX_HEADER_BYTES} bytes a tar "
+                "header may hold here; the archive was not made by clawpen export"
+            )
+        return super()._proc_member(tarfile)  # type: ignore[misc, no-any-return]
+
+
+def open_stream(path: Path | None = None, fileobj: IO[bytes] | None = None) -> tarfile.TarFile:
+    """A tar read as a stream (mode r|) with bounded headers: every archive we read goes through here."""
+    return tarfile.open(name=path, fileobj=fileobj, mode="r|", tarinfo=BoundedTarInfo)  # type: ignore[call-overload, no-any-return]
+
+
+class LimitedReader(io.RawIOBase):
+    """Reads through to `src` and refuses to read more than `limit` bytes in total."""
+
+    def __init__(self, src: IO[bytes], limit: int, what: str = "the archive"):
+        self._src = src
+        self.limit = limit
+        self.size = 0
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._src.read(len(b))
+        self.size += len(data)
+        if self.size > self.limit:
+            raise ArchiveError(
+                f"{self._what} is larger than {self.limit} bytes (CLAWPEN_IMPORT_MAX_BYTES); "
+                "raise that setting to import it",
+                status=413,
+            )
+        b[: len(data)] = data
+        return len(data)
 
 
 class IterReader(io.RawIOBase):
@@ -121,7 +172,7 @@ def verify_data_tar(path: Path, expected_sha256: str | None = None, progress: Pr
             )
     count = 0
     try:
-        with tarfile.open(path, mode="r|") as tar:
+        with open_stream(path) as tar:
             for member in tar:
                 check_member(member)
                 if member.isreg():
@@ -135,11 +186,24 @@ def verify_data_tar(path: Path, expected_sha256: str | None = None, progress: Pr
     return count
 
 
-def append_stream(out: tarfile.TarFile, chunks: Iterable[bytes]) -> int:
-    """Copy every entry of a tar stream (one volume from get_archive) into `out`; returns the entry count."""
+def _rooted(name: str, root: str) -> str:
+    """Podman's get_archive names a directory's entries '' and '/f' where Docker says 'dir' and 'dir/f'."""
+    if name == "" or name == "/":
+        return root
+    return f"{root}{name}" if name.startswith("/") else name
+
+
+def append_stream(out: tarfile.TarFile, chunks: Iterable[bytes], root: str | None = None) -> int:
+    """Copy every entry of a tar stream (one volume from get_archive) into `out`; returns the entry count.
+
+    `root` is the directory's name in Docker's spelling; entries in Podman's spelling are put under it."""
     count = 0
-    with tarfile.open(fileobj=io.BufferedReader(IterReader(chunks), CHUNK), mode="r|") as src:
+    with open_stream(fileobj=io.BufferedReader(IterReader(chunks), CHUNK)) as src:
         for member in src:
+            if root is not None:
+                member.name = _rooted(member.name, root)
+                if member.islnk():
+                    member.linkname = _rooted(member.linkname, root)
             check_member(member)
             out.addfile(member, src.extractfile(member) if member.isreg() else None)
             count += 1

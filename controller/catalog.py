@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,12 +29,17 @@ class TemplateConfig(_Loose):
     system_prompt: str | None = None
 
 
+class TemplateTools(_Loose):
+    builtin: list[Literal["read_file", "write_file", "list_files", "run_command"]] = Field(default_factory=list)
+
+
 class Template(_Loose):
     name: str
     description: str = ""
     config: TemplateConfig = Field(default_factory=TemplateConfig)
     env: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
+    tools: TemplateTools = Field(default_factory=TemplateTools)  # default spec.tools.builtin
 
 
 class ProviderModel(_Loose):
@@ -62,6 +67,20 @@ class Catalog:
     default_provider: str = "openai"
     default_memory_mb: int = 1024
     default_cpu: float = 1.0
+
+
+
+def unknown_names(catalog: Any, template: str | None, provider: str | None) -> list[tuple[str, str]]:
+    """(field, message) for a template or provider key the catalog (anything with .templates and
+    .providers) does not have: the gateway (422) and `clawpen apply` (nothing written) refuse
+    them the same way."""
+    problems = []
+    templates, providers = catalog.templates, catalog.providers
+    if template and templates and template not in templates:
+        problems.append(("template", f"unknown template {template!r}; known: {', '.join(sorted(templates))}"))
+    if provider and providers and provider not in providers:
+        problems.append(("provider", f"unknown provider {provider!r}; known: {', '.join(sorted(providers))}"))
+    return problems
 
 
 def _load_yaml(path: Path, top: str) -> dict[str, object]:

@@ -17,14 +17,22 @@ from controller import __version__
 
 # Modules under controller/commands that each define register(subparsers).
 COMMAND_MODULES = [
-    "resources",  # apply, get, describe, delete, start, stop, logs
+    "get",  # get (-w, -l, -o), describe, wait
+    "resources",  # apply, diff, delete, start, stop, restart, logs
+    "edit",  # edit NAME ($EDITOR, validated on save)
+    "status",  # status (controller/gateway up? where? how many agents?), down, top
+    "explain",  # explain agent.spec.resources (from the pydantic models)
+    "completion",  # completion bash|zsh|fish
     "controller",  # controller
     "image",  # image build
     "gateway",  # up (controller + gateway), gateway, admin set-password
     "chat",  # chat NAME: interactive streamed chat with an agent
+    "volumes",  # volumes list|prune: agent volumes, deleted agents' included
     "secrets",  # secrets set, list, delete, rotate-key
     "snapshot",  # snapshot create, list, restore, delete, clone; export; import
     "operator",  # operator (kopf, Kubernetes mode)
+    "config",  # config view: effective settings and where each came from
+    "team",  # team classify NAME MESSAGE
 ]
 
 
@@ -38,6 +46,12 @@ Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int | None] | int |
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="clawpen", description="Run AI agents as declarative resources.")
     parser.add_argument("--version", action="version", version=f"clawpen {__version__}")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="claw-pen.toml to read (default: $CLAWPEN_CONFIG, else $CLAWPEN_HOME/claw-pen.toml when present)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -55,6 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:
+        from pathlib import Path
+
+        from controller.config_file import load_process_config
+
+        load_process_config(Path(args.config) if args.config else None)
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

@@ -37,7 +37,7 @@ SHORT_NAMES: dict[str, list[str]] = {"Agent": ["cpa", "cpagent"], "Team": ["cpt"
 
 # Models whose before-validator also accepts a bare string; structural schemas cannot express
 # "string or object", so these nodes are left open (pydantic still validates them).
-STRING_OR_OBJECT = {"SecretRef"}
+STRING_OR_OBJECT = {"SecretRef", "Approval"}
 
 _DROP = {"title", "default", "$defs", "examples", "discriminator"}
 
@@ -207,6 +207,11 @@ def write(directory: Path = CRDS_DIR) -> list[Path]:
     return written
 
 
+# kustomize reads only files under its own directory: deploy/kubernetes/crds carries a copy.
+DEPLOY_CRDS_DIR = CRDS_DIR.parent / "deploy" / "kubernetes" / "crds"
+
 if __name__ == "__main__":
-    for written_path in write(Path(sys.argv[1]) if len(sys.argv) > 1 else CRDS_DIR):
-        print(written_path)
+    targets = [Path(sys.argv[1])] if len(sys.argv) > 1 else [CRDS_DIR, DEPLOY_CRDS_DIR]
+    for target in targets:
+        for written_path in write(target):
+            print(written_path)

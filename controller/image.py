@@ -29,7 +29,15 @@ import docker
 import docker.errors
 
 from controller import __version__
-from controller.image_base import ImageBuildError, Progress, cache_root, docker_client, ensure_debian_base
+from controller.image_base import (
+    ImageBuildError,
+    Progress,
+    cache_root,
+    deb_cache,
+    docker_client,
+    ensure_debian_base,
+)
+from controller.runtime.podman import find_image
 from controller.settings import REPO_ROOT
 
 LABEL_INPUTS = "clawpen.dev/image-inputs"
@@ -80,17 +88,7 @@ def _pip_platforms() -> list[str]:
     ]
 
 
-def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Progress) -> Path:
-    """pip-install the agent's requirements for the image's Python into a cached dir on the host."""
-    reqs = requirements.read_bytes()
-    key = hashlib.sha256(reqs + str(wheel_dir).encode() + platform.machine().encode()).hexdigest()[:16]
-    target = cache_root() / "site" / key
-    if (target / ".complete").exists():
-        progress(f"agent requirements: reusing {target}")
-        return target
-    progress(f"agent requirements: installing wheels for Python {PYTHON_VERSION} into {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+def _pip_cmd(staging: Path, wheel_dir: Path | None) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -111,8 +109,30 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
         cmd += ["--platform", tag]
     if wheel_dir is not None:
         cmd += ["--no-index", "--find-links", str(wheel_dir)]
-    cmd += ["-r", str(requirements)]
+    return cmd
+
+
+def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Progress) -> Path:
+    """pip-install the agent's requirements for the image's Python into a cached dir on the host.
+
+    `requirements-nodeps.txt` beside it (when present) is installed without its declared
+    dependencies: the MCP SDK's client needs a few of them, its server and OAuth extras pull in
+    cryptography (16 MB) that the agent never imports; requirements.txt lists the ones it uses."""
+    nodeps = requirements.with_name("requirements-nodeps.txt")
+    reqs = requirements.read_bytes() + (nodeps.read_bytes() if nodeps.exists() else b"")
+    key = hashlib.sha256(reqs + str(wheel_dir).encode() + platform.machine().encode()).hexdigest()[:16]
+    target = cache_root() / "site" / key
+    if (target / ".complete").exists():
+        progress(f"agent requirements: reusing {target}")
+        return target
+    progress(f"agent requirements: installing wheels for Python {PYTHON_VERSION} into {target}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="staging-", dir=target.parent))
+    cmd = _pip_cmd(staging, wheel_dir) + ["-r", str(requirements)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode == 0 and nodeps.exists():
+        nodeps_cmd = _pip_cmd(staging, wheel_dir) + ["--no-deps", "-r", str(nodeps)]
+        proc = subprocess.run(nodeps_cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         shutil.rmtree(staging, ignore_errors=True)
         errors = [
@@ -124,24 +144,67 @@ def stage_site_packages(requirements: Path, wheel_dir: Path | None, progress: Pr
             else "; for an offline build pass --wheels DIR (a `pip download` of the requirements)"
         )
         raise ImageBuildError(f"pip could not install {requirements.name}: {(errors or ['?'])[-1]}{hint}")
-    # Console scripts point at the host's interpreter: useless in the image.
-    shutil.rmtree(staging / "bin", ignore_errors=True)
+    # Console scripts point at the host's interpreter: useless in the image. Test suites and
+    # pydantic's v1 compatibility copy are never imported by the agent: size the image does not need.
+    for junk in ("bin", "pydantic/v1", "jsonschema/tests", "jsonschema/benchmarks", "rpds/tests"):
+        shutil.rmtree(staging / junk, ignore_errors=True)
     (staging / ".complete").write_text("")
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     return target
 
 
+SHELL_PACKAGE = "busybox"
+
+
+def _candidate(package: str) -> str:
+    if shutil.which("apt-cache") is None:
+        return ""
+    proc = subprocess.run(["apt-cache", "show", "--no-all-versions", package], capture_output=True, text=True)
+    return next((ln.split(": ", 1)[1] for ln in proc.stdout.splitlines() if ln.startswith("Version: ")), "")
+
+
+def stage_shell(progress: Progress) -> Path:
+    """Debian's busybox (sh and the coreutils applets, 0.8 MB) for run_command, from the deb cache or
+    `apt-get download`ed into it like the base's packages; unpacked, returned as the binary's path.
+    Debian's coreutils + dash would cost ~9 MB of the ~60 MB image budget for the same commands."""
+    dest = deb_cache()
+    dest.mkdir(parents=True, exist_ok=True)
+    version = _candidate(SHELL_PACKAGE)
+    if not version and not sorted(dest.glob(f"{SHELL_PACKAGE}_*.deb")) and shutil.which("apt-get"):
+        progress("shell: apt-get update (package lists missing)")
+        subprocess.run(["apt-get", "update", "-q"], capture_output=True)
+        version = _candidate(SHELL_PACKAGE)
+    pattern = f"{SHELL_PACKAGE}_{version.replace(':', '%3a')}_*.deb" if version else f"{SHELL_PACKAGE}_*.deb"
+    found = sorted(dest.glob(pattern))
+    if not found and version:
+        progress(f"shell: apt-get download {SHELL_PACKAGE}={version} into {dest}")
+        subprocess.run(["apt-get", "download", f"{SHELL_PACKAGE}={version}"], cwd=dest, capture_output=True)
+        found = sorted(dest.glob(pattern))
+    if not found:
+        raise ImageBuildError(
+            f"no {SHELL_PACKAGE} .deb in {dest} and apt-get could not download one "
+            "(the agent image needs a shell for run_command)"
+        )
+    unpacked = cache_root() / "shell" / found[-1].stem
+    if not (unpacked / "bin" / "busybox").exists():
+        unpacked.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["dpkg-deb", "-x", str(found[-1]), str(unpacked)], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ImageBuildError(f"dpkg-deb -x {found[-1].name} failed: {result.stderr.strip()}")
+    return unpacked / "bin" / "busybox"
+
+
 def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress) -> str:
     """Return the reference of the base image to build FROM, making or pulling it when needed."""
     if base is None:
         try:
-            client.images.get(SLIM_BASE)
+            find_image(client, SLIM_BASE)
             return SLIM_BASE
         except docker.errors.ImageNotFound:
             return ensure_debian_base(client, progress)
     try:
-        client.images.get(base)
+        find_image(client, base)
         return base
     except docker.errors.ImageNotFound:
         pass
@@ -156,8 +219,10 @@ def _pick_base(client: docker.DockerClient, base: str | None, progress: Progress
     return base
 
 
-def _stage_context(site: Path) -> Path:
+def _stage_context(site: Path, shell: Path) -> Path:
     context = Path(tempfile.mkdtemp(prefix="clawpen-image-"))
+    (context / "shell").mkdir()
+    shutil.copy2(shell, context / "shell" / "busybox")
     shutil.copy2(IMAGE_FILES_DIR / "Dockerfile", context / "Dockerfile")
     shutil.copy2(IMAGE_FILES_DIR / "setup_image.py", context / "setup_image.py")
     shutil.copytree(site, context / "site", ignore=shutil.ignore_patterns(".complete"))
@@ -234,12 +299,13 @@ def _build_locked(
     progress: Progress,
 ) -> BuildResult:
     base_ref = _pick_base(client, base, progress)
-    base_id = client.images.get(base_ref).id
+    base_id = find_image(client, base_ref).id
     requirements = AGENT_DIR / "requirements.txt"
-    inputs = image_inputs_hash(base_id)
+    shell = stage_shell(progress)
+    inputs = image_inputs_hash(base_id, extra=(shell.parent.parent.name,))
     previous_id: str | None = None
     try:
-        current = client.images.get(tag)
+        current = find_image(client, tag)
         previous_id = current.id
         if not force and (current.labels or {}).get(LABEL_INPUTS) == inputs:
             progress(f"{tag}: up to date ({_size_mb(current):.1f} MB)")
@@ -248,7 +314,7 @@ def _build_locked(
         pass
 
     site = stage_site_packages(requirements, wheel_dir, progress)
-    context = _stage_context(site)
+    context = _stage_context(site, shell)
     try:
         progress(f"{tag}: building from {base_ref} (docker build --network none)")
         image_id = _run_build(
@@ -262,7 +328,7 @@ def _build_locked(
         )
     finally:
         shutil.rmtree(context, ignore_errors=True)
-    image = client.images.get(image_id)
+    image = find_image(client, image_id)
     if previous_id and previous_id != image.id:
         _remove_if_dangling(client, previous_id)
     progress(f"{tag}: built {image.short_id} ({_size_mb(image):.1f} MB)")
@@ -276,7 +342,7 @@ def _size_mb(image: docker.models.images.Image) -> float:
 def _remove_if_dangling(client: docker.DockerClient, image_id: str) -> None:
     """Drop the image this build replaced, unless it is still tagged elsewhere or used by a container."""
     try:
-        if not client.images.get(image_id).tags:
+        if not find_image(client, image_id).tags:
             client.images.remove(image_id)
     except docker.errors.APIError:
         pass  # in use by a container: docker keeps it, and so do we

@@ -26,6 +26,8 @@ import docker
 import docker.errors
 
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+from controller.runtime.engine import engine_client
+from controller.runtime.podman import find_image
 
 Progress = Callable[[str], None]
 
@@ -97,7 +99,7 @@ def cache_root() -> Path:
 
 def docker_client() -> docker.DockerClient:
     try:
-        client = docker.from_env()
+        client = engine_client()
         client.ping()
         return client
     except docker.errors.DockerException as err:
@@ -250,7 +252,7 @@ def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force
     versions = resolve_versions(progress)
     wanted = recipe_hash(versions)
     try:
-        existing = client.images.get(BASE_IMAGE)
+        existing = find_image(client, BASE_IMAGE)
         if not force and (existing.labels or {}).get(LABEL_RECIPE) == wanted:
             progress(f"base: {BASE_IMAGE} up to date")
             return BASE_IMAGE
@@ -269,8 +271,8 @@ def ensure_debian_base(client: docker.DockerClient, progress: Progress, *, force
         progress(f"base: docker import as {BASE_IMAGE}")
         client.api.import_image_from_file(
             str(archive),
-            repository=BASE_REPOSITORY,
-            tag=BASE_TAG,
+            # name and tag in one: Podman's compat API ignores a separate `tag` (stores `latest`)
+            repository=f"{BASE_REPOSITORY}:{BASE_TAG}",
             changes=[
                 f"LABEL {LABEL_RECIPE}={wanted}",
                 "ENV PATH=/usr/local/bin:/usr/bin:/bin",

@@ -74,6 +74,7 @@ class Controller:
             keys.update(o.key for o in await self.runtime.list_owned())
         except RuntimeError_ as err:
             log.warning("runtime unavailable during resync: %s", err)
+        keys.update(self.reconciler.stale_registrations(keys))
         for key in sorted(keys):
             self.queue.add(key)
         return len(keys)

@@ -75,6 +75,8 @@ def load_file(path: Path) -> list[Resource]:
         documents = LOADERS[path.suffix.lower()](path, text)
     except ManifestError as err:
         raise ManifestError(f"{path}: {err}") from None
+    except RecursionError:  # a parser recursing through thousands of nested levels
+        raise ManifestError(f"{path}: nested too deeply to be a manifest") from None
     resources: list[Resource] = []
     for index, doc in enumerate(documents, start=1):
         if doc is None:
@@ -83,6 +85,8 @@ def load_file(path: Path) -> list[Resource]:
             resources.append(parse_resource(doc))
         except ManifestError as err:
             raise ManifestError(f"{path}: document {index}: {err}") from None
+        except RecursionError:
+            raise ManifestError(f"{path}: document {index}: nested too deeply to be a manifest") from None
     return resources
 
 

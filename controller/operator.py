@@ -13,8 +13,10 @@ Handlers for one key never overlap (a lock per key), so a spec change arriving w
 reconciles waits its turn instead of applying a plan twice.
 
 kopf keeps its bookkeeping in annotations under clawpen.dev (never in status, which our CRD schema
-prunes), watches with server and client timeouts so a silently dropped connection is noticed, and
-posts only warnings and errors as Kubernetes Events.
+prunes), watches with server and client timeouts so a silently dropped connection is noticed. Its
+own log lines become Events only at warning level; the handlers post what happened to an Agent
+(created, replaced, SecretMissing, runtime errors...) as Events of their own, so `kubectl describe
+agent` shows them, once per change rather than at every resync.
 """
 
 from __future__ import annotations
@@ -60,27 +62,68 @@ class OperatorContext:
     team_period: float = 2.0
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     team_wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # Consecutive "look again soon" answers per agent: each doubles the next wait (see reconcile).
+    waiting: dict[str, int] = field(default_factory=dict)
+    # The last (reason, message) posted as an Event per agent, so a steady state posts nothing new.
+    posted: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
 
-    async def reconcile(self, key: str) -> float:
-        """Reconcile once; return when to look again (seconds). Failures are retried, not raised."""
+    def changed(self, key: str) -> None:
+        """A spec change or a watched pod event: look quickly again (reset the backoff)."""
+        self.waiting.pop(key, None)
+
+    async def reconcile(self, key: str, body: Any = None) -> float:
+        """Reconcile once; return when to look again (seconds). Failures are retried, not raised.
+
+        With `body` (the Agent as kopf hands it), what happened is posted as a Kubernetes Event:
+        actions as Normal, failures (SecretMissing, runtime errors) as Warning.
+        """
         async with self.lock(key):
             try:
                 result = await self.reconciler.reconcile(key)
             except (ReconcileRetry, RuntimeError_, StoreError, OSError) as err:
                 log.warning("reconcile %s: %s (retrying in %.0fs)", key, err, self.retry_seconds)
+                self._post(key, body, "Warning", getattr(err, "reason", None) or "ReconcileError", str(err))
                 return self.retry_seconds
             except Exception:  # noqa: BLE001 - a bug in one pass must not kill the agent's daemon
                 log.exception("reconcile %s failed", key)
                 return self.retry_seconds
+        self._post_result(key, body, result)
         requeue = getattr(result, "requeue_after", None)
         if not requeue:
+            self.waiting.pop(key, None)
             return self.resync_seconds
         # The core asks for quick looks while an agent starts; a pod can sit in Pending or
-        # ImagePullBackOff for long, so the API server is not polled faster than min_requeue.
-        return min(max(self.min_requeue, requeue), self.resync_seconds)
+        # ImagePullBackOff for long, so each further look waits twice as long (never less than
+        # min_requeue, never more than a resync): 21 stuck agents polled every 2 s cost ~29 API
+        # requests/s. A spec change or a pod event resets it (`changed`).
+        streak = self.waiting.get(key, 0)
+        self.waiting[key] = streak + 1
+        return min(max(self.min_requeue, requeue) * 2 ** min(streak, 16), self.resync_seconds)
+
+    def _post_result(self, key: str, body: Any, result: Any) -> None:
+        action = getattr(result, "action", "none")
+        if action == "failed":
+            reason = getattr(result, "reason", None) or "Failed"
+            self._post(key, body, "Warning", reason, getattr(result, "message", None) or f"agent {key} failed")
+        elif action in ("created", "replaced", "started", "stopped", "removed"):
+            self._post(key, body, "Normal", action.capitalize(), f"{action} the workload of {key}")
+        elif action == "none" and self.posted.get(key, ("",))[0] not in ("", "Created", "Replaced", "Started"):
+            self.posted.pop(key, None)  # recovered: the same failure later is news again
+
+    def _post(self, key: str, body: Any, kind: str, reason: str, message: str) -> None:
+        if body is None or self.posted.get(key) == (reason, message):
+            return
+        self.posted[key] = (reason, message)
+        try:
+            if kind == "Warning":
+                kopf.warn(body, reason=reason, message=message[:1000])
+            else:
+                kopf.info(body, reason=reason, message=message[:1000])
+        except Exception:  # noqa: BLE001 - an Event is a courtesy; never fail a reconcile for it
+            log.debug("could not post an event for %s", key, exc_info=True)
 
     async def team_loop(self) -> None:
         """Re-derive team statuses on Team events and every team_period seconds."""
@@ -152,18 +195,21 @@ def build_registry(
     @kopf.on.resume(*AGENTS, id="reconcile", registry=registry)
     @kopf.on.create(*AGENTS, id="reconcile", registry=registry)
     @kopf.on.update(*AGENTS, id="reconcile", registry=registry)
-    async def agent_changed(namespace: str | None, name: str, **_: Any) -> None:
-        await ctx.reconcile(f"{namespace}/{name}")
+    async def agent_changed(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> None:
+        ctx.changed(f"{namespace}/{name}")
+        await ctx.reconcile(f"{namespace}/{name}", body)
 
     @kopf.daemon(*AGENTS, id="resync", registry=registry, cancellation_timeout=30.0)
-    async def agent_resync(stopped: kopf.DaemonStopped, namespace: str | None, name: str, **_: Any) -> None:
+    async def agent_resync(
+        stopped: kopf.DaemonStopped, namespace: str | None, name: str, body: kopf.Body, **_: Any
+    ) -> None:
         key = f"{namespace}/{name}"
         delay = ctx.resync_seconds
         while not stopped:
             await stopped.wait(delay)
             if stopped:
                 break
-            delay = await ctx.reconcile(key)
+            delay = await ctx.reconcile(key, body)
 
     @kopf.on.delete(*AGENTS, id="remove-workload", registry=registry)
     async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
@@ -176,6 +222,8 @@ def build_registry(
                     f"removing the workload of {key}: {err}", delay=ctx.retry_seconds
                 ) from err
         ctx.locks.pop(key, None)
+        ctx.waiting.pop(key, None)
+        ctx.posted.pop(key, None)
 
     @kopf.on.event(*TEAMS, id="team-changed", registry=registry)
     async def team_event(**_: Any) -> None:
@@ -205,3 +253,20 @@ async def run(
         stop_flag=stop_flag,
         ready_flag=ready_flag,
     )
+
+
+async def uninstall(store: Any, runtime: Runtime) -> list[str]:
+    """Prepare `kubectl delete -k deploy/kubernetes`: remove every Agent's workload, then our finalizer.
+
+    Run with the operator stopped (scale it to 0). Agents' PersistentVolumeClaims are kept (their
+    data outlives an uninstall); delete them with `kubectl delete pvc -A -l clawpen.dev/managed-by=clawpen`.
+    """
+    from controller.resources import Agent
+
+    for agent in await store.list(Agent, None):
+        try:
+            await runtime.remove(agent.key)
+        except RuntimeError_ as err:
+            log.warning("removing the workload of %s: %s (its finalizer is released anyway)", agent.key, err)
+    released: list[str] = await store.release_finalizer(Agent, FINALIZER)
+    return released

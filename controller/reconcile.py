@@ -18,15 +18,16 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import httpx
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenInfo, token_version
+from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
 from controller.idle import Activity, Suspendable, idle_since, parse_duration
-from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase, now
+from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -34,7 +35,15 @@ from controller.translate import ResolvedSecret, TranslateError, secret_names_fo
 
 log = logging.getLogger("clawpen.reconcile")
 
-Probe = Callable[[str], Awaitable[tuple[bool, str | None]]]
+class Health(NamedTuple):
+    """What an agent's /healthz said: ready or why not, and which of its tools failed (if any)."""
+
+    healthy: bool
+    message: str | None = None
+    tools_degraded: str | None = None
+
+
+Probe = Callable[[str], Awaitable[Health]]
 
 
 class SecretSource(Protocol):
@@ -62,6 +71,8 @@ class ReconcileResult:
     action: str = "none"  # created | replaced | started | stopped | removed | failed | none
     requeue_after: float | None = None
     phase: str | None = None
+    reason: str | None = None  # why it failed (SecretMissing, InvalidSpec...), for Events
+    message: str | None = None
 
 
 READY_REPROBE_SECONDS = 300.0  # a Ready agent whose container did not change is re-probed this rarely
@@ -77,19 +88,30 @@ def _probe_client() -> httpx.AsyncClient:
     return client
 
 
-async def http_probe(endpoint: str) -> tuple[bool, str | None]:
-    """GET <endpoint>/healthz: (healthy, why-not)."""
+async def http_probe(endpoint: str) -> Health:
+    """GET <endpoint>/healthz: healthy, why-not, and the agent's `tools_degraded` report."""
     try:
         response = await _probe_client().get(f"{endpoint}/healthz")
     except httpx.HTTPError as err:
-        return False, f"/healthz did not answer ({type(err).__name__})"
+        return Health(False, f"/healthz did not answer ({type(err).__name__})")
     if response.status_code == 200:
-        return True, None
+        try:
+            body = response.json()
+            degraded = body.get("tools_degraded") if isinstance(body, dict) else None
+        except ValueError:
+            degraded = None
+        return Health(True, None, str(degraded)[:1000] if degraded else None)
     try:
         detail = response.json().get("reason") or response.json().get("error") or response.text
     except ValueError:
         detail = response.text
-    return False, f"/healthz answered {response.status_code}: {str(detail)[:300]}"
+    return Health(False, f"/healthz answered {response.status_code}: {str(detail)[:300]}")
+
+
+def _degraded(status: AgentStatus | None) -> str | None:
+    """The ToolsDegraded message the last probe reported (kept while the probe is skipped)."""
+    condition = status.condition("ToolsDegraded") if status else None
+    return condition.message if condition is not None and condition.status == "True" else None
 
 
 @dataclass
@@ -126,16 +148,23 @@ class Reconciler:
         probe: Probe = http_probe,
         clock: Callable[[], datetime] = now,
         events: EventLog | None = None,
+        runtime_readiness: bool = False,
+        bridge: AndorBridge | None = None,
         tokens: AgentTokens | None = None,
         activity: Activity | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
+        # True: trust the runtime's own readiness (a Pod's Ready condition, fed by its readinessProbe on
+        # /healthz) instead of probing the endpoint ourselves — an operator outside the cluster cannot
+        # resolve *.svc.cluster.local, so every agent looked NotReady for ever.
+        self.runtime_readiness = runtime_readiness
         self.instance, self.image = instance, image
         self.secrets: SecretSource = secrets or NoSecrets()
         self.environ = environ if environ is not None else os.environ
         self.probe, self.clock = probe, clock
         self._crashes = _CrashTracker()
         self.events = events
+        self.bridge = bridge
         self.tokens = tokens
         self.activity = activity
         # key → (container id, started_at, monotonic time) of the last good probe: see _still_ready
@@ -149,7 +178,7 @@ class Reconciler:
             return await self._remove_orphan(key)
         except InvalidObject as err:
             await self._write_broken(name, namespace, err.message)
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            return ReconcileResult(action="failed", phase=Phase.FAILED, reason="InvalidSpec", message=err.message)
 
         try:
             token = await self.tokens.ensure(key) if self.tokens is not None else None
@@ -169,8 +198,13 @@ class Reconciler:
         except TranslateError as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, err.message)
-            await self._write(agent, derive_status(agent, observed, now=self.clock(), problem=problem))
-            return ReconcileResult(action="failed", phase=Phase.FAILED)
+            status, retry = await self._registered(
+                agent, derive_status(agent, observed, now=self.clock(), problem=problem)
+            )
+            await self._write(agent, status)
+            return ReconcileResult(
+                action="failed", phase=Phase.FAILED, requeue_after=retry, reason=err.reason, message=err.message
+            )
 
         try:
             observed = await self.runtime.observe(key)
@@ -184,26 +218,57 @@ class Reconciler:
             await self._write(agent, derive_status(agent, observed, now=self.clock(), plan_hash=None, problem=problem))
             raise ReconcileRetry(str(err)) from err
 
-        healthy, why = None, None
-        if observed.running and observed.endpoint and observed.state != "paused":
+        healthy, why, degraded = None, None, None
+        if observed.running and self.runtime_readiness and observed.healthy is not None:
+            healthy = observed.healthy
+            why = None if healthy else "the pod is not Ready (its readinessProbe on /healthz fails)"
+            if healthy:
+                self._crashes.healthy(key)
+        elif observed.running and observed.endpoint and observed.state != "paused":
             if self._still_ready(agent, observed):
-                healthy, why = True, None
+                healthy, why, degraded = True, None, _degraded(agent.status)
             else:
-                healthy, why = await self.probe(observed.endpoint)
+                healthy, why, degraded = await self.probe(observed.endpoint)
                 self._probed.pop(key, None)
             if healthy:
                 self._crashes.healthy(key)
                 self._probed.setdefault(key, (observed.container_id, observed.started_at, time.monotonic()))
         status = derive_status(
-            agent, observed, now=self.clock(), plan_hash=plan.hash, healthy=healthy, health_message=why
+            agent,
+            observed,
+            now=self.clock(),
+            plan_hash=plan.hash,
+            healthy=healthy,
+            health_message=why,
+            tools_degraded=degraded,
         )
+        status, retry = await self._registered(agent, status)
         await self._write(agent, status)
         requeue = self._requeue(status, observed, wait)
+        if retry is not None:
+            requeue = retry if requeue is None else min(requeue, retry)
         if requeue is None and healthy:  # the slow re-probe (jittered so a fleet does not probe at once)
             requeue = READY_REPROBE_SECONDS * random.uniform(1.0, 1.2)
         if idle_wait is not None:
             requeue = idle_wait if requeue is None else min(requeue, idle_wait)
         return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
+
+    async def _registered(self, agent: Agent, status: AgentStatus) -> tuple[AgentStatus, float | None]:
+        """Add the AndOR bridge's Registered condition (when a bridge is configured); never raises."""
+        if self.bridge is None:
+            return status, None
+        try:
+            teams = await self.store.list(Team, agent.metadata.namespace)
+        except Exception:  # noqa: BLE001 - triggers are optional; registration must not fail the agent
+            teams = []
+        condition, retry = await self.bridge.ensure(agent, teams, self.clock())
+        previous = agent.status.condition(condition.type) if agent.status else None
+        conditions = with_condition(list(status.conditions), condition, previous)
+        return status.model_copy(update={"conditions": conditions}), retry
+
+    def stale_registrations(self, wanted: Iterable[str]) -> list[str]:
+        """Keys registered with the bridge that no agent wants: resync reconciles them to unregister."""
+        return self.bridge.stale_keys(wanted) if self.bridge is not None else []
 
     def _still_ready(self, agent: Agent, observed: Observed) -> bool:
         """Skip the probe of an agent that is Ready on the same container (same id, same start) and was
@@ -314,6 +379,15 @@ class Reconciler:
         return None
 
     async def _remove_orphan(self, key: str) -> ReconcileResult:
+        if self.bridge is not None:
+            namespace, _, name = key.partition("/")
+            retry = await self.bridge.forget(namespace, name)
+            if retry is not None:
+                result = await self._remove_workload(key)
+                return ReconcileResult(action=result.action, requeue_after=retry)
+        return await self._remove_workload(key)
+
+    async def _remove_workload(self, key: str) -> ReconcileResult:
         observed = await self.runtime.observe(key)
         if observed.exists:
             log.info("removing %s: no Agent wants it", key)
@@ -373,4 +447,3 @@ class Reconciler:
             return None
         result: AgentStatus | None = await reader(Agent, name, namespace)
         return result
-

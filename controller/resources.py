@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    RootModel,
     ValidationError,
     field_validator,
     model_validator,
@@ -133,9 +134,14 @@ class ObjectMeta(Model):
 class Resources(Model):
     """Either a preset or explicit limits; explicit fields override the preset's."""
 
-    preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = None
-    memory_mb: int | None = Field(default=None, ge=1, le=65536, alias="memoryMB")
-    cpu: float | None = Field(default=None, gt=0, le=128)
+    preset: Literal["nano", "micro", "small", "medium", "large", "xlarge"] | None = Field(
+        default=None,
+        description="a named size (nano 256 MiB/0.25 CPU ... xlarge); memoryMB and cpu override its values",
+    )
+    memory_mb: int | None = Field(
+        default=None, ge=1, le=65536, alias="memoryMB", description="memory limit in MiB (OOM-killed above it)"
+    )
+    cpu: float | None = Field(default=None, gt=0, le=128, description="CPU limit in cores (0.5 = half a core)")
 
     def effective(self, default_memory_mb: int, default_cpu: float) -> tuple[int, float]:
         memory, cpu = PRESETS[self.preset] if self.preset else (default_memory_mb, default_cpu)
@@ -145,8 +151,10 @@ class Resources(Model):
 class SecretRef(Model):
     """A secret the agent receives as /run/secrets/NAME (or, when asEnv, as an env variable)."""
 
-    name: SecretName
-    as_env: bool = False
+    name: SecretName = Field(description="the secret's name in the secret store (`clawpen secrets set NAME`)")
+    as_env: bool = Field(
+        default=False, description="also expose it as an environment variable (visible in docker inspect; avoid)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -157,9 +165,9 @@ class SecretRef(Model):
 class VolumeMount(Model):
     """An extra mount: a named volume (plain name) or an absolute host path."""
 
-    source: str = Field(min_length=1, max_length=4096)
-    target: str = Field(min_length=1, max_length=4096)
-    read_only: bool = False
+    source: str = Field(min_length=1, max_length=4096, description="a named volume, or an absolute host path")
+    target: str = Field(min_length=1, max_length=4096, description="absolute path inside the container")
+    read_only: bool = Field(default=False, description="mount read-only")
 
     @field_validator("target")
     @classmethod
@@ -193,6 +201,73 @@ def _check_path(what: str, value: str, forbidden: tuple[str, ...]) -> str:
 
 RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
 
+# ---- tools (spec.tools; rendered for the agent by controller/tools_config.py) ----------------------
+BuiltinTool = Literal["read_file", "write_file", "list_files", "run_command"]
+ApprovalPolicy = Literal["never", "always"]
+MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+class MCPServerSpec(Model):
+    """An MCP server: `url` for streamable HTTP, or `command` (+ args, env) for stdio in the container."""
+
+    name: str = Field(description="tools are offered to the model as <name>__<tool>; [A-Za-z0-9_-]{1,32}")
+    url: str | None = Field(default=None, max_length=2048, description="streamable-HTTP endpoint")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers (url servers)")
+    command: str | None = Field(default=None, max_length=1024, description="program run inside the container")
+    args: list[str] = Field(default_factory=list, max_length=64)
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the stdio server")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not MCP_SERVER_NAME.match(value):
+            raise ValueError("must match [A-Za-z0-9_-]{1,32}")
+        return value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s]+$", value):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> MCPServerSpec:
+        if bool(self.url) == bool(self.command):
+            raise ValueError("give either url (streamable HTTP) or command (stdio), not both or neither")
+        return self
+
+
+class Approval(RootModel[ApprovalPolicy | dict[str, ApprovalPolicy]]):
+    """never | always | {tool: policy} ('*' sets the default for tools not named)."""
+
+    root: ApprovalPolicy | dict[str, ApprovalPolicy] = "never"
+
+
+class ToolsSpec(Model):
+    """Which tools the agent may use, and when a person must approve a call."""
+
+    builtin: list[BuiltinTool] | None = Field(
+        default=None, description="built-in workspace tools; unset: the template's default (see templates/agents.yaml)"
+    )
+    approval: Approval = Field(
+        default_factory=Approval, description="never | always | {tool: policy} ('*' sets the default)"
+    )
+    max_steps: int = Field(default=8, ge=1, le=100, description="tool rounds per turn before the agent stops")
+    turn_timeout_seconds: float = Field(default=300, gt=0, le=3600, description="time budget of one turn")
+    approval_timeout_seconds: float = Field(default=120, gt=0, le=3600, description="no answer in time = deny")
+    command_timeout_seconds: float = Field(default=30, gt=0, le=3600, description="run_command's default timeout")
+    mcp_servers: list[MCPServerSpec] = Field(default_factory=list, alias="mcpServers", max_length=32)
+
+    @field_validator("mcp_servers")
+    @classmethod
+    def _unique(cls, servers: list[MCPServerSpec]) -> list[MCPServerSpec]:
+        names = [s.name for s in servers]
+        if len(names) != len(set(names)):
+            raise ValueError("server names must be unique")
+        return servers
+
+
 
 class IdleSpec(Model):
     """Suspend an agent nobody talks to; the next chat message through the gateway wakes it."""
@@ -212,20 +287,47 @@ class IdleSpec(Model):
 
 
 class AgentSpec(Model):
-    template: str | None = Field(default=None, max_length=128, description="key in templates/agents.yaml")
-    provider: str | None = Field(default=None, max_length=64, description="key in templates/providers.yaml")
-    model: str | None = Field(default=None, max_length=256)
-    base_url: str | None = Field(default=None, alias="baseURL", max_length=2048)
-    resources: Resources | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: list[SecretRef] = Field(default_factory=list)
-    volumes: list[VolumeMount] = Field(default_factory=list)
-    restart_policy: RestartPolicy = "unless-stopped"
-    state: DesiredState = DesiredState.RUNNING
-    image: str | None = Field(default=None, max_length=512)
-    project: str | None = Field(default=None, max_length=128)
-    tags: list[str] = Field(default_factory=list, max_length=64)
-    system_prompt: str | None = Field(default=None, max_length=65536)
+    """The agent's desired configuration; the controller makes it true. Unset fields come from the template."""
+
+    template: str | None = Field(
+        default=None, max_length=128, description="key in templates/agents.yaml; its config are the defaults"
+    )
+    provider: str | None = Field(
+        default=None, max_length=64, description="key in templates/providers.yaml (default: the template's)"
+    )
+    model: str | None = Field(
+        default=None,
+        max_length=256,
+        description="model id (default: the template's, or the provider's default_model when provider is set here)",
+    )
+    base_url: str | None = Field(
+        default=None, alias="baseURL", max_length=2048, description="the provider's API URL, instead of the catalog's"
+    )
+    resources: Resources | None = Field(default=None, description="memory and CPU limits (default: the template's)")
+    env: dict[str, str] = Field(
+        default_factory=dict, description="environment variables for the agent (CLAWPEN_* is reserved)"
+    )
+    secrets: list[SecretRef] = Field(
+        default_factory=list, description="secrets mounted read-only at /run/secrets/NAME (names or {name, asEnv})"
+    )
+    volumes: list[VolumeMount] = Field(
+        default_factory=list, description="extra mounts besides /data and /workspace (kept across replacements)"
+    )
+    restart_policy: RestartPolicy = Field(
+        default="unless-stopped", description="the container's restart policy (Docker's names)"
+    )
+    state: DesiredState = Field(
+        default=DesiredState.RUNNING, description="desired state: Running or Stopped (clawpen start/stop set it)"
+    )
+    image: str | None = Field(
+        default=None, max_length=512, description="the container image (default: CLAWPEN_IMAGE, the agent image)"
+    )
+    project: str | None = Field(default=None, max_length=128, description="a grouping name (API ?project= filter)")
+    tags: list[str] = Field(default_factory=list, max_length=64, description="free-form tags (API ?tag= filter)")
+    system_prompt: str | None = Field(
+        default=None, max_length=65536, description="the agent's system prompt (default: the template's)"
+    )
+    tools: ToolsSpec | None = Field(default=None, description="tool calling: built-ins, MCP servers, approval")
     idle: IdleSpec | None = Field(
         default=None, description="suspend after a quiet period (spec.idle.suspendAfter); chat wakes it"
     )
@@ -334,12 +436,28 @@ class Agent(Resource):
 class TeamRouter(Model):
     # The seed names its router ("finance-router"); kept so a TOML file round-trips unchanged.
     name: str | None = Field(default=None, max_length=256)
-    mode: Literal["keyword", "llm", "hybrid"] = "keyword"
+    mode: Literal["keyword", "semantic", "llm", "hybrid"] = Field(
+        default="keyword",
+        description="keyword: listed words only; semantic: on-machine embedding similarity, no model call; "
+        "llm: ask the router model; hybrid: keywords when decisive, else semantic, else the model if one "
+        "is configured",
+    )
     confidence_threshold: float = Field(default=0.7, ge=0, le=1)
     clarify_on_low_confidence: bool = True
     provider: str | None = None
     model: str | None = None
     base_url: str | None = Field(default=None, alias="baseURL")
+    # route (issue 17): semantic routing
+    similarity_floor: float = Field(
+        default=0.35, ge=-1, le=1,
+        description="semantic routing: below this best similarity nothing in the team resembles the message "
+        "(fallback intent or a clarifying question)",
+    )
+    learn: bool = Field(
+        default=False,
+        description="add a message to the picked intent's learned examples when a user answers a "
+        "clarification (stored beside the team's status, never in the team file)",
+    )
 
 
 class TeamIntent(Model):

@@ -38,6 +38,12 @@ def _templates_dir() -> Path:
     return REPO_ROOT / "templates"
 
 
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value == "":
+        return default
+    return value.lower() in ("1", "true", "yes", "on")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -47,13 +53,19 @@ class Settings:
     namespace: str = "default"
     image: str = f"clawpen/agent:{__version__}"
     templates_dir: Path = field(default_factory=_templates_dir)
-    teams_dir: Path = REPO_ROOT / "teams"
+    # Off by default: Team resources in the store are the one source of truth (the repo's teams/
+    # are examples that `clawpen apply -f teams/` brings in). Set CLAWPEN_TEAMS_DIR to also serve a
+    # directory of the seed's TOML team files, re-read when they change.
+    teams_dir: Path | None = None
     resync_seconds: float = 120.0  # a safety net: store and Docker events drive reconciles
     workers: int = field(default_factory=default_workers)
     host: str = "127.0.0.1"
     port: int = 3000
     registration_enabled: bool = False
     snapshot_retention: int = 0  # 0 keeps every snapshot
+    import_max_bytes: int = 16 * 1024**3  # the largest agent export `import` accepts (CLAWPEN_IMPORT_MAX_BYTES)
+    andor_bridge_url: str = ""  # register agents with this AndOR bridge (empty: off)
+    andor_register: bool = True
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -70,6 +82,11 @@ class Settings:
             "workers": int(e.get("CLAWPEN_WORKERS") or default_workers()),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
+            "import_max_bytes": int(e.get("CLAWPEN_IMPORT_MAX_BYTES", str(16 * 1024**3))),
+            "andor_bridge_url": (e.get("CLAWPEN_ANDOR_BRIDGE_URL") or e.get("ANDOR_BRIDGE__URL") or "").strip(),
+            "andor_register": _flag(
+                e.get("CLAWPEN_ANDOR_BRIDGE_REGISTER_ON_CREATE") or e.get("ANDOR_BRIDGE__REGISTER_ON_CREATE"), True
+            ),
         }
         if e.get("CLAWPEN_TEMPLATES_DIR"):
             kwargs["templates_dir"] = Path(e["CLAWPEN_TEMPLATES_DIR"])

@@ -13,6 +13,7 @@ start already runs on the copied data.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
@@ -26,7 +27,16 @@ from typing import IO, Any, BinaryIO
 
 import yaml
 
-from controller.archive import CHUNK, ArchiveError, Progress, copy_stream, no_progress, verify_data_tar
+from controller.archive import (
+    CHUNK,
+    ArchiveError,
+    LimitedReader,
+    Progress,
+    copy_stream,
+    no_progress,
+    open_stream,
+    verify_data_tar,
+)
 from controller.resources import Agent, ManifestError, parse_resource
 from controller.snapshots import (
     SnapshotConflict,
@@ -73,12 +83,18 @@ def export_chunks(snaps: Snapshots, agent: str, sid: str, progress: Progress = n
     yield b"\0" * (-size % 512) + b"\0" * 1024  # end-of-archive: two zero blocks
 
 def receive(
-    snaps: Snapshots, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
+    snaps: Snapshots,
+    src: BinaryIO,
+    name: str | None = None,
+    progress: Progress = no_progress,
+    max_bytes: int | None = None,
 ) -> tuple[Agent, SnapshotInfo]:
     """Read and verify an export into a snapshot of the (possibly renamed) agent; touches no volume."""
     incoming = snaps.root / f".incoming-{pysecrets.token_hex(4)}"
     incoming.mkdir(parents=True, mode=0o700)
     try:
+        if max_bytes is not None:
+            src = io.BufferedReader(LimitedReader(src, max_bytes), CHUNK)  # type: ignore[assignment]
         manifest, spec = _unpack_export(src, incoming, progress)
         agent = renamed(spec, name) if name else spec
         target = check_agent_name(agent.metadata.name)
@@ -98,7 +114,7 @@ def _unpack_export(src: BinaryIO, into: Path, progress: Progress) -> tuple[dict[
     manifest: dict[str, Any] | None = None
     spec: Agent | None = None
     try:
-        with tarfile.open(fileobj=src, mode="r|") as tar:
+        with open_stream(fileobj=src) as tar:
             for member in tar:
                 if not member.isreg() or member.name not in ("manifest.json", "agent.yaml", "data.tar"):
                     raise ArchiveError(f"unexpected entry {member.name[:200]!r} in an agent export")
@@ -199,12 +215,17 @@ async def export_agent(
 
 
 async def import_agent(
-    store: Any, snaps: Snapshots, src: BinaryIO, name: str | None = None, progress: Progress = no_progress
+    store: Any,
+    snaps: Snapshots,
+    src: BinaryIO,
+    name: str | None = None,
+    progress: Progress = no_progress,
+    max_bytes: int | None = None,
 ) -> Agent:
     """Recreate an exported agent: verify the whole archive, fill its volumes, then store its spec."""
     if name:
         await _ensure_absent(store, check_agent_name(name), "default")
-    agent, info = await asyncio.to_thread(receive, snaps, src, name, progress)
+    agent, info = await asyncio.to_thread(receive, snaps, src, name, progress, max_bytes)
     key = f"{agent.metadata.namespace}/{agent.metadata.name}"
     try:
         await _ensure_absent(store, agent.metadata.name, agent.metadata.namespace)

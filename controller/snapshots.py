@@ -26,6 +26,8 @@ import re
 import secrets as pysecrets
 import shutil
 import tarfile
+import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,7 +56,9 @@ from controller.plan import (
     MANAGED_BY,
 )
 from controller.resources import DNS1123_LABEL, Agent, ManifestError, parse_resource
+from controller.runtime import podman
 from controller.runtime.docker import container_name, volume_names  # the runtime's naming, one source
+from controller.runtime.podman import find_image
 from controller.settings import Settings
 
 TARGETS = ("/data", "/workspace")
@@ -215,7 +219,7 @@ class Snapshots:
                     with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as out:  # type: ignore[call-overload]
                         for target in TARGETS:
                             chunks, _ = source.get_archive(target, chunk_size=CHUNK)
-                            append_stream(out, chunks)
+                            append_stream(out, chunks, root=target.strip("/"))
                     raw.flush()
                     os.fsync(raw.fileno())
                 progress("snapshot", writer.size, writer.size)
@@ -282,7 +286,14 @@ class Snapshots:
         try:
             helper = self._helper(volumes, start=True)
             try:
-                helper.put_archive("/", _upload(data, progress))
+                if podman.is_podman(self.client):
+                    # Podman's copy into "/" does not descend into volume mounts: one copy per volume.
+                    for target in TARGETS:
+                        with tempfile.TemporaryDirectory(prefix="clawpen-restore-") as tmp:
+                            part = _subtree(data, target.strip("/"), Path(tmp) / "part.tar")
+                            helper.put_archive(target, _upload(part, progress))
+                else:
+                    helper.put_archive("/", _upload(data, progress))
             finally:
                 helper.remove(force=True)
         except BaseException:
@@ -292,9 +303,20 @@ class Snapshots:
         if state == "running":
             # Killed while still frozen: a graceful stop could flush the agent's stale in-memory state over
             # the restored files. It starts again fresh and reloads its state from them.
+            started_before = container.attrs["State"].get("StartedAt")
             container.kill()
-            with contextlib.suppress(docker.errors.APIError):
-                container.wait(timeout=30)
+            container.reload()
+            if container.status == "paused":  # Podman: a frozen process gets the SIGKILL once thawed
+                with contextlib.suppress(docker.errors.APIError):
+                    container.unpause()
+            # Polled rather than `wait`ed: under a restart policy Podman's wait may never see the exit.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                container.reload()
+                state = container.attrs["State"]
+                if not state.get("Running") or state.get("StartedAt") != started_before:
+                    break
+                time.sleep(0.05)
             try:
                 container.start()
             except docker.errors.APIError:
@@ -380,17 +402,18 @@ class Snapshots:
     def _helper(self, volumes: dict[str, str], *, start: bool) -> Any:
         """A container from the agent image with the volumes mounted; when started, it empties them."""
         try:
-            self.client.images.get(self.settings.image)
+            image = find_image(self.client, self.settings.image)
         except docker.errors.ImageNotFound:
             raise SnapshotConflict(
                 f"image {self.settings.image!r} is not present locally; build it with `clawpen image build`"
             ) from None
         helper = self.client.containers.create(
-            self.settings.image,
+            image.id,
             entrypoint=["python3", "-c", _WIPE],
             command=[],
             user=f"{AGENT_UID}:{AGENT_UID}",
             network_mode="none",
+            ulimits=podman.ulimits(self.client),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             volumes={volume: {"bind": target, "mode": "rw"} for target, volume in volumes.items()},
@@ -408,6 +431,21 @@ class Snapshots:
                 helper.remove(force=True)
                 raise
         return helper
+
+
+def _subtree(data: Path, root: str, out: Path) -> Path:
+    """The entries of the (verified) snapshot tar under `root`/, renamed relative to it."""
+    with tarfile.open(data, "r|") as src, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src:
+            if member.name == root or not member.name.startswith(root + "/"):
+                continue
+            member.name = member.name[len(root) + 1 :]
+            if member.islnk():
+                if not member.linkname.startswith(root + "/"):
+                    continue
+                member.linkname = member.linkname[len(root) + 1 :]
+            dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+    return out
 
 
 def _upload(data: Path, progress: Progress) -> Iterator[bytes]:

@@ -33,6 +33,7 @@ def derive_status(
     problem: Problem | None = None,
     healthy: bool | None = None,
     health_message: str | None = None,
+    tools_degraded: str | None = None,
 ) -> AgentStatus:
     previous = agent.status or AgentStatus()
     want_running = agent.spec.state == DesiredState.RUNNING
@@ -40,6 +41,9 @@ def derive_status(
 
     phase, ready, reason, message = _phase(want_running, obs, problem, healthy, health_message)
     conditions = [_condition(previous, "Ready", ready, reason, message, now)]
+    tools = _tools_condition(previous, ready, tools_degraded, now)
+    if tools is not None:
+        conditions.append(tools)
     return AgentStatus(
         phase=phase,
         observed_generation=agent.metadata.generation,
@@ -75,6 +79,8 @@ def _phase(
     if obs.running:
         if healthy:
             return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"
+        if obs.error and obs.state[:1].isupper():  # a runtime's own reason: Unschedulable, ImagePullBackOff...
+            return Phase.PENDING, False, obs.state, obs.error
         why = health_message or "waiting for the agent's /healthz"
         return Phase.STARTING, False, "Starting" if healthy is None else "NotReady", why
     if obs.state == "restarting":
@@ -83,6 +89,21 @@ def _phase(
         detail = f": {obs.error}" if obs.error else ""
         return Phase.FAILED, False, "Crashed", f"the container exited with code {obs.exit_code}{detail}"
     return Phase.STARTING, False, "Starting", f"the container is {obs.state}"
+
+
+def _tools_condition(previous: AgentStatus, ready: bool, degraded: str | None, now: datetime) -> Condition | None:
+    """ToolsDegraded: True while the ready agent reports failed tool servers (MCP), with its reason.
+
+    Shown once it has been True, then kept as False so the recovery is visible; an agent whose tools
+    never failed does not carry it. While the agent is not ready, the last known value stays."""
+    before = previous.condition("ToolsDegraded")
+    if not ready:
+        return before
+    if degraded:
+        return _condition(previous, "ToolsDegraded", True, "MCPServerFailed", degraded, now)
+    if before is not None:
+        return _condition(previous, "ToolsDegraded", False, "ToolsAvailable", "every tool server answers", now)
+    return None
 
 
 def _condition(

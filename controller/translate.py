@@ -16,6 +16,7 @@ from controller.catalog import Catalog, Provider
 from controller.interpolate import InterpolationError, interpolate, interpolate_map
 from controller.plan import LABEL_PREFIX, Mount, SecretMount, WorkloadPlan
 from controller.resources import Agent, DesiredState
+from controller.tools_config import render_tools
 
 
 class TranslateError(Exception):
@@ -110,6 +111,7 @@ def translate(
             "CLAWPEN_DATA_DIR": "/data",
         }
     )
+    env.update(render_tools(spec.tools, template.tools.builtin if template else None))
 
     mounts = tuple(Mount(v.source, v.target, v.read_only) for v in spec.volumes)
     labels = {k: v for k, v in agent.metadata.labels.items() if not k.startswith(LABEL_PREFIX)}
@@ -164,9 +166,18 @@ def _secret_mounts(
             f"(set with `clawpen secrets set NAME [--agent {agent.metadata.name}]`)",
         )
     # The provider's key is mounted when the store has it, even if not listed: it is what the agent
-    # needs to work, and listing it again in every manifest is noise. Absent, the agent reports it.
-    if provider.env_key and provider.env_key not in wanted and provider.env_key in resolved:
-        wanted[provider.env_key] = False
+    # needs to work, and listing it again in every manifest is noise. Absent and required, the agent
+    # could never become ready: say so now (Failed, SecretMissing) rather than "Starting" forever;
+    # setting the secret re-reconciles the agent (the secret watcher knows it wants this name).
+    if provider.env_key and provider.env_key not in wanted:
+        if provider.env_key in resolved:
+            wanted[provider.env_key] = False
+        elif not provider.key_optional:
+            raise TranslateError(
+                "SecretMissing",
+                f"provider {provider.name} needs the secret {provider.env_key}, which is not set "
+                f"(`clawpen secrets set {provider.env_key}`; the value is read from stdin or a prompt)",
+            )
     return tuple(
         SecretMount(name=name, scope=resolved[name].scope, version=resolved[name].version, as_env=as_env)
         for name, as_env in sorted(wanted.items())
@@ -179,8 +190,15 @@ def effective_provider_model(agent: Agent, catalog: Catalog) -> tuple[str, str |
     tconf = template.config if template else None
     provider_key = agent.spec.provider or (tconf.llm_provider if tconf else None) or catalog.default_provider
     provider = catalog.providers.get(provider_key)
-    model = agent.spec.model or (tconf.llm_model if tconf else None) or (provider.default_model if provider else None)
-    return provider_key, model
+    default = provider.default_model if provider else None
+    if agent.spec.model:
+        return provider_key, agent.spec.model
+    template_provider = tconf.llm_provider if tconf else None
+    if agent.spec.provider and agent.spec.provider != template_provider:
+        # The template's model belongs to the template's provider (gpt-4o means nothing to Ollama):
+        # a provider chosen in the spec without a model gets that provider's default model.
+        return provider_key, default
+    return provider_key, (tconf.llm_model if tconf else None) or default
 
 
 def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from controller.agent_token import open_agent_tokens
+from controller.andor import AndorBridge
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
 from controller.idle import Activity
@@ -68,9 +69,19 @@ def build_reconciler(
         secrets=open_secrets(settings),
         environ=os.environ,
         events=EventLog(settings.ensure_home() / "events"),
+        # Outside the cluster (no in-cluster service env) the agents' Service names do not resolve.
+        runtime_readiness=settings.runtime == "kubernetes" and "KUBERNETES_SERVICE_HOST" not in os.environ,
+        bridge=open_bridge(settings),
         tokens=open_agent_tokens(settings.ensure_home(), runtime),
         activity=Activity(settings.ensure_home()),
     )
+
+
+def open_bridge(settings: Settings) -> AndorBridge | None:
+    """The AndOR bridge agents register with, when `andor-bridge.url` is set and registration is on."""
+    if not settings.andor_bridge_url or not settings.andor_register:
+        return None
+    return AndorBridge(settings.andor_bridge_url, settings.ensure_home() / ".state" / "andor-bridge.json")
 
 
 def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Controller:

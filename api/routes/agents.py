@@ -9,6 +9,8 @@ stats and health.
 from __future__ import annotations
 
 import asyncio
+import random
+from dataclasses import asdict
 
 import httpx
 from pydantic import BaseModel
@@ -20,6 +22,7 @@ from api.context import Deps, deps, parse_body, query_int
 from api.convert import agent_from_create, agent_from_update, agent_out, desired_state, status_name
 from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
+from api.paging import PAGE_QUERY, paginate
 from api.render_cache import RenderCache
 from api.schemas import (
     ActionOut,
@@ -29,8 +32,11 @@ from api.schemas import (
     AgentOut,
     AgentUpdate,
     BulkActionOut,
+    EventOut,
     LogLineOut,
 )
+from controller.catalog import unknown_names
+from controller.events import EventLog
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
 from controller.store.base import Conflict
@@ -40,6 +46,7 @@ LIST_FILTERS = (
     Query("project", {"type": "string"}, "only agents of this project"),
     Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed", "suspended"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
+    *PAGE_QUERY,
 )
 LOGS_TIMEOUT = 15.0
 STATUSES = ("pending", "starting", "running", "stopped", "failed", "suspended")
@@ -54,22 +61,11 @@ def _json(model: BaseModel, status: int = 200) -> JSONResponse:
 
 def _check_catalog(d: Deps, agent: Agent) -> None:
     """Unknown template/provider keys are a client error now, not a Failed agent later."""
-    spec = agent.spec
-    errors = []
-    if spec.template and d.catalog.templates and spec.template not in d.catalog.templates:
-        errors.append(
-            {
-                "field": "template",
-                "message": f"unknown template {spec.template!r}; known: {', '.join(sorted(d.catalog.templates))}",
-            }
-        )
-    if spec.provider and d.catalog.providers and spec.provider not in d.catalog.providers:
-        errors.append(
-            {
-                "field": "config.llm_provider",
-                "message": f"unknown provider {spec.provider!r}; known: {', '.join(sorted(d.catalog.providers))}",
-            }
-        )
+    fields = {"template": "template", "provider": "config.llm_provider"}
+    errors = [
+        {"field": fields[field], "message": message}
+        for field, message in unknown_names(d.catalog, agent.spec.template, agent.spec.provider)
+    ]
     if errors:
         raise invalid(errors)
 
@@ -83,14 +79,15 @@ async def list_agents(request: Request) -> Response:
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     agents = await d.store.list(Agent, d.settings.namespace)
-    chosen = [
+    wanted = [
         a
         for a in sorted(agents, key=lambda a: a.name)
         if (project is None or a.spec.project == project)
         and (status is None or status_name(a) == status)
         and (tag is None or tag in a.spec.tags)
     ]
-    return Response(_RENDERED.array(chosen), media_type="application/json")
+    page, headers = paginate(request, wanted, lambda a: a.name)
+    return Response(_RENDERED.array(page), media_type="application/json", headers=headers)
 
 
 @operation(
@@ -134,7 +131,10 @@ async def get_agent(request: Request) -> JSONResponse:
 async def update_agent(request: Request) -> JSONResponse:
     d = deps(request)
     body = await parse_body(request, AgentUpdate)
-    for _ in range(5):
+    # Without resource_version the update applies to whatever is current: a stale read (the controller
+    # or another client wrote in between) is re-read and re-applied, with a growing, jittered pause so
+    # concurrent writers spread out instead of colliding again (5 tries × 10 ms still gave 409s).
+    for attempt in range(UPDATE_ATTEMPTS):
         current = await d.agent(request.path_params["id"])
         updated = agent_from_update(current, body)
         _check_catalog(d, updated)
@@ -143,15 +143,35 @@ async def update_agent(request: Request) -> JSONResponse:
         except Conflict:
             if body.resource_version is not None:
                 raise  # the client asked for exactly that version: a stale one is its 409
-            await asyncio.sleep(0.01)  # the controller wrote status in between: apply again to the new one
+            await asyncio.sleep(random.uniform(0, min(0.2, 0.005 * 2**attempt)))
     raise ApiError(409, f"agent {request.path_params['id']!r} kept changing; try again")
 
 
-@operation(Operation("Delete an agent (the controller removes its container)", response=None, status=204, tags=TAGS))
+UPDATE_ATTEMPTS = 20
+
+
+@operation(
+    Operation(
+        "Delete an agent (the controller removes its container; ?volumes=true also removes its /data and "
+        "/workspace volumes, which are kept by default)",
+        response=None,
+        status=204,
+        errors=(400, 409, 503),
+        query=(Query("volumes", {"type": "boolean"}, "also remove the agent's volumes"),),
+        tags=TAGS,
+    )
+)
 async def delete_agent(request: Request) -> Response:
     d = deps(request)
+    raw = request.query_params.get("volumes", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid([{"field": "volumes", "message": "must be true or false"}])
     agent = await d.agent(request.path_params["id"])
     await d.store.delete(Agent, agent.name, agent.metadata.namespace)
+    if raw in ("true", "1"):
+        # The controller may be removing (or still replacing) the container right now: the runtime
+        # removes it too and retries until the volumes are free.
+        await d.runtime.remove(agent.key, volumes=True)
     return Response(status_code=204)
 
 
@@ -302,6 +322,23 @@ async def agent_health(request: Request) -> JSONResponse:
     return _json(out)
 
 
+@operation(
+    Operation(
+        "What the controller did with the agent and why (newest last)",
+        response=list[EventOut],
+        query=(Query("limit", {"type": "integer", "minimum": 1, "maximum": 50}, "default 20"),),
+        tags=TAGS,
+    )
+)
+async def agent_events(request: Request) -> JSONResponse:
+    d = deps(request)
+    limit = query_int(request, "limit", 20, 1, 50)
+    agent = await d.agent(request.path_params["id"])
+    log = EventLog(d.settings.home / "events")
+    found = await asyncio.to_thread(log.recent, agent.key, limit)
+    return JSONResponse([EventOut(**asdict(e)).model_dump(mode="json") for e in found])
+
+
 ROUTES = [
     Route("/api/agents", list_agents, methods=["GET"]),
     Route("/api/agents", create_agent, methods=["POST"]),
@@ -315,4 +352,5 @@ ROUTES = [
     Route("/api/agents/{id}/logs", agent_logs, methods=["GET"]),
     Route("/api/agents/{id}/metrics", agent_metrics, methods=["GET"]),
     Route("/api/agents/{id}/health", agent_health, methods=["GET"]),
+    Route("/api/agents/{id}/events", agent_events, methods=["GET"]),
 ]

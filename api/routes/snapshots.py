@@ -196,7 +196,7 @@ async def export_agent(request: Request) -> Response:
         "Import an agent from an export archive (request body: the tar)",
         response=AgentOut,
         status=201,
-        errors=(400, 409, 422, 503),
+        errors=(400, 409, 413, 422, 503),
         query=(Query("name", {"type": "string"}, "import under another name"),),
         tags=TAGS,
     )
@@ -211,14 +211,18 @@ async def import_agent_route(request: Request) -> JSONResponse:
     spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     spool = spool_dir / f"import-{pysecrets.token_hex(6)}.tar"
     try:
+        limit, received = d.settings.import_max_bytes, 0
         with spool.open("wb") as fh:
             async for chunk in request.stream():
+                received += len(chunk)
+                if received > limit:
+                    raise ApiError(413, f"the archive is larger than {limit} bytes (CLAWPEN_IMPORT_MAX_BYTES)")
                 await asyncio.to_thread(fh.write, chunk)
         if spool.stat().st_size == 0:
             raise ApiError(400, "request body is required: the archive made by export")
         with spool.open("rb") as src:
             try:
-                created = await import_agent(d.store, snaps, src, name)
+                created = await import_agent(d.store, snaps, src, name, max_bytes=limit)
             except (SnapshotError, ArchiveError) as err:
                 raise ApiError(err.status, str(err)) from None
     finally:

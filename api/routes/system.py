@@ -7,7 +7,6 @@ metrics hold counts and timings, no names of agents or secrets).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from api.context import deps
+from api.context import Deps, deps
 from api.convert import status_name
 from api.openapi import Operation, build_openapi, operation
 from api.routes.agents import metrics_out
 from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut
+from api.usage import USAGE_DEADLINE_SECONDS, within
 from controller import __version__
 from controller.metrics import REGISTRY, agents_by_phase
 from controller.resources import Agent, Phase
@@ -76,18 +76,23 @@ async def runtime_status(request: Request) -> JSONResponse:
 @operation(Operation("Resource usage of every running agent", response=GlobalMetricsOut, errors=(503,), tags=TAGS))
 async def usage(request: Request) -> JSONResponse:
     d = deps(request)
+    return JSONResponse(await d.usage.get(lambda: _gather_usage(d)))
+
+
+async def _gather_usage(d: Deps) -> dict[str, Any]:
     agents = await d.store.list(Agent, d.settings.namespace)
     running = [a for a in agents if status_name(a) == "running"]
 
-    async def one(agent: Agent) -> AgentMetricsOut | None:
-        try:
-            return metrics_out(agent.name, await d.runtime.stats(agent.key))
-        except RuntimeUnavailable:
-            raise
-        except RuntimeError_:
-            return None  # stopped between the list and the stats call
+    async def one(agent: Agent) -> AgentMetricsOut:
+        return metrics_out(agent.name, await d.runtime.stats(agent.key))
 
-    found = [m for m in await asyncio.gather(*(one(a) for a in running)) if m is not None]
+    found: list[AgentMetricsOut] = []
+    for result in await within(USAGE_DEADLINE_SECONDS, [one(a) for a in running]):
+        if isinstance(result, RuntimeUnavailable):
+            raise result
+        if isinstance(result, BaseException):
+            continue  # stopped between the list and the stats call, or the engine timed out
+        found.append(result)
     out = GlobalMetricsOut(
         agents_total=len(agents),
         agents_running=len(running),
@@ -95,7 +100,7 @@ async def usage(request: Request) -> JSONResponse:
         cpu_percent_total=round(sum(m.cpu_percent for m in found), 2),
         agents=found,
     )
-    return JSONResponse(out.model_dump(mode="json"))
+    return out.model_dump(mode="json")
 
 
 @operation(

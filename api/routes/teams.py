@@ -1,14 +1,16 @@
 """/api/teams: the seed's team endpoints, and the routed team chat over a WebSocket.
 
-Teams come from two places: the teams directory (teams/*.toml, the seed's format, re-read whenever a
-file changes) and Team resources in the store (`clawpen apply -f team.yaml`); a stored Team wins over
-a file of the same name because applying it was the more deliberate act. A team's status is derived
+Teams are Team resources in the store (`clawpen apply -f teams/` brings in the shipped examples), so
+deleting one stops it being served. Only when CLAWPEN_TEAMS_DIR names a directory are the seed's
+TOML files there served too (re-read whenever a file changes); a stored Team wins over a file of
+the same name because applying it was the more deliberate act. A team's status is derived
 on each read from the Agents it routes to, so "why does my team not answer" is one GET away.
 
 Team chat: the client sends `{"content", "session"?}` frames, like agent chat. Each message is
-classified (keyword, LLM or hybrid, per the team) and then either
-  - answered with a clarification frame listing the options (the user's next message picks one, by
-    name, agent or number, and the original message is forwarded), or
+classified (keyword, semantic, LLM or hybrid, per the team) and then either
+  - answered with a clarification frame listing the options, with `done: true` since it ends the turn
+    (the user's next message picks one, by name, agent or number, and the original message is
+    forwarded), or
   - acknowledged with a routing frame `{routing_to, classification}`, followed by the chosen agent's
     streamed answer: the agent chat relay's own frames, each tagged with `from_agent`.
 A follow-up in the same session stays with the same agent unless it clearly belongs elsewhere.
@@ -30,11 +32,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from api.approvals import ApprovalRouter
 from api.context import Deps, deps, parse_body
 from api.errors import ApiError
 from api.openapi import Operation, operation
+from api.paging import PAGE_QUERY, paginate
 from api.routes.secrets import secret_store
-from api.routes.ws import error_frame, not_ready, now_iso, parse_chat_frame, read_client, relay
+from api.routes.ws import error_frame, new_inbox, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
 from api.wake import wake_for_chat
 from controller.resources import DNS1123_LABEL, Agent, Team
@@ -42,10 +46,12 @@ from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
 from controller.teams.conversation import Clarify, Conversation
 from controller.teams.conversation import Route as RouteTo
+from controller.teams.learned import LearnedExamples, learned_dir
 from controller.teams.llm_router import Complete, classify
 from controller.teams.model import RouterModel, resolve_router_model
 from controller.teams.registry import TeamRegistry
 from controller.teams.router import Classification, KeywordRouter, agent_prefix
+from controller.teams.semantic import SemanticRouter
 from controller.teams.status import derive_team_status
 
 log = logging.getLogger("clawpen.api.teams")
@@ -61,14 +67,23 @@ class ClassifyIn(BaseModel):
     message: str = Field(min_length=1, max_length=16_000)
 
 
+class IntentScoreOut(BaseModel):
+    intent: str
+    score: float
+
+
 class ClassificationOut(BaseModel):
     intent: str
     confidence: float = Field(ge=0, le=1)
     matched_keywords: list[str]
     needs_clarification: bool
     agent: str | None
-    reasoning: str
-    method: str
+    reasoning: str = Field(description="why: the keyword hit, the semantic margin, or the model's answer")
+    method: str = Field(description="the stage that decided: keyword, semantic, llm, fallback, sticky, "
+                        "clarify or user")
+    mode: str = Field(default="", description="the team's router mode")
+    top_intents: list[IntentScoreOut] = Field(
+        default_factory=list, description="best intents with the deciding stage's scores, best first")
 
 
 class TeamIntentOut(BaseModel):
@@ -115,17 +130,21 @@ class ReloadOut(BaseModel):
 # ---- where teams come from -------------------------------------------------------------------------
 
 
-def registry(conn: HTTPConnection) -> TeamRegistry:
-    """The app's team-directory registry, created on first use (one per app, like its deps)."""
+def registry(conn: HTTPConnection) -> TeamRegistry | None:
+    """The app's team-directory registry (only with CLAWPEN_TEAMS_DIR), created on first use."""
     state = conn.app.state
+    directory = deps(conn).settings.teams_dir
+    if directory is None:
+        return None
     if getattr(state, "team_registry", None) is None:
-        state.team_registry = TeamRegistry(deps(conn).settings.teams_dir)
+        state.team_registry = TeamRegistry(directory)
     return state.team_registry  # type: ignore[no-any-return]
 
 
 async def all_teams(conn: HTTPConnection) -> dict[str, tuple[Team, str]]:
     d = deps(conn)
-    out: dict[str, tuple[Team, str]] = {n: (t, "file") for n, t in registry(conn).current().teams.items()}
+    files = registry(conn)
+    out: dict[str, tuple[Team, str]] = {n: (t, "file") for n, t in files.current().teams.items()} if files else {}
     try:
         stored = await d.store.list(Team, d.settings.namespace)
     except (StoreError, TypeError, KeyError) as err:  # a store that does not keep Teams
@@ -157,8 +176,8 @@ def _lookup_key(conn: HTTPConnection) -> Callable[[str], str | None]:
 
 
 def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
-    """The team router's model as `messages -> text`, or None (then LLM and hybrid use keywords)."""
-    if team.spec.router.mode == "keyword":
+    """The team router's model as `messages -> text`, or None (then LLM and hybrid stop at semantic)."""
+    if team.spec.router.mode in ("keyword", "semantic"):
         return None
     d = deps(conn)
     resolved = resolve_router_model(team, d.catalog.providers, os.environ, _lookup_key(conn))
@@ -179,10 +198,28 @@ def completer_for(conn: HTTPConnection, team: Team) -> Complete | None:
     return completer(config, client=d.http)
 
 
+def learned_examples(conn: HTTPConnection) -> LearnedExamples:
+    """The app's store of examples learned from clarification answers (teams with router.learn)."""
+    state = conn.app.state
+    if getattr(state, "team_learned", None) is None:
+        state.team_learned = LearnedExamples(learned_dir(deps(conn).settings))
+    return state.team_learned  # type: ignore[no-any-return]
+
+
+def semantic_router(conn: HTTPConnection) -> SemanticRouter:
+    """One per app over the process's shared model and anchor cache, with the app's learned examples."""
+    state = conn.app.state
+    if getattr(state, "semantic_router", None) is None:
+        state.semantic_router = SemanticRouter(learned=learned_examples(conn).get)
+    return state.semantic_router  # type: ignore[no-any-return]
+
+
 async def classify_with(conn: HTTPConnection, team: Team, message: str) -> Classification:
-    cached = registry(conn).current().routers.get(team.name)  # compiled when the file was read
+    files = registry(conn)
+    cached = files.current().routers.get(team.name) if files else None  # compiled when the file was read
     router = cached if cached is not None and cached.team is team else KeywordRouter(team)
-    return await classify(team, message, completer_for(conn, team), router)
+    return await classify(team, message, completer_for(conn, team), router,
+                          semantic=semantic_router(conn).aclassify)
 
 
 def _status(team: Team, agents: list[Agent]) -> TeamStatusOut:
@@ -232,12 +269,15 @@ def classification_out(c: Classification) -> dict[str, Any]:
 # ---- HTTP -----------------------------------------------------------------------------------------
 
 
-@operation(Operation("List teams, with each team's status", response=list[TeamOut], tags=TAGS))
+@operation(
+    Operation("List teams, with each team's status", response=list[TeamOut], query=PAGE_QUERY, errors=(422,), tags=TAGS)
+)
 async def list_teams(request: Request) -> JSONResponse:
     d = deps(request)
     agents = await d.store.list(Agent, d.settings.namespace)
     teams = await all_teams(request)
-    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in sorted(teams.items())])
+    page, headers = paginate(request, sorted(teams.items()), lambda item: item[0])
+    return JSONResponse([team_out(t, s, agents).model_dump(mode="json") for _, (t, s) in page], headers=headers)
 
 
 @operation(Operation("Get one team's configuration and status", response=TeamOut, errors=(404,), tags=TAGS))
@@ -263,12 +303,20 @@ async def classify_message(request: Request) -> JSONResponse:
     return JSONResponse(classification_out(await classify_with(request, team, body.message)))
 
 
-@operation(Operation("Re-read the teams directory now", response=ReloadOut, tags=TAGS))
+@operation(Operation("Re-read the teams now: the store's Teams (and CLAWPEN_TEAMS_DIR)", response=ReloadOut, tags=TAGS))
 async def reload_teams(request: Request) -> JSONResponse:
-    current = registry(request).reload()
+    d = deps(request)
+    files = registry(request)
+    current = files.reload() if files else None
+    errors = dict(current.errors) if current else {}
+    try:
+        for broken in await d.store.list_broken(Team, d.settings.namespace):
+            errors[broken.path or f"teams/{broken.name}"] = broken.error
+    except (StoreError, TypeError, KeyError, AttributeError) as err:
+        log.debug("broken teams unavailable: %s", err)
     out = ReloadOut(
-        teams=sorted(current.teams),
-        errors=[TeamFileError(file=f, message=m) for f, m in sorted(current.errors.items())],
+        teams=sorted(await all_teams(request)),
+        errors=[TeamFileError(file=f, message=m) for f, m in sorted(errors.items())],
     )
     return JSONResponse(out.model_dump(mode="json"))
 
@@ -321,7 +369,9 @@ def _agent_problem(agent: Agent | None, name: str) -> str | None:
     return not_ready(agent)
 
 
-async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str) -> None:
+async def _answer(
+    ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session: str, approvals: ApprovalRouter
+) -> None:
     await ws.send_json(
         {
             "role": "assistant",
@@ -340,11 +390,14 @@ async def _answer(ws: WebSocket, d: Deps, team: Team, decision: RouteTo, session
     if agent is not None and not problem:
         problem = await wake_for_chat(d, agent)
     if problem or agent is None:
-        await ws.send_json({**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent})
+        await ws.send_json(
+            {**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent, "done": True}
+        )
         return
     # The agent keeps history per session: one agent session per team session.
     frame = ChatIn(content=decision.message, session=f"team.{team.name}.{session}"[:128])
-    await relay(_FromAgent(ws, agent.name, agent_prefix(team, decision.intent)), d, agent, frame)  # type: ignore[arg-type]
+    sink = _FromAgent(ws, agent.name, agent_prefix(team, decision.intent))
+    await relay(sink, d, agent, frame, approvals)  # type: ignore[arg-type]
 
 
 async def team_chat(ws: WebSocket) -> None:
@@ -360,9 +413,10 @@ async def team_chat(ws: WebSocket) -> None:
         return
     await ws.send_json(_welcome(team))
     sessions: dict[str, Conversation] = {}
-    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    inbox = new_inbox()
     gone = asyncio.Event()
-    reader = asyncio.create_task(read_client(ws, inbox, gone))
+    approvals = ApprovalRouter(ws, d.http, error_frame)  # the routed agent's tool approvals
+    reader = asyncio.create_task(read_client(ws, inbox, gone, approvals))
 
     async def classify_fn(t: Team, message: str) -> Classification:
         return await classify_with(ws, t, message)
@@ -377,7 +431,7 @@ async def team_chat(ws: WebSocket) -> None:
                 continue
             with contextlib.suppress(ApiError):  # pick up edits to the team file between messages
                 team, _ = await find_team(ws, name)
-            conversation = sessions.setdefault(frame.session, Conversation(team))
+            conversation = sessions.setdefault(frame.session, Conversation(team, learn=learned_examples(ws).add))
             conversation.team = team
             decision = await conversation.decide(frame.content, classify_fn)
             if isinstance(decision, Clarify):
@@ -385,6 +439,7 @@ async def team_chat(ws: WebSocket) -> None:
                     {
                         "role": "assistant",
                         "type": "clarification",
+                        "done": True,  # the turn ends here: the next message answers the question
                         "content": decision.text,
                         "options": _options(team, decision.options),
                         "classification": classification_out(decision.classification),
@@ -392,7 +447,7 @@ async def team_chat(ws: WebSocket) -> None:
                     }
                 )
                 continue
-            task = asyncio.create_task(_answer(ws, d, team, decision, frame.session))
+            task = asyncio.create_task(_answer(ws, d, team, decision, frame.session, approvals))
             waiter = asyncio.create_task(gone.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()

@@ -7,7 +7,7 @@ text. A client that goes away cancels the upstream request (the agent stops gene
 agent that is not running gets an error frame and a close code instead of a hang:
 
   4401 unauthorized (the auth guard) · 4404 unknown agent · 4409 agent not running / no endpoint
-  4503 the runtime cannot be reached
+  4503 the runtime cannot be reached · 1008 more than 16 frames waiting for replies · 1009 frame too big
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from api.approvals import ApprovalRouter, approval_answer, tool_frame
 from api.context import Deps, deps
 from api.errors import field_errors
 from api.schemas import ChatIn
@@ -36,6 +37,10 @@ from controller.store.base import NotFound, StoreError
 WS_UNKNOWN_AGENT = 4404
 WS_NOT_RUNNING = 4409
 WS_RUNTIME_DOWN = 4503
+WS_POLICY = 1008  # the client broke the session's rules (too many frames ahead of the replies)
+WS_TOO_BIG = 1009
+MAX_PENDING_FRAMES = 16
+MAX_FRAME_CHARS = 1_000_000  # ChatIn.content allows 200,000 characters; JSON escaping may grow it
 UPSTREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=300.0, write=30.0, pool=5.0)
 
 
@@ -96,8 +101,25 @@ async def parse_chat_frame(ws: WebSocket, raw: str) -> ChatIn | None:
         return None
 
 
-async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asyncio.Event) -> None:
-    """Receive frames into `inbox` while a reply streams, and notice a disconnect at once."""
+def new_inbox() -> asyncio.Queue[str | None]:
+    """A chat session's inbox: frames the client sent while a reply streams, bounded (see read_client)."""
+    return asyncio.Queue(maxsize=MAX_PENDING_FRAMES + 1)  # +1: room for the end-of-session marker
+
+
+async def read_client(
+    ws: WebSocket,
+    inbox: asyncio.Queue[str | None] | None,
+    gone: asyncio.Event,
+    approvals: ApprovalRouter | None = None,
+) -> None:
+    """Receive frames into `inbox` while a reply streams, and notice a disconnect at once.
+    Approval answers go straight to `approvals` (the turn that waits for them is still streaming).
+
+    The inbox is bounded: a client that sends more than MAX_PENDING_FRAMES frames ahead of the
+    replies is closed with 1008, and a frame bigger than any valid chat frame with 1009, each with an
+    error frame saying why (unbounded, a fast sender drove the gateway from 160 to 901 MiB in 7 s).
+    `inbox=None` reads only to notice the disconnect (the log stream), discarding what is sent.
+    """
     try:
         while True:
             message = await ws.receive()
@@ -106,15 +128,51 @@ async def read_client(ws: WebSocket, inbox: asyncio.Queue[str | None], gone: asy
             text = message.get("text")
             if text is None and message.get("bytes") is not None:
                 text = message["bytes"].decode("utf-8", "replace")
-            if text is not None:
-                await inbox.put(text)
+            if text is None or inbox is None:
+                continue
+            if len(text) > MAX_FRAME_CHARS:
+                await _close_with(
+                    ws, WS_TOO_BIG, "frame too big", f"a chat frame may hold at most {MAX_FRAME_CHARS} characters"
+                )
+                break
+            answer = approval_answer(text) if approvals is not None else None
+            if answer is not None and approvals is not None:
+                approvals.submit(answer)
+                continue
+            if inbox.qsize() >= MAX_PENDING_FRAMES:
+                await _close_with(
+                    ws,
+                    WS_POLICY,
+                    "too many frames",
+                    f"more than {MAX_PENDING_FRAMES} messages are waiting for replies; wait for a done frame "
+                    "before sending more",
+                )
+                break
+            inbox.put_nowait(text)
     finally:
         gone.set()
-        await inbox.put(None)
+        if inbox is not None:
+            while inbox.full():  # the session is over: what was pending will not be answered
+                inbox.get_nowait()
+            inbox.put_nowait(None)
 
 
-async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
-    """One user message → the agent's stream → delta frames, then a done or an error frame."""
+async def relay(
+    ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn, approvals: ApprovalRouter | None = None
+) -> None:
+    """One user message → the agent's stream → delta frames (and tool frames), then a done or an
+    error frame. While it streams, the client's approval answers go to this agent."""
+    assert agent.status is not None and agent.status.endpoint and d.http is not None
+    if approvals is not None:  # the agent's own token, as for the chat request itself
+        approvals.target = (agent.name, agent.status.endpoint, await auth_headers(d.tokens, agent.key))
+    try:
+        await _relay(ws, d, agent, frame)
+    finally:
+        if approvals is not None:
+            approvals.target = None
+
+
+async def _relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
     assert agent.status is not None and agent.status.endpoint and d.http is not None
     url = agent.status.endpoint.rstrip("/") + "/v1/chat/completions"
     payload = {
@@ -149,6 +207,10 @@ async def relay(ws: WebSocket, d: Deps, agent: Agent, frame: ChatIn) -> None:
                     detail = _error_text(event["error"])
                     await ws.send_json(error_frame(detail, f"agent {agent.name}: {detail}"))
                     return
+                tool = tool_frame(event, now_iso())
+                if tool is not None:
+                    await ws.send_json(tool)
+                    continue
                 choice = (event.get("choices") or [{}])[0] if isinstance(event, dict) else {}
                 chunk = (choice.get("delta") or {}).get("content")
                 if chunk:
@@ -172,9 +234,10 @@ async def chat(ws: WebSocket) -> None:
     d = deps(ws)
     name = ws.path_params["id"]
     await ws.accept()
-    inbox: asyncio.Queue[str | None] = asyncio.Queue()
+    inbox = new_inbox()
     gone = asyncio.Event()
-    reader = asyncio.create_task(read_client(ws, inbox, gone))
+    approvals = ApprovalRouter(ws, d.http, error_frame)
+    reader = asyncio.create_task(read_client(ws, inbox, gone, approvals))
     try:
         while True:
             try:
@@ -206,7 +269,7 @@ async def chat(ws: WebSocket) -> None:
             if woken:
                 await ws.send_json(error_frame("not running", woken))
                 continue
-            task = asyncio.create_task(relay(ws, d, agent, frame))
+            task = asyncio.create_task(relay(ws, d, agent, frame, approvals))
             waiter = asyncio.create_task(gone.wait())
             await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
@@ -240,8 +303,7 @@ async def logs_stream(ws: WebSocket) -> None:
     except ValueError:
         tail = 100
     gone = asyncio.Event()
-    inbox: asyncio.Queue[str | None] = asyncio.Queue()
-    reader = asyncio.create_task(read_client(ws, inbox, gone))
+    reader = asyncio.create_task(read_client(ws, None, gone))
 
     async def follow() -> None:
         lines = d.runtime.logs(agent.key, tail=tail, follow=True)

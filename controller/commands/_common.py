@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -49,7 +50,119 @@ def render(objs: list[dict[str, Any]] | dict[str, Any], output: str) -> str:
     return yaml.safe_dump(objs, sort_keys=False)
 
 
-def table(rows: list[list[str]], header: list[str]) -> str:
+def table(rows: list[list[str]], header: list[str], *, headers: bool = True) -> str:
+    shown = [header, *rows] if headers else rows
+    if not shown:
+        return ""
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    lines = ["   ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in shown]
     return "\n".join(lines)
+
+
+# ---- kubectl-style selection and output ------------------------------------------------------------
+
+OUTPUT_HELP = "table (default) | wide | name | yaml | json | jsonpath=TEMPLATE (e.g. jsonpath={.status.phase})"
+
+
+def add_namespace(p: Any) -> None:
+    p.add_argument(
+        "-n",
+        "--namespace",
+        help="namespace (default: CLAWPEN_NAMESPACE or 'default'; the file store has only 'default')",
+    )
+
+
+def namespace_of(args: Any) -> str:
+    return getattr(args, "namespace", None) or settings().namespace
+
+
+def parse_selector(text: str | None) -> list[tuple[str, str, str | None]]:
+    """`-l` as kubectl takes it: comma-separated `k=v`, `k==v`, `k!=v`, `k` (exists), `!k` (absent)."""
+    terms: list[tuple[str, str, str | None]] = []
+    for raw in (text or "").split(","):
+        term = raw.strip()
+        if not term:
+            continue
+        if "!=" in term:
+            key, value = term.split("!=", 1)
+            terms.append(("!=", key.strip(), value.strip()))
+        elif "=" in term:
+            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
+            terms.append(("=", key.strip(), value.strip()))
+        elif term.startswith("!"):
+            terms.append(("!", term[1:].strip(), None))
+        else:
+            terms.append(("exists", term, None))
+    for _, key, _ in terms:
+        if not key:
+            raise ValueError(f"-l {text!r}: a label key is empty")
+    return terms
+
+
+def matches(labels: dict[str, str], selector: list[tuple[str, str, str | None]]) -> bool:
+    for op, key, value in selector:
+        if op == "=" and labels.get(key) != value:
+            return False
+        if op == "!=" and labels.get(key) == value:
+            return False
+        if op == "exists" and key not in labels:
+            return False
+        if op == "!" and key in labels:
+            return False
+    return True
+
+
+def jsonpath(doc: Any, template: str) -> str:
+    """kubectl's jsonpath output for the common cases: `{.a.b}`, `{.items[*].metadata.name}`,
+    `{.list[0]}`, `{range .items[*]}...{end}`, and literal text between (with \\n, \\t)."""
+    import re
+
+    template = template.replace("\\n", "\n").replace("\\t", "\t")
+    tokens = re.split(r"(\{[^{}]*\})", template)
+    out: list[str] = []
+
+    def lookup(node: Any, path: str) -> list[Any]:
+        nodes = [node]
+        for part in re.findall(r"\.([^.\[\]]+)|\[(\*|-?\d+)\]", path.strip().removeprefix("$")):
+            name, index = part
+            nxt: list[Any] = []
+            for n in nodes:
+                if name:
+                    if isinstance(n, dict) and name in n:
+                        nxt.append(n[name])
+                elif index == "*":
+                    nxt.extend(n if isinstance(n, list) else list(n.values()) if isinstance(n, dict) else [])
+                elif isinstance(n, list):
+                    with contextlib.suppress(IndexError):
+                        nxt.append(n[int(index)])
+            nodes = nxt
+        return nodes
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+
+    def run(tokens: list[str], node: Any) -> None:
+        i = 0
+        while i < len(tokens):
+            tok = tokens[i]
+            if tok.startswith("{") and tok.endswith("}"):
+                expr = tok[1:-1].strip()
+                if expr.startswith("range "):
+                    depth, j = 1, i + 1
+                    while j < len(tokens):
+                        inner = tokens[j][1:-1].strip() if tokens[j].startswith("{") else ""
+                        depth += inner.startswith("range ") - (inner == "end")
+                        if depth == 0:
+                            break
+                        j += 1
+                    for item in lookup(node, expr[6:]):
+                        run(tokens[i + 1 : j], item)
+                    i = j + 1
+                    continue
+                out.append(" ".join(text(v) for v in lookup(node, expr)))
+            else:
+                out.append(tok)
+            i += 1
+
+    run(tokens, doc)
+    return "".join(out)

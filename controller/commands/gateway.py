@@ -20,6 +20,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from controller import presence
 from controller.cli import CommandError
 from controller.settings import Settings
 
@@ -35,6 +36,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1)")
         p.add_argument("--port", type=int, default=None, help="port to listen on (default 3000)")
         p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+        if with_controller:
+            p.add_argument(
+                "--standby",
+                action="store_true",
+                help="if another controller holds this home, wait and take over when it stops (default: refuse)",
+            )
         p.set_defaults(handler=run_up if with_controller else run_gateway)
 
     admin = sub.add_parser("admin", help="administer the gateway's login")
@@ -111,11 +118,21 @@ def _server_class() -> type:
         """uvicorn re-raises the Ctrl-C/SIGTERM it handled once it has shut down; we finish the
         shutdown ourselves (controller, runtime, store) and exit 0, as a service manager expects."""
 
+        clawpen_app: Any = None
+
         @contextlib.contextmanager
         def capture_signals(self) -> Iterator[None]:
             with super().capture_signals():
                 yield
                 self._captured_signals.clear()
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            # Watch streams (/api/watch) never end by themselves: end them first, so shutting
+            # down does not wait out the graceful timeout for every open dashboard.
+            hub = getattr(getattr(self.clawpen_app, "state", None), "watch_hub", None)
+            if hub is not None:
+                await hub.close()
+            await super().shutdown(sockets)
 
     return Server
 
@@ -128,7 +145,16 @@ def _open_parts(settings: Settings) -> tuple[Any, Any, Any]:
     return open_store(settings), open_runtime(settings), catalog
 
 
-async def serve(settings: Settings, *, with_controller: bool, log_level: str = "info") -> None:
+async def serve(
+    settings: Settings, *, with_controller: bool, log_level: str = "info", standby: bool = False
+) -> None:
+    from controller.lease import hold_lease
+
+    async with hold_lease(settings, enabled=with_controller, standby=standby):
+        await _serve(settings, with_controller=with_controller, log_level=log_level)
+
+
+async def _serve(settings: Settings, *, with_controller: bool, log_level: str) -> None:
     import uvicorn
 
     from api.app import create_app
@@ -149,6 +175,7 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
             timeout_graceful_shutdown=5,  # open chats and log streams must not keep Ctrl-C waiting
         )
         server = _Server(config)
+        server.clawpen_app = app
         tasks = {asyncio.create_task(server.serve(sockets=[sock]), name="gateway")}
         if with_controller:
             from controller.metrics import record_reconcile
@@ -160,9 +187,16 @@ async def serve(settings: Settings, *, with_controller: bool, log_level: str = "
         where = f"http://{settings.host}:{sock.getsockname()[1]}"
         while not server.started and not any(t.done() for t in tasks):
             await asyncio.sleep(0.02)
-        if server.started:  # said only once it answers, so scripts may wait for this line
-            log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        with contextlib.ExitStack() as present:
+            if server.started:  # said only once it answers, so scripts may wait for this line
+                present.enter_context(presence.announce(settings.home, "gateway", url=where))
+                if with_controller:
+                    present.enter_context(presence.announce(settings.home, "controller"))
+                log.info("clawpen %s on %s (home %s)", "up" if with_controller else "gateway", where, settings.home)
+            done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            if with_controller and settings.store == "files":
+                # Right for a controller, surprising for a compose user: say it.
+                log.info("stopping; agents keep running (and are adopted at the next start): `clawpen down` stops them")
         # Whichever half ends first takes the other down: a gateway without its controller (or the
         # reverse) would look healthy while nothing converges.
         server.should_exit = True
@@ -191,7 +225,7 @@ def _configure_logging(level: str) -> None:
 
 async def run_up(args: argparse.Namespace) -> int:
     _configure_logging(args.log_level)
-    await serve(_settings(args), with_controller=True, log_level=args.log_level)
+    await serve(_settings(args), with_controller=True, log_level=args.log_level, standby=args.standby)
     return 0
 
 

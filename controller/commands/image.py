@@ -25,7 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         type=Path,
         default=os.environ.get("CLAWPEN_WHEELS") or None,
-        help="install the agent's requirements offline from this wheel directory "
+        help="install the agent's requirements offline from this wheel directory: `pip download` of "
+        "agent/requirements.txt plus `pip download --no-deps` of agent/requirements-nodeps.txt "
         "(default: $CLAWPEN_WHEELS, else the package index)",
     )
     build.add_argument("--tag", help="image tag (default: $CLAWPEN_IMAGE or clawpen/agent:<version>)")

@@ -25,6 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "--liveness", metavar="URL", help="serve a liveness probe, e.g. http://0.0.0.0:8081/healthz"
     )
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--uninstall",
+        action="store_true",
+        help="remove every Agent's workload and the operator's finalizers, then exit (before "
+        "`kubectl delete -k deploy/kubernetes`; PVCs are kept)",
+    )
     p.set_defaults(handler=cmd_operator)
 
 
@@ -49,6 +55,14 @@ async def cmd_operator(args: argparse.Namespace) -> int:
     )
     cfg = operator_settings()
     store, runtime = open_store(cfg), open_runtime(cfg)
+    if args.uninstall:
+        try:
+            released = await operator.uninstall(store, runtime)
+        finally:
+            await runtime.close()
+            await store.close()
+        print(f"released {len(released)} agent(s): " + (", ".join(released) or "none"))
+        return 0
     ctx = operator.OperatorContext(
         reconciler=build_reconciler(cfg, store, runtime),
         runtime=runtime,

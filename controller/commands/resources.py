@@ -1,7 +1,8 @@
-"""kubectl-like commands over the store: apply, get, describe, delete, start, stop, logs.
+"""kubectl-like commands that change resources: apply, diff, edit, delete, start, stop, restart, logs.
 
-These only write specs and read status (and read logs from the runtime): the controller makes
-them true, exactly as with `kubectl apply` against a cluster.
+These only write specs (and read logs from the runtime; restart removes a container for the
+controller to replace): the controller makes them true, exactly as with `kubectl apply` against a
+cluster. Everything a file holds is validated (schema and catalog names) before anything is written.
 """
 
 from __future__ import annotations
@@ -11,62 +12,104 @@ import asyncio
 import sys
 from pathlib import Path
 
-from controller.catalog import Catalog
-from controller.commands._common import age, render, resource_class, settings, table
-from controller.resources import Agent, DesiredState, Resource
+from controller import presence
+from controller.catalog import unknown_names
+from controller.commands._common import add_namespace, namespace_of, resource_class, settings
+from controller.resources import Agent, DesiredState, ManifestError, Resource
 from controller.store.base import InvalidObject, NotFound, Store
-from controller.translate import effective_provider_model
 from controller.wiring import open_catalog, open_runtime, open_store
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("apply", help="create or update resources from YAML files or a directory")
-    p.add_argument("-f", "--filename", required=True, action="append", help="file or directory (repeatable)")
-    p.set_defaults(handler=cmd_apply)
+    for verb, help_text in (
+        ("apply", "create or update resources from YAML files, a directory, or stdin (-f -)"),
+        ("diff", "show what `apply -f` would change (exit 1 when something would)"),
+    ):
+        p = sub.add_parser(verb, help=help_text, description=help_text)
+        p.add_argument(
+            "-f", "--filename", required=True, action="append", help="file, directory or - for stdin (repeatable)"
+        )
+        if verb == "apply":
+            p.add_argument("--dry-run", action="store_true", help="validate and say what would change; write nothing")
+        p.set_defaults(handler=cmd_apply if verb == "apply" else cmd_diff)
 
-    p = sub.add_parser("get", help="list resources or show one")
-    p.add_argument("kind", help="agents | teams")
-    p.add_argument("name", nargs="?")
-    p.add_argument("-o", "--output", choices=["table", "yaml", "json"], default="table")
-    p.set_defaults(handler=cmd_get)
-
-    p = sub.add_parser("describe", help="spec, status, conditions and recent events of a resource")
-    p.add_argument("kind")
-    p.add_argument("name")
-    p.set_defaults(handler=cmd_describe)
-
-    p = sub.add_parser("delete", help="delete a resource (agent volumes are kept unless --volumes)")
-    p.add_argument("kind")
-    p.add_argument("name")
-    p.add_argument("--volumes", action="store_true", help="also remove the agent's /data and /workspace volumes")
+    p = sub.add_parser("delete", help="delete resources (agent volumes are kept unless --volumes)")
+    p.add_argument("kind", nargs="?", help="agent | team, or TYPE/NAME")
+    p.add_argument("names", nargs="*", metavar="NAME", help="one or more names")
+    p.add_argument("-f", "--filename", action="append", help="delete what these files or directories define")
+    p.add_argument("--volumes", action="store_true", help="also remove the agents' /data and /workspace volumes")
+    add_namespace(p)
     p.set_defaults(handler=cmd_delete)
 
     for verb, state in (("start", DesiredState.RUNNING), ("stop", DesiredState.STOPPED)):
-        p = sub.add_parser(verb, help=f"set an agent's spec.state to {state.value}")
-        p.add_argument("name")
+        p = sub.add_parser(verb, help=f"set agents' spec.state to {state.value}")
+        p.add_argument("names", nargs="+", metavar="NAME", help="agent name(s)")
+        add_namespace(p)
         p.set_defaults(handler=cmd_set_state, state=state)
 
+    p = sub.add_parser("restart", help="replace agents' containers (volumes kept; the controller recreates them)")
+    p.add_argument("names", nargs="+", metavar="NAME", help="agent name(s)")
+    add_namespace(p)
+    p.set_defaults(handler=cmd_restart)
+
     p = sub.add_parser("logs", help="an agent's container logs")
-    p.add_argument("name")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("--tail", type=int, default=100)
+    p.add_argument("name", help="the agent's name")
+    p.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    p.add_argument("--tail", type=int, default=100, help="lines from the end (default 100)")
+    add_namespace(p)
     p.set_defaults(handler=cmd_logs)
 
 
-async def apply_resource(store: Store, obj: Resource) -> str:
+# ---- reading manifests --------------------------------------------------------------------------
+
+
+def read_manifests(filenames: list[str]) -> list[Resource]:
+    """Every resource in the files (or stdin for `-`), schema- and catalog-validated: a bad name
+    anywhere means nothing is written."""
+    from controller.manifests import LOADERS, load_manifests
+    from controller.resources import parse_resource
+
+    objs: list[Resource] = []
+    for name in filenames:
+        if name == "-":
+            documents = LOADERS[".yaml"](Path("-"), sys.stdin.read())
+            for index, doc in enumerate(documents, start=1):
+                if doc is not None:
+                    try:
+                        objs.append(parse_resource(doc))
+                    except ManifestError as err:
+                        raise ManifestError(f"stdin: document {index}: {err}") from None
+        else:
+            objs += load_manifests(Path(name))
+    catalog = open_catalog(settings())
+    problems = []
+    for obj in objs:
+        if isinstance(obj, Agent):
+            for field, message in unknown_names(catalog, obj.spec.template, obj.spec.provider):
+                problems.append(f"agent/{obj.name}: spec.{field}: {message}")
+    if problems:
+        raise ManifestError("; ".join(problems) + " (nothing was applied)")
+    return objs
+
+
+async def apply_resource(store: Store, obj: Resource, dry_run: bool = False) -> str:
     cls = type(obj)
     try:
         current = await store.get(cls, obj.name, obj.metadata.namespace)
     except NotFound:
-        await store.create(obj)
+        if not dry_run:
+            await store.create(obj)
         return "created"
     except InvalidObject:
-        await store.delete(cls, obj.name, obj.metadata.namespace)
-        await store.create(obj)
+        if not dry_run:
+            await store.delete(cls, obj.name, obj.metadata.namespace)
+            await store.create(obj)
         return "configured"
     same = current.spec == obj.spec and current.metadata.labels == obj.metadata.labels  # type: ignore[attr-defined]
     if same and current.metadata.annotations == obj.metadata.annotations:
         return "unchanged"
+    if dry_run:
+        return "configured"
     updated = current.model_copy(deep=True)
     updated.spec = obj.spec  # type: ignore[attr-defined]
     updated.metadata.labels = obj.metadata.labels
@@ -76,171 +119,163 @@ async def apply_resource(store: Store, obj: Resource) -> str:
 
 
 async def cmd_apply(args: argparse.Namespace) -> int:
-    from controller.manifests import load_manifests
-
-    objs: list[Resource] = []
-    for name in args.filename:
-        objs += load_manifests(Path(name))  # validates everything before writing anything
+    objs = read_manifests(args.filename)
     store = open_store(settings())
     try:
         for obj in objs:
-            result = await apply_resource(store, obj)
-            print(f"{obj.kind.lower()}/{obj.name} {result}")  # type: ignore[attr-defined]
+            result = await apply_resource(store, obj, dry_run=args.dry_run)
+            suffix = " (dry run)" if args.dry_run else ""
+            print(f"{obj.kind.lower()}/{obj.name} {result}{suffix}")  # type: ignore[attr-defined]
     finally:
         await store.close()
     return 0
 
 
-def _agent_row(agent: Agent, catalog: Catalog | None) -> list[str]:
-    provider, model = effective_provider_model(agent, catalog) if catalog else (agent.spec.provider, agent.spec.model)
-    status = agent.status
-    ready = status.condition("Ready") if status else None
-    return [
-        agent.name,
-        str(status.phase) if status else "Pending",
-        (ready.status if ready else "Unknown") + (f" ({ready.reason})" if ready and ready.status != "True" else ""),
-        provider or "-",
-        model or "-",
-        (status.endpoint if status and status.endpoint else "-"),
-        age(agent.metadata.creation_timestamp),
-    ]
+def spec_text(obj: Resource | None) -> list[str]:
+    """What a diff compares: the user-owned part (metadata.name/labels/annotations, spec)."""
+    if obj is None:
+        return []
+    from controller.store.specfile import render_spec
+
+    return render_spec(obj).decode().splitlines(keepends=True)
 
 
-def _catalog_or_none() -> Catalog | None:
-    try:
-        return open_catalog(settings())
-    except Exception:  # noqa: BLE001 - a broken catalog must not hide the listing
-        return None
+async def cmd_diff(args: argparse.Namespace) -> int:
+    import difflib
 
-
-async def cmd_get(args: argparse.Namespace) -> int:
-    cls = resource_class(args.kind)
+    objs = read_manifests(args.filename)
     store = open_store(settings())
+    changed = False
     try:
-        if args.name:
-            obj = await store.get(cls, args.name)
-            if args.output == "table":
-                objs = [obj]
-            else:
-                print(render(obj.dump(), args.output), end="")
-                return 0
-        else:
-            objs = await store.list(cls)
-        broken = await store.list_broken(cls) if not args.name else []
-        if args.output != "table":
-            docs = [o.dump() for o in objs]
-            docs += [{"kind": cls.KIND, "metadata": {"name": b.name}, "error": b.error} for b in broken]
-            print(render(docs, args.output), end="")
-            return 0
-        if cls is Agent:
-            catalog = _catalog_or_none()
-            rows = [_agent_row(o, catalog) for o in objs]  # type: ignore[arg-type]
-            rows += [[b.name, "Invalid", "False (InvalidSpec)", "-", "-", "-", "-"] for b in broken]
-            print(table(rows, ["NAME", "PHASE", "READY", "PROVIDER", "MODEL", "ENDPOINT", "AGE"]))
-        else:
-            rows = [
-                [o.name, (o.status.phase if o.status else "Pending"), str(len(o.spec.agents)),  # type: ignore[attr-defined]
-                 o.spec.router.mode, age(o.metadata.creation_timestamp)]  # type: ignore[attr-defined]
-                for o in objs
-            ]
-            rows += [[b.name, "Invalid", "-", "-", "-"] for b in broken]
-            print(table(rows, ["NAME", "PHASE", "AGENTS", "ROUTER", "AGE"]))
-        for b in broken:
-            print(f"error: {cls.KIND.lower()} {b.name}: {b.error}", file=sys.stderr)
-        return 1 if broken and not objs else 0
+        for obj in objs:
+            try:
+                current: Resource | None = await store.get(type(obj), obj.name, obj.metadata.namespace)
+            except NotFound:
+                current = None
+            label = f"{obj.KIND.lower()}/{obj.name}"
+            lines = list(
+                difflib.unified_diff(spec_text(current), spec_text(obj), f"{label} (stored)", f"{label} (file)")
+            )
+            if lines:
+                changed = True
+                sys.stdout.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
     finally:
         await store.close()
+    return 1 if changed else 0
 
 
-async def cmd_describe(args: argparse.Namespace) -> int:
-    from controller.events import EventLog
-
-    cls = resource_class(args.kind)
-    cfg = settings()
-    store = open_store(cfg)
-    try:
-        obj = await store.get(cls, args.name)
-    finally:
-        await store.close()
-    doc = obj.dump()
-    status = doc.pop("status", None) or {}
-    conditions = status.pop("conditions", [])
-    print(f"Name:        {obj.name}")
-    print(f"Kind:        {cls.KIND}")
-    print(f"Generation:  {obj.metadata.generation}")
-    print(f"Created:     {obj.metadata.creation_timestamp}")
-    print("Spec:")
-    print(_indent(render(doc.get("spec", {}), "yaml")))
-    print("Status:")
-    print(_indent(render(status, "yaml")) if status else "  (none yet)")
-    print("Conditions:")
-    for c in conditions:
-        print(f"  {c['type']}={c['status']}  reason={c.get('reason', '')}  since={c.get('lastTransitionTime', '')}")
-        if c.get("message"):
-            print(f"    {c['message']}")
-    print("Events:")
-    events = EventLog(cfg.home / "events").recent(obj.key)
-    for e in events:
-        print(f"  {e.time}  {e.type:<7}  {e.reason:<12}  {e.message}")
-    if not events:
-        print("  (none)")
-    return 0
-
-
-def _indent(text: str) -> str:
-    return "\n".join("  " + line for line in text.rstrip().splitlines())
+# ---- delete, start, stop, restart ---------------------------------------------------------------
 
 
 async def cmd_delete(args: argparse.Namespace) -> int:
-    cls = resource_class(args.kind)
+    targets: list[tuple[type[Resource], str]] = []
+    if args.filename:
+        if args.kind or args.names:
+            raise ValueError("delete takes either -f FILE|DIR or TYPE NAME..., not both")
+        from controller.manifests import load_manifests
+
+        for name in args.filename:
+            targets += [(type(o), o.name) for o in load_manifests(Path(name))]
+    else:
+        if not args.kind:
+            raise ValueError("delete what? TYPE NAME [NAME...], TYPE/NAME, or -f FILE|DIR")
+        kind, names = args.kind, list(args.names)
+        if "/" in kind:
+            kind, first = kind.split("/", 1)
+            names.insert(0, first)
+        if not names:
+            raise ValueError(f"delete {kind}: name at least one")
+        cls = resource_class(kind)
+        targets = [(cls, n) for n in names]
     cfg = settings()
+    namespace = namespace_of(args)
     store = open_store(cfg)
+    failures = 0
+    deleted: list[str] = []
     try:
-        await store.delete(cls, args.name)
+        for cls, name in targets:
+            try:
+                await store.delete(cls, name, namespace)
+            except NotFound as err:
+                print(f"error: {err}", file=sys.stderr)
+                failures += 1
+                continue
+            print(f"{cls.KIND.lower()}/{name} deleted")
+            if cls is Agent:
+                deleted.append(name)
     finally:
         await store.close()
-    print(f"{cls.KIND.lower()}/{args.name} deleted")
-    if args.volumes and cls is Agent:
+    if args.volumes and deleted:
         runtime = open_runtime(cfg)
         try:
-            await runtime.remove(f"{cfg.namespace}/{args.name}", volumes=True)
+            for name in deleted:
+                await runtime.remove(f"{namespace}/{name}", volumes=True)
+                print(f"agent/{name} volumes removed")
         finally:
             await runtime.close()
-        print(f"agent/{args.name} volumes removed")
-    return 0
+    return 1 if failures else 0
 
 
 async def cmd_set_state(args: argparse.Namespace) -> int:
     store = open_store(settings())
+    namespace = namespace_of(args)
     try:
-        for _ in range(5):  # retry on a concurrent write (409)
-            agent = await store.get(Agent, args.name)
-            if agent.spec.state == args.state:
-                print(f"agent/{args.name} already {args.state.value}")
-                return 0
-            agent.spec.state = args.state
-            try:
-                await store.replace(agent)
-                print(f"agent/{args.name} {args.state.value.lower()}")
-                return 0
-            except Exception as err:  # noqa: BLE001
-                if getattr(err, "status", None) != 409:
-                    raise
-        raise RuntimeError(f"agent/{args.name}: kept conflicting with concurrent writes; try again")
+        for name in args.names:
+            await _set_state(store, name, namespace, args.state)
     finally:
         await store.close()
+    return 0
 
 
-async def cmd_logs(args: argparse.Namespace) -> int:
+async def _set_state(store: Store, name: str, namespace: str, state: DesiredState) -> None:
+    for _ in range(5):  # retry on a concurrent write (409)
+        agent = await store.get(Agent, name, namespace)
+        if agent.spec.state == state:
+            print(f"agent/{name} already {state.value}")
+            return
+        agent.spec.state = state
+        try:
+            await store.replace(agent)
+            print(f"agent/{name} {state.value.lower()}")
+            return
+        except Exception as err:  # noqa: BLE001
+            if getattr(err, "status", None) != 409:
+                raise
+    raise RuntimeError(f"agent/{name}: kept conflicting with concurrent writes; try again")
+
+
+async def cmd_restart(args: argparse.Namespace) -> int:
     cfg = settings()
+    namespace = namespace_of(args)
     store = open_store(cfg)
     try:
-        await store.get(Agent, args.name)  # a clear "not found" before asking the runtime
+        agents = [await store.get(Agent, name, namespace) for name in args.names]
     finally:
         await store.close()
     runtime = open_runtime(cfg)
     try:
-        async for line in runtime.logs(f"{cfg.namespace}/{args.name}", tail=args.tail, follow=args.follow):
+        for agent in agents:
+            await runtime.remove(agent.key, volumes=False)
+            print(f"agent/{agent.name} restarted (container removed; the controller starts a new one)")
+    finally:
+        await runtime.close()
+    warning = presence.no_controller_warning(cfg.home, cfg.store)
+    if warning:
+        print(warning.replace("status below may be stale", "nothing will start the agents again"), file=sys.stderr)
+    return 0
+
+
+async def cmd_logs(args: argparse.Namespace) -> int:
+    cfg = settings()
+    namespace = namespace_of(args)
+    store = open_store(cfg)
+    try:
+        await store.get(Agent, args.name, namespace)  # a clear "not found" before asking the runtime
+    finally:
+        await store.close()
+    runtime = open_runtime(cfg)
+    try:
+        async for line in runtime.logs(f"{namespace}/{args.name}", tail=args.tail, follow=args.follow):
             stamp = line.timestamp.isoformat() if line.timestamp else ""
             print(f"{stamp} {line.level.upper():<5} {line.message}", flush=True)
     except asyncio.CancelledError:

@@ -27,31 +27,31 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmds = group.add_subparsers(dest="snapshot_command", required=True, metavar="ACTION")
 
     p = cmds.add_parser("create", help="snapshot an agent now (paused around the copy)")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name")
     p.set_defaults(handler=cmd_create)
 
     p = cmds.add_parser("list", help="an agent's snapshots, newest first")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name")
     p.set_defaults(handler=cmd_list)
 
     p = cmds.add_parser("restore", help="replace the agent's volumes with a snapshot's content")
-    p.add_argument("agent")
-    p.add_argument("id")
+    p.add_argument("agent", help="the agent's name")
+    p.add_argument("id", help="snapshot id (see `clawpen snapshot list AGENT`)")
     p.set_defaults(handler=cmd_restore)
 
     p = cmds.add_parser("delete", help="delete a snapshot")
-    p.add_argument("agent")
-    p.add_argument("id")
+    p.add_argument("agent", help="the agent's name")
+    p.add_argument("id", help="snapshot id (see `clawpen snapshot list AGENT`)")
     p.set_defaults(handler=cmd_delete)
 
     p = cmds.add_parser("clone", help="create a new agent from a snapshot")
-    p.add_argument("agent")
-    p.add_argument("id")
-    p.add_argument("new_name")
+    p.add_argument("agent", help="the agent's name")
+    p.add_argument("id", help="snapshot id (see `clawpen snapshot list AGENT`)")
+    p.add_argument("new_name", help="name of the new agent")
     p.set_defaults(handler=cmd_clone)
 
     p = sub.add_parser("export", help="write an agent (spec and data) to one archive")
-    p.add_argument("agent")
+    p.add_argument("agent", help="the agent's name")
     p.add_argument("-o", "--output", help="file to write ('-' for stdout; default AGENT.clawpen.tar)")
     p.set_defaults(handler=cmd_export)
 
@@ -183,10 +183,11 @@ async def cmd_export(args: argparse.Namespace) -> int:
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
-    store = open_store(settings())
+    cfg = settings()
+    store = open_store(cfg)
     try:
         with _progress() as progress, _open_input(args.file) as src:
-            agent = await import_agent(store, _snaps(), src, args.name, progress)
+            agent = await import_agent(store, _snaps(), src, args.name, progress, max_bytes=cfg.import_max_bytes)
     finally:
         await store.close()
     print(f"agent/{agent.name} imported")

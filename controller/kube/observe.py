@@ -5,7 +5,9 @@ code, OOM); this maps a pod's container status onto it so derive_status() needs 
 - waiting in CrashLoopBackOff → state "restarting" (the kubelet restarts it; the controller waits);
 - lastState.terminated.reason OOMKilled → oom_killed, with that exit code;
 - a waiting reason such as ImagePullBackOff becomes the state and `error` carries its message;
-- replicas 0 → "stopped", whatever pods are still terminating.
+- replicas 0 → "stopped", whatever pods are still terminating;
+- a pod Pending with PodScheduled=False → state "Unschedulable" and its message (no node fits, a
+  PersistentVolumeClaim without a storage class stays unbound...), shown in the Agent's status.
 
 `running` means what start/stop control: the StatefulSet is scaled up and its pod is not
 crashing. A pod still being scheduled or pulling its image counts as running-but-not-ready (the
@@ -100,4 +102,17 @@ def observed_from(
             error=last.get("message") or last.get("reason"),
         )
     phase = ((pod.get("status") or {}).get("phase") or "Pending").lower()
+    if not reason and phase == "pending":
+        unscheduled = _unscheduled(pod)
+        if unscheduled is not None:  # e.g. no node fits, or a PVC without a storage class stays unbound
+            return Observed(**common, running=True, state=unscheduled[0], error=unscheduled[1])
     return Observed(**common, running=True, state=reason or phase, error=waiting.get("message") or None)
+
+
+def _unscheduled(pod: dict[str, Any]) -> tuple[str, str] | None:
+    """(reason, message) of a PodScheduled=False condition: why the pod sits in Pending."""
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            return reason, f"the pod cannot be scheduled: {condition.get('message') or reason}"
+    return None

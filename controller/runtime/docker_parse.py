@@ -34,20 +34,23 @@ def parse_time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{whole}.{micros}{offset}").astimezone(UTC)
 
 
-def endpoint_from_ports(ports: dict[str, Any] | None, port: int | None) -> str | None:
-    """http://127.0.0.1:<host port> for the published chat port (None when not published/running)."""
+def endpoint_from_ports(ports: dict[str, Any] | None, port: int | None, wildcard_host: str = "127.0.0.1") -> str | None:
+    """http://<address>:<host port> for the published chat port (None when not published/running).
+
+    A port published on every address (0.0.0.0) is reached at `wildcard_host`: 127.0.0.1 for a local
+    engine, the engine machine's address for a remote one."""
     for container_port, bindings in (ports or {}).items():
         if port is not None and container_port != f"{port}/tcp":
             continue
         for binding in bindings or []:
             if binding.get("HostPort"):
                 host = binding.get("HostIp") or "127.0.0.1"
-                host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+                host = wildcard_host if host in ("0.0.0.0", "") else host
                 return f"http://{host}:{binding['HostPort']}"
     return None
 
 
-def observed_from_attrs(key: str, attrs: dict[str, Any]) -> Observed:
+def observed_from_attrs(key: str, attrs: dict[str, Any], wildcard_host: str = "127.0.0.1") -> Observed:
     state = attrs.get("State") or {}
     labels = (attrs.get("Config") or {}).get("Labels") or {}
     exposed = list(((attrs.get("Config") or {}).get("ExposedPorts") or {}).keys())
@@ -64,7 +67,7 @@ def observed_from_attrs(key: str, attrs: dict[str, Any]) -> Observed:
         plan_hash=labels.get(LABEL_PLAN_HASH),
         instance=labels.get(LABEL_INSTANCE),
         container_id=attrs.get("Id"),
-        endpoint=endpoint_from_ports((attrs.get("NetworkSettings") or {}).get("Ports"), port)
+        endpoint=endpoint_from_ports((attrs.get("NetworkSettings") or {}).get("Ports"), port, wildcard_host)
         if running
         else None,
         started_at=started,
@@ -108,8 +111,11 @@ def parse_log_line(raw: str, stream: Literal["stdout", "stderr"]) -> LogLine:
     return LogLine(timestamp=timestamp, level=level, message=message, stream=stream)
 
 
-def stats_from_sample(sample: dict[str, Any]) -> Stats:
-    """Compute what `docker stats` shows from one engine sample (cgroup v1 and v2 shapes)."""
+def stats_from_sample(sample: dict[str, Any], *, first: bool = False) -> Stats:
+    """Compute what `docker stats` shows from one engine sample (cgroup v1 and v2 shapes).
+
+    `first`: there is no earlier reading to measure CPU against (a one-shot sample), so CPU is 0.
+    """
     memory = sample.get("memory_stats") or {}
     detail = memory.get("stats") or {}
     # Page cache is reclaimable: subtract it the way the docker CLI does.
@@ -117,12 +123,11 @@ def stats_from_sample(sample: dict[str, Any]) -> Stats:
     usage = max(int(memory.get("usage") or 0) - int(cache), 0)
     cpu = sample.get("cpu_stats") or {}
     pre = sample.get("precpu_stats") or {}
-    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get(
-        "total_usage", 0
-    )
+    cpu_delta = (cpu.get("cpu_usage") or {}).get("total_usage", 0) - (pre.get("cpu_usage") or {}).get("total_usage", 0)
     system_delta = (cpu.get("system_cpu_usage") or 0) - (pre.get("system_cpu_usage") or 0)
     cpus = cpu.get("online_cpus") or len((cpu.get("cpu_usage") or {}).get("percpu_usage") or []) or 1
-    cpu_percent = (cpu_delta / system_delta) * cpus * 100.0 if cpu_delta > 0 and system_delta > 0 else 0.0
+    measurable = not first and cpu_delta > 0 and system_delta > 0
+    cpu_percent = (cpu_delta / system_delta) * cpus * 100.0 if measurable else 0.0
     networks = (sample.get("networks") or {}).values()
     return Stats(
         memory_mb=usage / 2**20,

@@ -80,10 +80,21 @@ async def threaded(
             pass
 
 
+def raw_socket(sock: Any) -> Any:
+    """The real socket under what the SDK hands out.
+
+    On a unix socket (the default engine address) `_get_raw_response_socket` returns the
+    `socket.SocketIO` wrapper, which has no `shutdown`: calling it raised AttributeError, the
+    interrupt was swallowed, and every closed follow stream kept its thread and connection.
+    """
+    inner = getattr(sock, "_sock", None)  # socket.SocketIO, and the TLS wrapper on https://
+    return inner if inner is not None and hasattr(inner, "shutdown") else sock
+
+
 def shutdown_socket(sock: Any) -> None:
     try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
+        raw_socket(sock).shutdown(socket.SHUT_RDWR)
+    except (OSError, AttributeError):
         pass
 
 

@@ -72,9 +72,7 @@ def _collection(path: str) -> str:
 class KubernetesRuntime:
     name = "kubernetes"
 
-    def __init__(
-        self, api_client: ApiClient | None, instance: str, options: objects.KubeOptions | None = None
-    ):
+    def __init__(self, api_client: ApiClient | None, instance: str, options: objects.KubeOptions | None = None):
         self.api_client = api_client
         self.raw = RawApi(api_client) if api_client is not None else None
         self.instance = instance
@@ -202,13 +200,8 @@ class KubernetesRuntime:
             await self._call(what, "POST", _collection(path), body=obj)
             return
         current_labels = current["metadata"].get("labels") or {}
-        if (
-            current_labels.get(LABEL_MANAGED) != "clawpen"
-            or current_labels.get(LABEL_INSTANCE) != self.instance
-        ):
-            raise RuntimeError_(
-                f"{what} exists and is not managed by this Claw Pen instance", reason="NameTaken"
-            )
+        if current_labels.get(LABEL_MANAGED) != "clawpen" or current_labels.get(LABEL_INSTANCE) != self.instance:
+            raise RuntimeError_(f"{what} exists and is not managed by this Claw Pen instance", reason="NameTaken")
         patch = {
             "metadata": {
                 "labels": merge_patch(current_labels, obj["metadata"]["labels"]),
@@ -235,9 +228,7 @@ class KubernetesRuntime:
             paths["Service"],
             lambda cur, new: {"spec": {"selector": new["spec"]["selector"], "ports": new["spec"]["ports"]}},
         )
-        await self._upsert(
-            built.network_policy, paths["NetworkPolicy"], lambda cur, new: {"spec": new["spec"]}
-        )
+        await self._upsert(built.network_policy, paths["NetworkPolicy"], lambda cur, new: {"spec": new["spec"]})
         await self._upsert(built.statefulset, paths["StatefulSet"], self._statefulset_patch)
         await self._replace_stuck_pod(plan)
         log.info("applied %s (plan %s, replicas %d)", plan.key, plan.hash, 1 if plan.running else 0)
@@ -245,9 +236,7 @@ class KubernetesRuntime:
 
     @staticmethod
     def _statefulset_patch(current: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-        old_template_labels = ((current["spec"].get("template") or {}).get("metadata") or {}).get(
-            "labels"
-        ) or {}
+        old_template_labels = ((current["spec"].get("template") or {}).get("metadata") or {}).get("labels") or {}
         template = new["spec"]["template"]
         return {
             "spec": {
@@ -276,9 +265,7 @@ class KubernetesRuntime:
                 pod_name,
             )
             try:
-                await self._call(
-                    f"pod {pod_name}", "DELETE", f"/api/v1/namespaces/{plan.namespace}/pods/{pod_name}"
-                )
+                await self._call(f"pod {pod_name}", "DELETE", f"/api/v1/namespaces/{plan.namespace}/pods/{pod_name}")
             except RuntimeError_ as err:
                 if err.reason != "NotFound":
                     raise
@@ -304,9 +291,7 @@ class KubernetesRuntime:
         namespace, name = _split(key)
         for kind, path in reversed(list(_paths(namespace, name).items())):
             try:
-                await self._call(
-                    f"delete {kind} of {key}", "DELETE", path, query={"propagationPolicy": "Background"}
-                )
+                await self._call(f"delete {kind} of {key}", "DELETE", path, query={"propagationPolicy": "Background"})
             except RuntimeError_ as err:
                 if err.reason != "NotFound":
                     raise
@@ -335,9 +320,7 @@ class KubernetesRuntime:
         namespace, name = _split(key)
         pod = await self._pod(namespace, name)
         if pod is None:
-            raise RuntimeError_(
-                f"agent {key} has no pod (it is stopped or not created yet)", reason="NotRunning"
-            )
+            raise RuntimeError_(f"agent {key} has no pod (it is stopped or not created yet)", reason="NotRunning")
         return pod
 
     async def logs(self, key: str, *, tail: int | None = 100, follow: bool = False) -> AsyncIterator[LogLine]:
@@ -438,9 +421,7 @@ def parse_log_line(line: str) -> LogLine:
     timestamp: datetime | None
     try:
         head, _, frac = stamp.rstrip("Z").partition(".")
-        timestamp = datetime.fromisoformat(
-            f"{head}.{(frac + '000000')[:6]}+00:00" if frac else f"{head}+00:00"
-        )
+        timestamp = datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}+00:00" if frac else f"{head}+00:00")
     except ValueError:
         timestamp, message = None, line
     lowered = message[:80].lower()

@@ -28,6 +28,9 @@ Choices where the Store protocol leaves room (the kube store should agree where 
 - update_status() with an unchanged status writes nothing; on a broken object it returns a
   placeholder (default spec) carrying the status. get_status() reads the status of any object.
 - watch() reports changes made after the call (no initial ADDED burst: consumers list first).
+  Spec files only, unless asked for status too (`status=True`): then a second watcher on
+  `.state/<plural>/` reports every change of a state record (status, resourceVersion) as MODIFIED,
+  from this process or another one (a gateway running apart from the controller sees the controller's writes).
 - Reads are served from parsed files cached in memory, each used only while its file's stat identity
   (inode, size, mtime, ctime) is unchanged and it was read well after its last change (filecache.py):
   a read by any process always sees the latest complete write, and returns objects of its own.
@@ -113,7 +116,7 @@ class FileStore:
         self._specs: dict[type[Resource], ParsedFiles[SpecReading]] = {
             kind: ParsedFiles(functools.partial(read_spec_file, kind)) for kind in KINDS_STORED
         }
-        self._watchers: dict[str, DirectoryWatcher] = {}
+        self._watchers: dict[str, DirectoryWatcher] = {}  # by kind; "<kind>/state" for state records
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._state.root.mkdir(exist_ok=True, mode=0o700)
         for kind in KINDS_STORED:
@@ -253,12 +256,12 @@ class FileStore:
 
     def _replace_sync(self, obj: R) -> R:
         cls, name = type(obj), obj.metadata.name
-        raw = render_spec(obj)
         wanted_rv = obj.metadata.resource_version
         with self._state.lock():
             seen = self._observe(cls, name)
             if seen.raw is None:
                 raise self._not_found(cls, name)
+            raw = render_spec(obj, previous=seen.raw)
             synced = seen.synced_state(self._state.next_rv)
             current = synced or seen.state
             assert current is not None
@@ -370,23 +373,50 @@ class FileStore:
             self._watchers[cls.KIND] = watcher
         return watcher
 
-    def watch(self, cls: type[Resource]) -> AsyncIterator[WatchEvent]:
+    def _state_watcher(self, cls: type[Resource]) -> DirectoryWatcher:
+        key = f"{cls.KIND}/state"
+        watcher = self._watchers.get(key)
+        if watcher is None:
+            watcher = DirectoryWatcher(
+                self._state.directory(cls), lambda _path, _raw: True, self.watch_mode, self.poll_interval, "state"
+            )
+            self._watchers[key] = watcher
+        return watcher
+
+    def watch(self, cls: type[Resource], *, status: bool = False) -> AsyncIterator[WatchEvent]:
         """Changes of `cls`'s spec files made after this call, by anyone (this store, another
-        process, an editor, git). Must be called inside the running event loop."""
+        process, an editor, git), and with `status=True` also of its state records (status writes).
+        Must be called inside the running event loop."""
         self._check(cls, None)
         watcher = self._watcher(cls)
         queue = watcher.subscribe()
-        events = self._events(cls, watcher, queue)
+        watchers = [watcher]
+        if status:
+            watchers.append(self._state_watcher(cls))
+            watchers[-1].subscribe(queue)  # one queue: the two directories' changes, merged in order
+        events = self._events(cls, watchers, queue)
         # A consumer that drops the iterator without closing it must not keep a queue filling up.
-        weakref.finalize(events, watcher.unsubscribe, queue)
+        for each in watchers:
+            weakref.finalize(events, each.unsubscribe, queue)
         return events
 
     @staticmethod
     async def _events(
-        cls: type[Resource], watcher: DirectoryWatcher, queue: asyncio.Queue[object]
+        cls: type[Resource], watchers: builtins.list[DirectoryWatcher], queue: asyncio.Queue[object]
     ) -> AsyncIterator[WatchEvent]:
-        async for change in watcher.events(queue):
-            yield WatchEvent(change.type, cls.KIND, NAMESPACE, change.name)
+        try:
+            async for change in watchers[0].events(queue):
+                if change.source == "state":
+                    # Whatever happened to the state record (written, created, removed: a creation
+                    # and the first status write may fall in one rescan and show as "ADDED"), it is
+                    # news about an object the spec watcher reports the birth and death of.
+                    # Consumers re-read (level-triggered), so MODIFIED is always the right word.
+                    yield WatchEvent("MODIFIED", cls.KIND, NAMESPACE, change.name)
+                    continue
+                yield WatchEvent(change.type, cls.KIND, NAMESPACE, change.name)
+        finally:
+            for each in watchers[1:]:
+                each.unsubscribe(queue)
 
     async def close(self) -> None:
         watchers, self._watchers = list(self._watchers.values()), {}

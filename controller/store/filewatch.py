@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,18 +36,25 @@ from controller.store.specfile import SPEC_SUFFIX  # noqa: E402
 # window between taking the first snapshot and the kernel watch being in place.
 SAFETY_RESCAN_SECONDS = 5.0
 BROKEN_SETTLE_SECONDS = 0.1
+# A file unchanged this long is trusted by its stat identity (timestamps are coarse: a same-size
+# rewrite within one tick keeps them; filecache.py makes the same bet for the same reason).
+STILL_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
 class FileChange:
     type: ChangeType
     name: str
+    source: str = "spec"  # the watcher's label: the file store watches spec files and state records
 
 
 @dataclass(frozen=True)
 class _Seen:
     content_hash: str
     valid: bool
+    # (inode, size, mtime_ns, ctime_ns) when the file had been still for STILL_SECONDS at the scan:
+    # an unchanged identity then means unchanged bytes, and the next scan need not read it again.
+    stat_key: tuple[int, int, int, int] | None = None
 
 
 _CLOSED = object()
@@ -95,8 +103,10 @@ class DirectoryWatcher:
         is_valid: Callable[[Path, bytes], bool],
         mode: WatchMode,
         poll_interval: float,
+        source: str = "spec",
     ):
         self.directory = directory
+        self.source = source
         self._is_valid = is_valid
         self.mode = mode
         self.active_mode: Literal["inotify", "poll"] | None = None
@@ -109,15 +119,17 @@ class DirectoryWatcher:
 
     # ---- subscribers ---------------------------------------------------------------------------
 
-    def subscribe(self) -> asyncio.Queue[object]:
-        """Register a queue and make sure the scan loop runs; call from inside the event loop."""
+    def subscribe(self, queue: asyncio.Queue[object] | None = None) -> asyncio.Queue[object]:
+        """Register a queue (a new one, or one shared with another watcher to merge their changes)
+        and make sure the scan loop runs; call from inside the event loop."""
         loop = asyncio.get_running_loop()
         if self._task is None or self._task.done() or self._loop is not loop:
             self._loop = loop
             self._stop = asyncio.Event()
             self._snapshot = self._scan()  # changes from now on are reported
             self._task = loop.create_task(self._run(), name=f"watch {self.directory}")
-        queue: asyncio.Queue[object] = asyncio.Queue()
+        if queue is None:
+            queue = asyncio.Queue()
         self._subscribers.add(queue)
         return queue
 
@@ -155,17 +167,27 @@ class DirectoryWatcher:
 
     def _scan(self) -> dict[str, _Seen]:
         seen: dict[str, _Seen] = {}
+        now = time.time()
         for name in spec_names(self.directory):
             path = self.directory / f"{name}{SPEC_SUFFIX}"
+            previous = self._snapshot.get(name)
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                continue
+            key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            if previous is not None and previous.stat_key == key:
+                seen[name] = previous  # still since before the last scan: the same bytes
+                continue
             raw = read_bytes(path)
             if raw is None:  # removed between listing and reading
                 continue
             content_hash = digest(raw)
-            previous = self._snapshot.get(name)
+            still = key if now - max(st.st_mtime, st.st_ctime) > STILL_SECONDS else None
             if previous is not None and previous.content_hash == content_hash:
-                seen[name] = previous
+                seen[name] = _Seen(previous.content_hash, previous.valid, still)
             else:
-                seen[name] = _Seen(content_hash, self._is_valid(path, raw))
+                seen[name] = _Seen(content_hash, self._is_valid(path, raw), still)
         return seen
 
     def _diff(self, new: dict[str, _Seen]) -> list[FileChange]:
@@ -176,10 +198,10 @@ class DirectoryWatcher:
             if before is not None and before.content_hash == seen.content_hash:
                 continue
             if not seen.valid:
-                changes.append(FileChange("BROKEN", name))
+                changes.append(FileChange("BROKEN", name, self.source))
             else:
-                changes.append(FileChange("ADDED" if before is None else "MODIFIED", name))
-        changes.extend(FileChange("DELETED", name) for name in old.keys() - new.keys())
+                changes.append(FileChange("ADDED" if before is None else "MODIFIED", name, self.source))
+        changes.extend(FileChange("DELETED", name, self.source) for name in old.keys() - new.keys())
         return changes
 
     async def _rescan(self) -> None:

@@ -157,6 +157,35 @@ class KubeStore:
         items: list[dict[str, Any]] = result.get("items", [])
         return sorted(items, key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
 
+    async def release_finalizer(self, cls: type[Resource], finalizer: str) -> list[str]:
+        """Drop `finalizer` from every object of this kind (all namespaces); returns their keys.
+
+        For uninstalling: once the operator is gone nothing would ever remove it, and the objects,
+        their namespaces and the CRD would stay Terminating for good.
+        """
+        api = await self._ready()
+        released = []
+        for body in await self._list_raw(cls, None):
+            meta = body["metadata"]
+            finalizers = meta.get("finalizers") or []
+            if finalizer not in finalizers:
+                continue
+            ns, name = meta.get("namespace", self.namespace), meta["name"]
+            patch = {
+                "metadata": {
+                    "finalizers": [f for f in finalizers if f != finalizer],
+                    "resourceVersion": meta.get("resourceVersion"),
+                }
+            }
+            await self._call(
+                f"release {cls.KIND} {ns}/{name}",
+                api.patch_namespaced_custom_object(
+                    API_GROUP, VERSION, ns, cls.PLURAL, name, patch, _content_type=MERGE_PATCH
+                ),
+            )
+            released.append(f"{ns}/{name}")
+        return released
+
     async def list(self, cls: type[R], namespace: str | None = None) -> list[R]:
         healthy = []
         for body in await self._list_raw(cls, namespace):
@@ -238,8 +267,11 @@ class KubeStore:
             api.delete_namespaced_custom_object(API_GROUP, VERSION, ns, cls.PLURAL, name),
         )
 
-    async def watch(self, cls: type[Resource]) -> AsyncIterator[WatchEvent]:  # type: ignore[override]
-        """Changes after this call, in every namespace. Re-watches from the last resourceVersion
+    async def watch(  # type: ignore[override]
+        self, cls: type[Resource], *, status: bool = False
+    ) -> AsyncIterator[WatchEvent]:
+        """Changes after this call, in every namespace. The API server reports status-subresource
+        writes as MODIFIED anyway, so `status` changes nothing here. Re-watches from the last resourceVersion
         when the server ends a stream; after a 410 (history compacted) it lists again and reports
         every object as MODIFIED, which is safe because consumers re-read (level-triggered)."""
         api = await self._ready()

@@ -103,8 +103,9 @@ def read_spec_file(cls: type[Resource], path: Path, raw: bytes) -> SpecReading:
     return document
 
 
-def render_spec(obj: Resource) -> bytes:
-    """The user-owned file: only what a person would write."""
+def render_spec(obj: Resource, previous: bytes | None = None) -> bytes:
+    """The user-owned file: only what a person would write. Given the file's current bytes, only
+    the fields that changed are touched, so its comments, key order and formatting survive."""
     meta: dict[str, Any] = {"name": obj.metadata.name}
     if obj.metadata.labels:
         meta["labels"] = dict(obj.metadata.labels)
@@ -112,6 +113,18 @@ def render_spec(obj: Resource) -> bytes:
         meta["annotations"] = dict(obj.metadata.annotations)
     spec = _spec(obj).model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
     doc = {"apiVersion": API_VERSION, "kind": obj.KIND, "metadata": meta, "spec": spec}
+    if previous is not None:
+        from controller.store.roundtrip import update_yaml
+
+        full = dict(doc, spec=_spec(obj).model_dump(by_alias=True, exclude_none=True, mode="json"))
+
+        def same(written: Any) -> bool:
+            again = type(obj).model_validate({k: v for k, v in written.items() if k != "status"})
+            return same_content(again, obj)
+
+        kept = update_yaml(previous, doc, full, same)
+        if kept is not None:
+            return kept
     return yaml.dump(doc, Dumper=Dumper, sort_keys=False, allow_unicode=True).encode()
 
 

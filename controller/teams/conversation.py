@@ -23,6 +23,7 @@ from controller.teams.router import (
 )
 
 Classify = Callable[[Team, str], Awaitable[Classification]]
+Learn = Callable[[Team, str, str], bool]  # (team, intent, message) -> stored
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class Conversation:
     pending_message: str | None = None  # the message that prompted the open clarification question
     pending_options: tuple[str, ...] = field(default=())
     attempts: int = 0
+    learn: Learn | None = None  # called when the user picks an intent (it stores only if router.learn)
 
     def _route(self, intent: str, message: str, classification: Classification) -> Route:
         self.previous_intent = intent
@@ -75,6 +77,8 @@ class Conversation:
         if self.pending_message is not None:
             picked = resolve_clarification_reply(self.team, message)
             if picked is not None:
+                if self.learn is not None and self.team.spec.router.learn:
+                    self.learn(self.team, picked, self.pending_message)
                 chosen = Classification(
                     intent=picked, confidence=1.0, matched_keywords=(), needs_clarification=False,
                     agent=agent_for(self.team, picked), reasoning="chosen by the user", method="user",

@@ -1,4 +1,4 @@
-"""LLM and hybrid routing: ask the team's configured model which intent a message belongs to.
+"""classify(): every router mode behind one call, and the LLM router (ask the team's model).
 
 Why the parser is paranoid: a model asked for JSON answers with JSON in prose, in code fences, with a
 percentage for confidence, with the agent's name instead of the intent, or with nothing usable. The
@@ -168,25 +168,70 @@ def _with_note(result: Classification, note: str) -> Classification:
     return replace(result, reasoning=f"{result.reasoning}; {note}")
 
 
+Semantic = Callable[[Team, str], Awaitable[Classification]]
+
+
+async def _semantic(team: Team, message: str, semantic: Semantic | None) -> Classification | str:
+    """The semantic verdict, or why there is none (the model package missing or unreadable)."""
+    from controller.teams.minilm import ModelUnavailable
+    from controller.teams.semantic import SemanticRouter
+
+    try:
+        return await (semantic or SemanticRouter().aclassify)(team, message)
+    except ModelUnavailable as err:
+        return f"semantic routing unavailable: {err}"
+
+
+def _sure(result: Classification) -> bool:
+    return result.method == "semantic" and not result.needs_clarification
+
+
+async def _classify(
+    team: Team, message: str, complete: Complete | None, router: KeywordRouter,
+    timeout: float | None, semantic: Semantic | None,
+) -> Classification:
+    mode = team.spec.router.mode
+    keyword = router.classify(message)
+    if mode == "keyword":
+        return keyword
+    decisive = keyword.method == "keyword" and not keyword.needs_clarification
+    if mode == "hybrid" and decisive and keyword.confidence >= team.spec.router.confidence_threshold:
+        return replace(keyword, reasoning=f"keyword hit: {keyword.reasoning}")
+    base: Classification = keyword
+    if mode in ("semantic", "hybrid") or complete is None:
+        sem = await _semantic(team, message, semantic)
+        if isinstance(sem, str):
+            if mode == "semantic":
+                return _with_note(keyword, f"{sem}; used keywords")
+            base = _with_note(keyword, sem)
+        else:
+            base = sem
+        if mode == "semantic" or (mode == "hybrid" and _sure(base)):
+            return base
+    if complete is None:
+        return _with_note(base, "no model configured for LLM routing")
+    verdict = await ask_model(team, message, complete, timeout)
+    if isinstance(verdict, str):
+        used = "keywords" if base.method == "keyword" else "semantic similarity" if base is not keyword else base.method
+        return _with_note(base, f"{verdict}; used {used}")
+    result = _from_verdict(team, verdict)
+    return replace(result, reasoning=f"model answer: {result.reasoning}")
+
+
 async def classify(
     team: Team,
     message: str,
     complete: Complete | None = None,
     router: KeywordRouter | None = None,
     timeout: float | None = 30.0,
+    semantic: Semantic | None = None,
 ) -> Classification:
-    """Classify by the team's router mode. Without a usable model, llm and hybrid act like keyword."""
-    router = router or KeywordRouter(team)
-    mode = team.spec.router.mode
-    threshold = team.spec.router.confidence_threshold
-    keyword = router.classify(message)
-    if mode == "keyword":
-        return keyword
-    if mode == "hybrid" and keyword.method == "keyword" and keyword.confidence >= threshold:
-        return keyword
-    if complete is None:
-        return _with_note(keyword, "no model configured for LLM routing")
-    verdict = await ask_model(team, message, complete, timeout)
-    if isinstance(verdict, str):
-        return _with_note(keyword, f"{verdict}; used keywords")
-    return _from_verdict(team, verdict)
+    """Classify by the team's router mode; the one entry point for every router.
+
+    keyword: the listed words only. semantic: embedding similarity on this machine, no model call.
+    llm: the team's model (without one, keywords then semantic). hybrid: keywords when decisive, else
+    semantic when sure, else the model when one is configured, else the semantic verdict (which asks
+    or uses the fallback intent when unsure). `semantic` defaults to the process's shared SemanticRouter.
+    """
+    result = await _classify(team, message, complete, router or KeywordRouter(team), timeout, semantic)
+    return replace(result, mode=team.spec.router.mode)

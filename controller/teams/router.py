@@ -27,7 +27,7 @@ from controller.resources import Team
 from controller.teams.text import content_stems, words
 
 UNKNOWN = "unknown"
-Method = Literal["keyword", "llm", "fallback", "sticky", "clarify", "user"]
+Method = Literal["keyword", "semantic", "llm", "fallback", "sticky", "clarify", "user"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Classification:
     reasoning: str
     method: Method
     scores: tuple[tuple[str, float], ...] = field(default=())
+    mode: str = ""  # the team's router mode that produced this (method says which stage decided)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -52,6 +53,8 @@ class Classification:
             "agent": self.agent,
             "reasoning": self.reasoning,
             "method": self.method,
+            "mode": self.mode,
+            "top_intents": [{"intent": i, "score": round(float(s), 4)} for i, s in self.scores[:3]],
         }
 
 
@@ -169,7 +172,7 @@ def apply_stickiness(team: Team, previous_intent: str | None, new: Classificatio
     """A follow-up in a session stays with the previous agent unless it clearly belongs elsewhere.
 
     "Clearly" means: the new classification routes without clarification, to a different intent, by
-    evidence (keywords or the LLM) rather than by the fallback, at or above the team's threshold.
+    evidence (keywords, semantic similarity or the LLM) rather than by the fallback, at or above the team's threshold.
     Everything else ("and what about last month?", an unclear message) stays where it was.
     """
     if not previous_intent or previous_intent not in team.spec.agents:
@@ -178,7 +181,7 @@ def apply_stickiness(team: Team, previous_intent: str | None, new: Classificatio
         return new
     clearly_elsewhere = (
         not new.needs_clarification
-        and new.method in ("keyword", "llm")
+        and new.method in ("keyword", "semantic", "llm")
         and new.intent != previous_intent
         and new.confidence >= team.spec.router.confidence_threshold
     )

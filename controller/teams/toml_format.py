@@ -26,7 +26,7 @@ SECTIONS = ("team", "router", "agents", "routing", "clarification", "responses")
 TEAM_KEYS = ("id", "name", "description", "version")
 ROUTER_KEYS = (
     "name", "mode", "confidence_threshold", "clarify_on_low_confidence",
-    "provider", "model", "base_url", "fallback_intent",
+    "provider", "model", "base_url", "fallback_intent", "similarity_floor", "learn",
 )
 BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 

@@ -184,6 +184,21 @@ async def test_connect_error_is_retried_then_reported() -> None:
     assert attempts == 2
 
 
+async def test_unreachable_host_model_server_says_what_to_do() -> None:
+    """host.docker.internal refusing is nearly always Ollama listening on the host's 127.0.0.1 only."""
+    config = ProviderConfig(
+        name="Ollama",
+        api_style="openai",
+        base_url="http://host.docker.internal:9/v1",  # does not resolve here; refused in a container
+        model="m",
+        backoff_seconds=0.01,
+        max_retries=0,
+    )
+    with pytest.raises(ProviderError) as caught:
+        await complete(config, MESSAGES)
+    assert caught.value.code == "connect" and "OLLAMA_HOST=0.0.0.0" in str(caught.value)
+
+
 async def test_closing_the_stream_early_cancels_upstream(fake_model: FakeModelServer) -> None:
     fake_model.push(Script(reply=" ".join(f"w{i}" for i in range(50)), chunk_delay=0.05))
     stream = stream_chat(cfg(fake_model, "openai"), MESSAGES)

@@ -61,3 +61,15 @@ def test_unknown_path_and_wrong_method_are_json(gateway: ServerThread, client: h
 def test_oversized_body_is_refused(client: httpx.Client) -> None:
     answer = client.post("/api/agents", content=b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}')
     assert answer.status_code == 413
+    assert answer.headers["content-type"] == "application/json" and answer.json()["error"] == "request body too large"
+
+
+def test_oversized_streamed_body_is_refused_as_json(client: httpx.Client) -> None:
+    def chunks():  # no Content-Length: the limit trips while reading
+        yield b'{"name": "'
+        for _ in range(40):
+            yield b"x" * 65536
+        yield b'"}'
+
+    answer = client.post("/api/agents", content=chunks())
+    assert answer.status_code == 413 and answer.headers["content-type"] == "application/json" and answer.json()["error"]

@@ -33,7 +33,7 @@ from tests.fakes.server_thread import ServerThread as AppThread
 
 ROOT = Path(__file__).resolve().parents[2]
 ROUTER_PROMPT = "You route messages for the team"
-RUNNING_AGENTS = ("finn", "pax", "rae")  # rex (the reporter) is deliberately missing
+RUNNING_AGENTS = ("remy", "pax", "rae")  # rex (the reporter) is deliberately missing
 
 
 def model_reply(body: dict[str, Any]) -> str:
@@ -128,7 +128,7 @@ def test_list_teams_with_status(client: httpx.Client) -> None:
     finance = teams["finance-team"]
     assert finance["name"] == "Finance AI Team" and finance["source"] == "file" and finance["mode"] == "hybrid"
     assert [(i["intent"], i["agent"]) for i in finance["intents"]] == [
-        ("receipts", "finn"),
+        ("receipts", "remy"),
         ("payables", "pax"),
         ("receivables", "rae"),
         ("reporter", "rex"),
@@ -155,17 +155,30 @@ def test_classify_by_keywords(client: httpx.Client, fake: FakeModelServer) -> No
     answer = client.post("/api/teams/finance-team/classify", json={"message": "Here's the receipt for lunch"})
     assert answer.status_code == 200
     body = answer.json()
-    assert (body["intent"], body["agent"], body["method"]) == ("receipts", "finn", "keyword")
+    assert (body["intent"], body["agent"], body["method"]) == ("receipts", "remy", "keyword")
     assert body["matched_keywords"] == ["receipt"] and body["confidence"] >= 0.7
     assert body["needs_clarification"] is False
     assert len(fake.requests) == before  # confident keywords: the model was not asked
 
 
-def test_classify_asks_the_model_when_keywords_are_unsure(client: httpx.Client, fake: FakeModelServer) -> None:
+def test_classify_explains_a_semantic_decision_without_a_model_call(
+    client: httpx.Client, fake: FakeModelServer
+) -> None:
     before = len(fake.requests)
-    message = {"message": "What is our current cash position?"}
-    body = client.post("/api/teams/finance-team/classify", json=message).json()
-    assert body["method"] == "llm" and body["intent"] == "reporter" and body["agent"] == "rex"
+    body = client.post("/api/teams/finance-team/classify", json={"message": "Are we profitable yet?"}).json()
+    assert (body["method"], body["mode"], body["intent"], body["agent"]) == ("semantic", "hybrid", "reporter", "rex")
+    assert body["reasoning"].startswith("semantic: nearest to reporter") and "margin" in body["reasoning"]
+    tops = body["top_intents"]
+    assert tops[0]["intent"] == "reporter" and len(tops) == 3 and tops[0]["score"] > tops[1]["score"]
+    assert len(fake.requests) == before  # keywords unsure, semantic sure: the model was not asked
+
+
+def test_classify_asks_the_model_when_keywords_and_semantic_are_unsure(
+    client: httpx.Client, fake: FakeModelServer
+) -> None:
+    before = len(fake.requests)
+    body = client.post("/api/teams/finance-team/classify", json={"message": "Write me a haiku about autumn"}).json()
+    assert body["method"] in ("llm", "clarify") and body["reasoning"].startswith("model answer")
     [asked] = fake.requests[before:]
     system = asked.messages[0]["content"]
     assert ROUTER_PROMPT in system and "reporter: Numbers and overviews" in system
@@ -228,21 +241,24 @@ def test_team_chat_routes_streams_sticks_and_moves(gateway: ServerThread, tokens
     with _open(gateway, tokens, "finance-team") as ws:
         welcome = _recv(ws)
         assert welcome["type"] == "welcome" and welcome["team"] == "finance-team"
-        assert [i["agent"] for i in welcome["intents"]] == ["finn", "pax", "rae", "rex"]
+        assert [i["agent"] for i in welcome["intents"]] == ["remy", "pax", "rae", "rex"]
 
         frames = _exchange(ws, "Here's the receipt for the team lunch")
         ack, *answer = frames
-        assert ack["type"] == "routing" and ack["routing_to"] == "finn"
-        assert ack["content"] == "Let me pass this to finn..."
+        assert ack["type"] == "routing" and ack["routing_to"] == "remy"
+        assert ack["content"] == "Let me pass this to remy..."
         assert ack["classification"]["intent"] == "receipts" and ack["classification"]["method"] == "keyword"
-        assert answer and all(f["from_agent"] == "finn" for f in answer)
+        explained = ack["classification"]
+        assert explained["mode"] == "hybrid" and explained["top_intents"][0]["intent"] == "receipts"
+        assert explained["reasoning"].startswith("keyword hit")
+        assert answer and all(f["from_agent"] == "remy" for f in answer)
         assert any(f.get("delta") for f in answer), "the agent's answer is streamed"
         assert answer[-1]["done"]
-        assert answer[-1]["content"] == "[finn] finn heard: Here's the receipt for the team lunch"
+        assert answer[-1]["content"] == "[remy] remy heard: Here's the receipt for the team lunch"
 
         follow = _exchange(ws, "and the one from Tuesday too")
-        assert follow[0]["routing_to"] == "finn" and follow[0]["classification"]["method"] == "sticky"
-        assert follow[-1]["content"] == "[finn] finn heard: and the one from Tuesday too"
+        assert follow[0]["routing_to"] == "remy" and follow[0]["classification"]["method"] == "sticky"
+        assert follow[-1]["content"] == "[remy] remy heard: and the one from Tuesday too"
 
         moved = _exchange(ws, "Now create an invoice for the Johnson project")
         assert moved[0]["routing_to"] == "rae" and moved[-1]["from_agent"] == "rae"
@@ -321,7 +337,8 @@ def test_applied_team_resource_is_listed_and_wins_over_a_file(client: httpx.Clie
 def test_router_key_comes_from_the_secret_store(client: httpx.Client, teams_dir: Path, fake: FakeModelServer) -> None:
     keyed = teams_dir / "keyed-finance.toml"
     text = (teams_dir / "finance-team.toml").read_text().replace('id = "finance-team"', 'id = "keyed-finance"')
-    keyed.write_text(text.replace('provider = "ollama"', 'provider = "openai"'))
+    text = text.replace("confidence_threshold = 0.7", "confidence_threshold = 0.7\nsimilarity_floor = 0.99")
+    keyed.write_text(text.replace('provider = "ollama"', 'provider = "openai"'))  # semantic never sure: ask
     message = {"message": "What is our current cash position?"}
     try:
         assert client.post("/api/teams/reload").json()["errors"] == []
@@ -340,3 +357,37 @@ def test_router_key_comes_from_the_secret_store(client: httpx.Client, teams_dir:
         keyed.unlink()
         client.delete("/api/secrets/OPENAI_API_KEY")
         client.post("/api/teams/reload")
+
+
+def test_team_chat_routing_frame_explains_semantic_routing(gateway: ServerThread, tokens: dict[str, Any]) -> None:
+    with _open(gateway, tokens, "finance-team") as ws:
+        _recv(ws)
+        ack, *_ = _exchange(ws, "Can I claim back the taxi fare from the airport?")
+        c = ack["classification"]
+        assert ack["routing_to"] == "remy" and (c["method"], c["mode"]) == ("semantic", "hybrid")
+        assert "margin" in c["reasoning"] and c["top_intents"][0]["intent"] == "receipts"
+
+
+def test_learn_stores_a_clarification_pick_and_routes_it_next_time(
+    gateway: ServerThread, tokens: dict[str, Any], teams_dir: Path
+) -> None:
+    text = (teams_dir / "finance-team.toml").read_text()
+    learning = text.replace("confidence_threshold = 0.7", "confidence_threshold = 0.7\nlearn = true")
+    learning = learning.replace('id = "finance-team"', 'id = "finance-learns"')
+    (teams_dir / "finance-learns.toml").write_text(learning)
+    message = "Sort out the coffee beans subscription thing"
+    try:
+        with _open(gateway, tokens, "finance-learns") as ws:
+            _recv(ws)
+            [question] = _exchange(ws, message)
+            assert question["type"] == "clarification"
+            picked = _exchange(ws, "payables")
+            assert picked[0]["routing_to"] == "pax" and picked[0]["classification"]["method"] == "user"
+        assert (teams_dir / "finance-learns.toml").read_text() == learning  # the user's file is untouched
+        with _open(gateway, tokens, "finance-learns") as ws:
+            _recv(ws)
+            ack, *_ = _exchange(ws, message)
+            assert ack["type"] == "routing" and ack["routing_to"] == "pax"
+            assert ack["classification"]["method"] == "semantic"
+    finally:
+        (teams_dir / "finance-learns.toml").unlink()

@@ -156,3 +156,55 @@ def test_unknown_agent_is_one_line(home: Path, capsys) -> None:
     assert run(["ghost", "-m", "hi"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "ghost" in err and "\n" not in err
+
+
+# ---- tools: compact tool lines on stderr, y/N approvals -----------------------------------------------
+def test_tool_activity_is_shown_and_approval_asked(model: FakeModelServer, tmp_path: Path, capsys, monkeypatch) -> None:
+    import json
+
+    from tests.fakes.model_server import calls
+
+    model.reset()
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    tools = json.dumps({"builtin": ["write_file", "run_command"], "approval": {"run_command": "always"}})
+    env = agent_env(model, tmp_path, CLAWPEN_TOOLS=tools, CLAWPEN_WORKSPACE=str(workspace))
+    model.push(
+        calls(("write_file", {"path": "a.txt", "content": "A"})),
+        calls(("run_command", {"command": "touch yes"})),
+        Script(reply="first done"),
+        calls(("run_command", {"command": "touch no"})),
+        Script(reply="second done"),
+    )
+    with ServerThread(create_app(AgentConfig.from_env(env))) as url:
+        code = run(["finn", "--endpoint", url, "--session", "t"], "go\ny\nagain\nn\n", monkeypatch)
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == ["first done", "second done"]
+    err = captured.err
+    assert '[tool] write_file {"path": "a.txt", "content": "A"}' in err
+    assert "[tool] write_file ok: wrote 1 bytes to a.txt (1 lines)" in err
+    assert err.count('? approve run_command {"command": "touch') == 2
+    assert "[tool] run_command ok: exit code: 0" in err
+    assert "[tool] run_command error: denied: the user refused to run run_command" in err
+    assert (workspace / "yes").exists() and not (workspace / "no").exists()
+
+
+def test_quit_is_a_command_not_a_message(agent_url: str, model: FakeModelServer, home: Path) -> None:
+    """Through the real process, as piped input: `/quit` ends the chat; nothing after it is sent."""
+    import os
+    import subprocess
+
+    model.push(Script(reply="first answer"))
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "chat", "finn", "--endpoint", agent_url],
+        input="hello\n/quit\nnever sent\n",
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CLAWPEN_HOME": str(home)},
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "first answer\n"
+    assert [r.messages[-1]["content"] for r in model.requests] == ["hello"]

@@ -27,8 +27,8 @@ def test_apply_then_get_shows_template_defaults(home: Path, capsys: pytest.Captu
     assert capsys.readouterr().out.splitlines() == ["agent/finn unchanged", "agent/pax unchanged"]
     assert main(["get", "agents"]) == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["finn"][3:5] == ["anthropic", "claude-sonnet-4-5"]  # from the template
-    assert rows["pax"][3:5] == ["ollama", "llama3.2"]  # the provider's default model
+    assert rows["finn"][4:6] == ["anthropic", "claude-sonnet-4-5"]  # from the template
+    assert rows["pax"][4:6] == ["ollama", "llama3.2"]  # the provider's default model
 
 
 def test_bad_manifest_is_one_line_and_nonzero(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

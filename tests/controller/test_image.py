@@ -121,6 +121,11 @@ def test_offline_wheels_build_another_tag(
          "-r", str(image_module.AGENT_DIR / "requirements.txt")],
         check=True,
     )  # fmt: skip
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--only-binary=:all:", "--no-deps", "-d", str(wheels),
+         "-r", str(image_module.AGENT_DIR / "requirements-nodeps.txt")],
+        check=True,
+    )  # fmt: skip
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a cold wheel cache, our own lock
     tag = f"clawpen/agent-test:{unique_instance('img')}"
     try:

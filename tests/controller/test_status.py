@@ -68,3 +68,25 @@ def test_transition_time_moves_only_on_change():
 def test_status_model_survives_round_trip():
     status = derive_status(agent(), RUNNING, now=T0, healthy=True)
     assert AgentStatus.model_validate(status.dump()) == status
+
+
+# ---- ToolsDegraded (the agent's /healthz reports failed MCP servers) ----------------------------------
+def test_tools_degraded_condition_appears_and_recovers() -> None:
+    from controller.resources import Agent
+    from controller.runtime.base import Observed
+    from controller.status import derive_status
+
+    agent = Agent.model_validate({"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "t"}})
+    running = Observed(key=agent.key, exists=True, running=True, endpoint="http://127.0.0.1:1", state="running")
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    plain = derive_status(agent, running, now=t0, healthy=True)
+    assert plain.condition("ToolsDegraded") is None  # never failed: not shown at all
+    bad = derive_status(agent, running, now=t0, healthy=True, tools_degraded="time: ConnectError: refused")
+    cond = bad.condition("ToolsDegraded")
+    assert cond and cond.status == "True" and cond.reason == "MCPServerFailed"
+    assert cond.message == "time: ConnectError: refused"
+    assert bad.phase == "Running" and bad.condition("Ready").status == "True"  # the agent keeps working
+    agent.status = bad
+    fixed = derive_status(agent, running, now=t0, healthy=True)
+    cond = fixed.condition("ToolsDegraded")
+    assert cond and cond.status == "False" and cond.reason == "ToolsAvailable"

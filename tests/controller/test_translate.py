@@ -30,7 +30,10 @@ class Resolved:
         self.scope, self.version = scope, version
 
 
-SECRETS = {"OPENAI_API_KEY": Resolved("global", "v3"), "GITHUB_TOKEN": Resolved("agent", "v1")}
+SECRETS = {
+    "OPENAI_API_KEY": Resolved("global", "v3"),
+    "ANTHROPIC_API_KEY": Resolved("global", "v1"),
+    "GITHUB_TOKEN": Resolved("agent", "v1")}
 
 
 def render(case: Path) -> dict:

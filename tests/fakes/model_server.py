@@ -30,6 +30,34 @@ from tests.fakes.server_thread import ServerThread
 ReplyFn = Callable[[dict[str, Any]], str]
 
 
+def tool_call(name: str, arguments: dict[str, Any] | str, call_id: str | None = None) -> dict[str, Any]:
+    return {"name": name, "arguments": arguments, "id": call_id}
+
+
+def calls(*items: tuple[str, dict[str, Any] | str]) -> Script:
+    """A script whose reply is only tool calls (ids call_1, call_2, ... in order)."""
+    return Script(reply="", tool_calls=tuple(tool_call(n, a) for n, a in items))
+
+
+def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """The tool results the model was sent, in either style, as {"id", "content", "is_error"}."""
+    out: list[dict[str, Any]] = []
+    for m in body.get("messages", []):
+        if m.get("role") == "tool":
+            out.append({"id": m.get("tool_call_id"), "content": m.get("content"), "is_error": None})
+        elif isinstance(m.get("content"), list):
+            for block in m["content"]:
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    out.append({"id": block.get("tool_use_id"), "content": block.get("content"),
+                                "is_error": block.get("is_error")})
+    return out
+
+
+def tool_names(body: dict[str, Any]) -> list[str]:
+    """The names of the tools offered in a request, in either style."""
+    return [t.get("name") or (t.get("function") or {}).get("name") for t in body.get("tools") or []]
+
+
 @dataclass(frozen=True)
 class Script:
     """How the fake answers one request.
@@ -51,6 +79,9 @@ class Script:
     chunks: int | None = None
     keepalive_every: float = 0.0  # streamed: spend `delay` sending SSE comments this often, not silent
     timestamps: bool = False  # OpenAI streamed: `chunks` chunks, each "<perf_counter() when sent> "
+    # Ask for tool calls: each {"name", "arguments" (dict, or a str sent verbatim), "id"?}, streamed in
+    # each style's pieces (argument JSON split across deltas) after any `reply` text.
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
     @property
     def silent_delay(self) -> float:
@@ -247,7 +278,14 @@ class FakeModelServer:
             yield chunk({"role": "assistant"}), False
             for piece in _split(text, None if script.timestamps else script.chunks):
                 yield chunk({"content": piece}), True
-            yield chunk({}, "stop"), False
+            for i, call in enumerate(script.tool_calls):
+                args = _args(call)
+                half = len(args) // 2
+                first = {"index": i, "id": call.get("id") or f"call_{i + 1}", "type": "function",
+                         "function": {"name": call["name"], "arguments": args[:half]}}
+                yield chunk({"tool_calls": [first]}), False
+                yield chunk({"tool_calls": [{"index": i, "function": {"arguments": args[half:]}}]}), False
+            yield chunk({}, "tool_calls" if script.tool_calls else "stop"), False
             yield "data: [DONE]\n\n", False
 
         return self._stream(rec, script, events())
@@ -291,7 +329,17 @@ class FakeModelServer:
                 delta = {"index": 0, "delta": {"type": "text_delta", "text": piece}}
                 yield event("content_block_delta", delta), True
             yield event("content_block_stop", {"index": 0}), False
-            yield event("message_delta", {"delta": {"stop_reason": "end_turn"}}), False
+            for i, call in enumerate(script.tool_calls, start=1):
+                args = _args(call)
+                half = len(args) // 2
+                block = {"type": "tool_use", "id": call.get("id") or f"toolu_{i}", "name": call["name"], "input": {}}
+                yield event("content_block_start", {"index": i, "content_block": block}), False
+                for piece in (args[:half], args[half:]):
+                    delta = {"index": i, "delta": {"type": "input_json_delta", "partial_json": piece}}
+                    yield event("content_block_delta", delta), False
+                yield event("content_block_stop", {"index": i}), False
+            stop = "tool_use" if script.tool_calls else "end_turn"
+            yield event("message_delta", {"delta": {"stop_reason": stop}}), False
             yield event("message_stop", {}), False
 
         return self._stream(rec, script, events())
@@ -324,6 +372,11 @@ class FakeModelServer:
                 raise
 
         return StreamingResponse(body(), media_type="text/event-stream")
+
+
+def _args(call: dict[str, Any]) -> str:
+    value = call.get("arguments", {})
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class DroppedStream(Exception):

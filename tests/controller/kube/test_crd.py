@@ -22,11 +22,22 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "deploy" / "kubernetes" / "examples"
 
 
-def test_checked_in_crds_equal_a_fresh_generation() -> None:
+@pytest.mark.parametrize("directory", [ROOT / "crds", ROOT / "deploy" / "kubernetes" / "crds"])
+def test_checked_in_crds_equal_a_fresh_generation(directory: Path) -> None:
     for filename, cls in crd.filenames().items():
-        path = ROOT / "crds" / filename
+        path = directory / filename
         assert path.exists(), f"{path} missing: run `python -m controller.crd`"
-        assert path.read_text() == crd.render(cls), f"{filename} is stale: run `python -m controller.crd`"
+        assert path.read_text() == crd.render(cls), f"{path} is stale: run `python -m controller.crd`"
+
+
+def test_kubectl_apply_f_crds_sees_only_crds() -> None:
+    """`kubectl apply -f crds/` sends every YAML file there: each must be a CRD (a kustomization is not)."""
+    files = sorted((ROOT / "crds").iterdir())
+    assert files, "crds/ is empty"
+    for path in files:
+        assert path.suffix in (".yaml", ".yml", ".json"), path
+        for doc in yaml.safe_load_all(path.read_text()):
+            assert doc["kind"] == "CustomResourceDefinition", f"{path.name} is a {doc.get('kind')}, not a CRD"
 
 
 @pytest.mark.parametrize("cls", [Agent, Team])

@@ -73,6 +73,8 @@ def test_installs_everything_the_issue_lists() -> None:
 @pytest.mark.parametrize("doc", [d for _, d in OBJECTS], ids=lambda d: f"{d['kind']}-{d['metadata']['name']}")
 def test_every_object_validates_strictly(doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    if doc["kind"] == "RoleBinding" and doc["metadata"]["name"] == "clawpen-agent-secrets":
+        return  # lives in a namespace that holds Agents (see test_operator_reads_secrets_only_in_...)
     if doc["kind"] not in ("Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"):
         assert doc["metadata"].get("namespace") == SYSTEM_NS
 
@@ -88,6 +90,15 @@ def test_operator_is_a_single_replica_recreated_never_rolled() -> None:
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
     args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert args[0] == "operator"
+
+
+def test_operator_names_the_agent_image() -> None:
+    """Without CLAWPEN_IMAGE every agent would run the built-in default tag, which no cluster can pull."""
+    from controller import __version__
+
+    operator = by_kind("Deployment")["clawpen-operator"]
+    env = {e["name"]: e.get("value") for e in operator["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env.get("CLAWPEN_IMAGE") == f"clawpen/agent:{__version__}"
 
 
 def test_wiring_between_objects() -> None:
@@ -189,9 +200,7 @@ def rbac_request(method: str, path: str, query: dict[str, str]) -> tuple[str, st
 
 
 def allowed(role: dict[str, Any], group: str, resource: str, verb: str) -> bool:
-    return any(
-        group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in role["rules"]
-    )
+    return any(group in r["apiGroups"] and resource in r["resources"] and verb in r["verbs"] for r in role["rules"])
 
 
 def recorded(server: kmock.KubernetesEmulator) -> set[tuple[str, str, str]]:
@@ -253,20 +262,44 @@ async def test_operator_role_allows_every_request_its_code_makes(kmock: kmock.Ku
         await runtime.list_owned()
         await runtime.stop("default/finn")
         await runtime.start("default/finn")
-        claim = {
-            "metadata": {"name": "data-agent-finn-0", "namespace": "default", "labels": plan().owner_labels()}
-        }
+        claim = {"metadata": {"name": "data-agent-finn-0", "namespace": "default", "labels": plan().owner_labels()}}
         kmock.objects["v1/persistentvolumeclaims", "default", "data-agent-finn-0"] = claim
         await runtime.remove("default/finn", volumes=True)
     finally:
         await store.close()
         await runtime.close()
-    role = by_kind("ClusterRole")["clawpen-operator"]
+    # Cluster-wide rules, plus the Secret rules bound in `default` (where this scenario's agent lives).
+    role = {"rules": by_kind("ClusterRole")["clawpen-operator"]["rules"] + operator_rules_in("default")}
     used = recorded(kmock) - {("clawpen.dev", "agents", "create")}  # the test's own seeding
     missing = sorted(u for u in used if not allowed(role, *u))
     assert missing == []
     # The recording is real: the scenario reached creates, scaling and volume deletion.
     assert {("apps", "statefulsets", "create"), ("", "persistentvolumeclaims", "delete")} <= used
+
+
+def operator_rules_in(namespace: str) -> list[dict[str, Any]]:
+    """Rules the operator holds only in `namespace`, through RoleBindings."""
+    rules: list[dict[str, Any]] = []
+    for _, doc in OBJECTS:
+        if doc["kind"] != "RoleBinding" or doc["metadata"].get("namespace") != namespace:
+            continue
+        if not any(s.get("name") == "clawpen-operator" for s in doc["subjects"]):
+            continue
+        rules += by_kind(doc["roleRef"]["kind"])[doc["roleRef"]["name"]]["rules"]
+    return rules
+
+
+def test_operator_reads_secrets_only_in_namespaces_bound_to_it() -> None:
+    """Secrets were granted cluster-wide (kube-system's included): now only per namespace, by RoleBinding."""
+    operator_role = by_kind("ClusterRole")["clawpen-operator"]
+    assert not any("secrets" in rule["resources"] for rule in operator_role["rules"])
+    granting = {
+        name for name, role in by_kind("ClusterRole").items() if any("secrets" in r["resources"] for r in role["rules"])
+    }
+    assert granting == {"clawpen-agent-secrets"}
+    assert all(b["roleRef"]["name"] not in granting for b in by_kind("ClusterRoleBinding").values())
+    assert allowed({"rules": operator_rules_in("default")}, "", "secrets", "get")
+    assert not allowed({"rules": operator_rules_in("kube-system")}, "", "secrets", "get")
 
 
 async def kmock_seed_agent(store: KubeStore) -> None:
@@ -330,9 +363,6 @@ def test_kubectl_kustomize_builds_the_same_objects() -> None:
     ours = sorted((d["kind"], d["metadata"]["name"]) for _, d in OBJECTS)
     assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == ours
     images = {
-        c["image"]
-        for d in docs
-        if d["kind"] == "Deployment"
-        for c in d["spec"]["template"]["spec"]["containers"]
+        c["image"] for d in docs if d["kind"] == "Deployment" for c in d["spec"]["template"]["spec"]["containers"]
     }
     assert images == {"clawpen/controller:0.1.0"}

@@ -84,3 +84,43 @@ def test_pending_pod_without_container_status() -> None:
     bare = {"metadata": {"name": "agent-finn-0"}, "status": {"phase": "Pending"}}
     seen = observed_from(KEY, sts(), bare, ENDPOINT)
     assert (seen.exists, seen.running, seen.state, seen.healthy) == (True, True, "pending", None)
+
+
+def test_unschedulable_pending_pod_surfaces_its_reason_in_the_status() -> None:
+    """A PVC without a storage class (or no node that fits) leaves the pod Pending: the Agent's status says why."""
+    from datetime import UTC, datetime
+
+    from controller.resources import API_VERSION, Agent, parse_resource
+    from controller.status import derive_status
+
+    message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/1 nodes"
+    pending = {
+        "metadata": {"name": "agent-finn-0"},
+        "status": {
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message}],
+        },
+    }
+    seen = observed_from(KEY, sts(), pending, ENDPOINT)
+    assert (seen.running, seen.state) == (True, "Unschedulable")
+    assert seen.error is not None and "unbound immediate PersistentVolumeClaims" in seen.error
+    agent = parse_resource({"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": "finn"}, "spec": {}})
+    assert isinstance(agent, Agent)
+    status = derive_status(agent, seen, now=datetime.now(UTC), healthy=False, health_message="/healthz did not answer")
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "Unschedulable" and "PersistentVolumeClaims" in ready.message
+    assert status.phase.value == "Pending"
+
+
+def test_image_pull_backoff_shows_in_the_status_not_a_healthz_timeout() -> None:
+    from datetime import UTC, datetime
+
+    from controller.resources import API_VERSION, parse_resource
+    from controller.status import derive_status
+
+    waiting = {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image clawpen/agent:x"}}
+    seen = observed_from(KEY, sts(), pod(waiting, phase="Pending"), ENDPOINT)
+    agent = parse_resource({"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": "finn"}, "spec": {}})
+    status = derive_status(agent, seen, now=datetime.now(UTC), healthy=False, health_message="/healthz did not answer")  # type: ignore[arg-type]
+    ready = status.condition("Ready")
+    assert ready is not None and ready.reason == "ImagePullBackOff" and "pulling image" in ready.message

@@ -22,6 +22,7 @@ import pytest
 
 from controller import operator
 from controller.kube.client import api_client_for
+from controller.reconcile import ReconcileResult
 from controller.resources import Agent, AgentStatus, DesiredState, Phase
 from controller.store.kube import KubeStore
 
@@ -34,9 +35,13 @@ class StatusWritingReconciler:
     calls: list[str] = field(default_factory=list)
     liveness: str = ""
 
-    async def reconcile(self, key: str) -> None:
+    async def reconcile(self, key: str) -> ReconcileResult | None:
         self.calls.append(key)
         namespace, _, name = key.partition("/")
+        if name.startswith("nosecret"):  # what the core answers for an agent whose secret is missing
+            return ReconcileResult(
+                action="failed", phase=Phase.FAILED, reason="SecretMissing", message="secret OPENAI_API_KEY is missing"
+            )
         agent = await self.store.get(Agent, name, namespace)
         phase = Phase.STOPPED if agent.spec.state == "Stopped" else Phase.RUNNING
         await self.store.update_status(Agent, name, AgentStatus(phase=phase), namespace)
@@ -100,9 +105,7 @@ async def running(
     liveness = f"http://127.0.0.1:{port}/healthz"
     reconciler.liveness = liveness
     task = asyncio.create_task(
-        operator.run(
-            ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5, liveness=liveness
-        )
+        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5, liveness=liveness)
     )
     await asyncio.wait_for(ready.wait(), timeout=20)
     try:
@@ -170,14 +173,10 @@ async def test_spec_update_reconciles_promptly(
     try:
         await seed(kmock, "sam")
         created = await store.get(Agent, "sam")
-        await eventually(
-            lambda: kmock.objects[AGENTS, "default", "sam"].get("status", {}).get("phase") == "Running"
-        )
+        await eventually(lambda: kmock.objects[AGENTS, "default", "sam"].get("status", {}).get("phase") == "Running")
         created.spec.state = DesiredState.STOPPED
         await store.replace(created)
-        await eventually(
-            lambda: kmock.objects[AGENTS, "default", "sam"].get("status", {}).get("phase") == "Stopped"
-        )
+        await eventually(lambda: kmock.objects[AGENTS, "default", "sam"].get("status", {}).get("phase") == "Stopped")
     finally:
         await store.close()
 
@@ -205,3 +204,60 @@ async def test_requeue_hints_are_bounded() -> None:
     assert await ctx(Hinting(600)).reconcile("default/a") == 30  # never slower than a resync
     failing = Hinting(None, fail=RuntimeError("a bug"))
     assert await ctx(failing).reconcile("default/a") == 5.0  # logged and retried, the daemon lives on
+
+
+def posted_events(server: kmock.KubernetesEmulator) -> list[dict[str, Any]]:
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+    ]
+
+
+async def test_failures_and_actions_become_kubernetes_events_once(
+    running: tuple[StatusWritingReconciler, RecordingRuntime], kmock: kmock.KubernetesEmulator
+) -> None:
+    reconciler, _ = running
+    await seed(kmock, "nosecret")
+    # The create handler and then several daemon resyncs, all failing the same way...
+    await eventually(lambda: reconciler.calls.count("default/nosecret") >= 4, what=lambda: reconciler.calls)
+    events = [e for e in posted_events(kmock) if e.get("reason") == "SecretMissing"]
+    # ...post one Warning Event on the Agent (kubectl describe shows it), not one per resync.
+    assert len(events) == 1, posted_events(kmock)
+    event = events[0]
+    assert event["type"] == "Warning" and "OPENAI_API_KEY" in event["message"]
+    assert event["involvedObject"]["kind"] == "Agent" and event["involvedObject"]["name"] == "nosecret"
+
+
+async def test_not_ready_agents_are_rechecked_with_backoff() -> None:
+    @dataclass
+    class Starting:
+        async def reconcile(self, key: str) -> ReconcileResult:
+            return ReconcileResult(action="none", requeue_after=1.0)
+
+    ctx = operator.OperatorContext(reconciler=Starting(), runtime=RecordingRuntime(), resync_seconds=30)  # type: ignore[arg-type]
+    delays = [await ctx.reconcile("default/stuck") for _ in range(6)]
+    assert delays == [2.0, 4.0, 8.0, 16.0, 30, 30]  # doubling from min_requeue, capped at the resync period
+    ctx.changed("default/stuck")  # a spec change: look quickly again
+    assert await ctx.reconcile("default/stuck") == 2.0
+
+
+async def test_uninstall_removes_workloads_then_releases_finalizers(kmock: kmock.KubernetesEmulator) -> None:
+    """`clawpen operator --uninstall`: without it, Agents keep our finalizer once the operator is gone and
+    `kubectl delete -k deploy/kubernetes` leaves the CRD Terminating for good."""
+    kmock.resources[AGENTS] = kmock.ResourceInfo(kind="Agent", namespaced=True, subresources={"status"})
+    for namespace, name in (("default", "finn"), ("team-b", "rhea")):
+        body = agent_body(name)
+        body["metadata"].update(namespace=namespace, finalizers=[operator.FINALIZER, "other.example/keep"])
+        kmock.objects[AGENTS, namespace, name] = body
+    store, runtime = KubeStore(api_client_for(str(kmock.url))), RecordingRuntime()
+    try:
+        released = await operator.uninstall(store, runtime)
+    finally:
+        await store.close()
+    assert sorted(released) == ["default/finn", "team-b/rhea"]
+    assert sorted(runtime.removed) == ["default/finn", "team-b/rhea"]
+    for namespace, name in (("default", "finn"), ("team-b", "rhea")):
+        assert kmock.objects[AGENTS, namespace, name]["metadata"]["finalizers"] == ["other.example/keep"]

@@ -112,9 +112,7 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
 
     stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
-    )
+    task = asyncio.create_task(operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5))
     await asyncio.wait_for(ready.wait(), timeout=20)
     try:
         yield store
@@ -126,9 +124,7 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         await runtime.close()
 
 
-async def seed(
-    server: kmock.KubernetesEmulator, store: KubeStore, resource: str, body: dict[str, Any]
-) -> None:
+async def seed(server: kmock.KubernetesEmulator, store: KubeStore, resource: str, body: dict[str, Any]) -> None:
     """Store an object (kmock assigns no uid/resourceVersion) and announce it with a status write."""
     meta = body["metadata"]
     meta.update(namespace="default", resourceVersion="1", uid=f"uid-{meta['name']}")
@@ -151,9 +147,7 @@ def agent(name: str) -> dict[str, Any]:
     }
 
 
-async def test_agent_lifecycle_through_the_real_reconciler(
-    plane: KubeStore, kmock: kmock.KubernetesEmulator
-) -> None:
+async def test_agent_lifecycle_through_the_real_reconciler(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
     await seed(kmock, plane, AGENTS, agent("finn"))
 
     def sts() -> Any:
@@ -205,3 +199,54 @@ async def test_team_status_follows_its_agents(plane: KubeStore, kmock: kmock.Kub
         return dict(kmock.objects[TEAMS, "default", "crew"].get("status") or {})
 
     await eventually(lambda: status().get("missingAgents") == ["ghost"], what=status)
+
+
+@pytest.mark.parametrize("outside", [True, False])
+async def test_outside_the_cluster_readiness_comes_from_the_pod(kmock: kmock.KubernetesEmulator, outside: bool) -> None:
+    """An operator outside the cluster cannot resolve *.svc.cluster.local: it reads the Pod's Ready
+    condition (its readinessProbe on /healthz) instead of probing the Service itself."""
+    declare(kmock)
+    store = KubeStore(api_client_for(str(kmock.url)))
+    runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-op")
+    reconciler = Reconciler(
+        store,
+        runtime,
+        load_catalog(REPO_ROOT / "templates"),
+        instance="t-op",
+        image="clawpen/agent:test",
+        secrets=DictSecrets({"OPENAI_API_KEY": b"sk-from-the-store"}),
+        environ={},
+        runtime_readiness=outside,
+    )
+    try:
+        await seed(kmock, store, AGENTS, agent("finn"))
+        await reconciler.reconcile("default/finn")
+        template = kmock.objects[STS, "default", "agent-finn"]["spec"]["template"]
+        kmock.objects["v1/pods", "default", "agent-finn-0"] = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": "agent-finn-0",
+                "namespace": "default",
+                "labels": {k: str(v) for k, v in template["metadata"]["labels"].items()},
+            },
+            "status": {
+                "phase": "Running",
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [
+                    {"name": "agent", "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}, "restartCount": 0}
+                ],
+            },
+        }
+        await reconciler.reconcile("default/finn")
+        status = (await store.get(Agent, "finn")).status
+        assert status is not None
+        ready = status.condition("Ready")
+        assert ready is not None
+        if outside:
+            assert (status.phase.value, ready.status) == ("Running", "True"), status
+        else:  # probing the Service name from here fails: what every agent showed before
+            assert (ready.status, ready.reason) == ("False", "NotReady"), status
+    finally:
+        await store.close()
+        await runtime.close()

@@ -28,8 +28,8 @@ async def keywords(team: Team, message: str):  # type: ignore[no-untyped-def]
 async def test_clear_message_routes_with_ack(finance: Team) -> None:
     decision = await Conversation(finance).decide("Here's the receipt for lunch", keywords)
     assert isinstance(decision, Route)
-    assert (decision.intent, decision.agent) == ("receipts", "finn")
-    assert decision.ack == "Let me pass this to finn..."
+    assert (decision.intent, decision.agent) == ("receipts", "remy")
+    assert decision.ack == "Let me pass this to remy..."
     assert decision.message == "Here's the receipt for lunch"
 
 
@@ -37,7 +37,7 @@ async def test_follow_up_sticks_then_moves_when_clearly_elsewhere(finance: Team)
     conv = Conversation(finance)
     await conv.decide("Here's the receipt for lunch", keywords)
     follow = await conv.decide("and the one from Tuesday too", keywords)
-    assert isinstance(follow, Route) and follow.agent == "finn" and follow.classification.method == "sticky"
+    assert isinstance(follow, Route) and follow.agent == "remy" and follow.classification.method == "sticky"
     moved = await conv.decide("Create an invoice for the Johnson project", keywords)
     assert isinstance(moved, Route) and moved.agent == "rae"
 

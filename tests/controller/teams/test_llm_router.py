@@ -100,7 +100,7 @@ async def test_llm_mode_uses_the_models_verdict(finance: Team) -> None:
     result = await classify(with_mode(finance, "llm"), "Our customer paid only half", model)
     assert (result.intent, result.agent, result.method) == ("receivables", "rae", "llm")
     assert result.confidence == 0.92 and not result.needs_clarification
-    assert result.reasoning == "client owes us" and len(model.calls) == 1
+    assert result.reasoning == "model answer: client owes us" and len(model.calls) == 1
 
 
 async def test_llm_low_confidence_asks(finance: Team) -> None:
@@ -137,9 +137,10 @@ async def test_llm_timeout_falls_back(finance: Team) -> None:
     assert result.intent == "receipts" and "did not answer within 0.05s" in result.reasoning
 
 
-async def test_no_model_configured_means_keywords(finance: Team) -> None:
+async def test_no_model_configured_means_keywords_then_semantic(finance: Team) -> None:
     result = await classify(with_mode(finance, "llm"), "receipt", None)
-    assert result.method == "keyword" and "no model configured" in result.reasoning
+    assert (result.method, result.intent) == ("semantic", "receipts")
+    assert "no model configured" in result.reasoning
 
 
 async def test_hybrid_skips_the_model_when_keywords_are_confident(finance: Team) -> None:
@@ -148,16 +149,29 @@ async def test_hybrid_skips_the_model_when_keywords_are_confident(finance: Team)
     assert result.method == "keyword" and result.intent == "receipts" and model.calls == []
 
 
-async def test_hybrid_asks_the_model_when_keywords_are_unsure(finance: Team) -> None:
+def unsure_semantic(team: Team) -> Team:
+    """A floor no message reaches: the semantic stage is always unsure, so hybrid goes on to the model."""
+    router = team.spec.router.model_copy(update={"similarity_floor": 0.99})
+    return team.model_copy(update={"spec": team.spec.model_copy(update={"router": router})})
+
+
+async def test_hybrid_asks_the_model_when_keywords_and_semantic_are_unsure(finance: Team) -> None:
     model = Replies('```json\n{"intent": "receivables", "confidence": 0.88}\n```')
-    result = await classify(finance, "Mark the Wayne Enterprises invoice as paid", model)  # keyword tie
+    result = await classify(unsure_semantic(finance), "Mark the Wayne Enterprises invoice as paid", model)  # tie
     assert len(model.calls) == 1
     assert (result.intent, result.method, result.needs_clarification) == ("receivables", "llm", False)
 
 
-async def test_hybrid_with_broken_model_still_asks_on_a_tie(finance: Team) -> None:
-    result = await classify(finance, "Mark the invoice as paid", Replies(TimeoutError()))
-    assert result.needs_clarification and result.method == "keyword"
+async def test_hybrid_with_broken_model_still_asks_when_unsure(finance: Team) -> None:
+    result = await classify(unsure_semantic(finance), "Mark the invoice as paid", Replies(TimeoutError()))
+    assert result.needs_clarification and result.method == "clarify"
+    assert "used semantic similarity" in result.reasoning
+
+
+async def test_hybrid_skips_the_model_when_semantic_is_sure(finance: Team) -> None:
+    model = Replies()
+    result = await classify(finance, "Are we profitable yet?", model)
+    assert (result.method, result.intent) == ("semantic", "reporter") and model.calls == []
 
 
 async def test_keyword_mode_never_calls_the_model(finance: Team) -> None:

@@ -162,7 +162,7 @@ def test_empty_and_odd_messages_do_not_crash(finance: Team) -> None:
 
 
 def test_agent_name_in_responses_is_the_agents_name(finance: Team) -> None:
-    assert routing_ack(finance, "receipts") == "Let me pass this to finn..."
+    assert routing_ack(finance, "receipts") == "Let me pass this to remy..."
     assert agent_prefix(finance, "payables") == "[pax] "
 
 
@@ -205,7 +205,7 @@ def test_follow_up_without_signal_stays_with_previous_agent(finance: Team) -> No
     new = classify_keywords(finance, "and what about the one from last week?")
     assert new.needs_clarification
     sticky = apply_stickiness(finance, "receipts", new)
-    assert (sticky.intent, sticky.agent, sticky.method) == ("receipts", "finn", "sticky")
+    assert (sticky.intent, sticky.agent, sticky.method) == ("receipts", "remy", "sticky")
     assert not sticky.needs_clarification
 
 

@@ -24,14 +24,14 @@ def agent(name: str, phase: Phase | None = Phase.RUNNING, namespace: str = "defa
 
 
 def test_ready_when_all_agents_run(finance: Team) -> None:
-    status = derive_team_status(finance, [agent(n) for n in ("finn", "pax", "rae", "rex", "other")])
+    status = derive_team_status(finance, [agent(n) for n in ("remy", "pax", "rae", "rex", "other")])
     assert status.phase == "Ready" and not status.missing_agents and not status.not_running_agents
     [ready] = status.conditions
     assert (ready.type, ready.status, ready.reason) == ("Ready", "True", "AgentsRunning")
 
 
 def test_degraded_names_missing_and_stopped_agents(finance: Team) -> None:
-    agents = [agent("finn"), agent("pax", Phase.STOPPED), agent("rae", None)]
+    agents = [agent("remy"), agent("pax", Phase.STOPPED), agent("rae", None)]
     status = derive_team_status(finance, agents)
     assert status.phase == "Degraded"
     assert status.missing_agents == ["rex"]
@@ -43,18 +43,18 @@ def test_degraded_names_missing_and_stopped_agents(finance: Team) -> None:
 
 @pytest.mark.parametrize("phase", [Phase.PENDING, Phase.STARTING, Phase.FAILED, Phase.STOPPED])
 def test_any_phase_but_running_is_not_running(finance: Team, phase: Phase) -> None:
-    agents = [agent("finn", phase), agent("pax"), agent("rae"), agent("rex")]
-    assert derive_team_status(finance, agents).not_running_agents == ["finn"]
+    agents = [agent("remy", phase), agent("pax"), agent("rae"), agent("rex")]
+    assert derive_team_status(finance, agents).not_running_agents == ["remy"]
 
 
 def test_agents_in_another_namespace_do_not_count(finance: Team) -> None:
-    agents = [agent(n, namespace="elsewhere") for n in ("finn", "pax", "rae", "rex")]
-    assert derive_team_status(finance, agents).missing_agents == ["finn", "pax", "rae", "rex"]
+    agents = [agent(n, namespace="elsewhere") for n in ("remy", "pax", "rae", "rex")]
+    assert derive_team_status(finance, agents).missing_agents == ["remy", "pax", "rae", "rex"]
 
 
 def test_agent_shared_by_two_intents_is_listed_once(finance: Team) -> None:
     finance.spec.agents["reporter"] = finance.spec.agents["receipts"]
-    assert derive_team_status(finance, []).missing_agents == ["finn", "pax", "rae"]
+    assert derive_team_status(finance, []).missing_agents == ["remy", "pax", "rae"]
 
 
 def test_team_without_agents_is_degraded(finance: Team) -> None:

@@ -48,7 +48,7 @@ def test_finance_team_fields_map_to_the_resource() -> None:
     assert spec.router.confidence_threshold == 0.7 and spec.router.clarify_on_low_confidence is True
     assert (spec.router.provider, spec.router.model) == ("openai", "gpt-4o-mini")
     assert {i: a.agent for i, a in spec.agents.items()} == {
-        "receipts": "finn", "payables": "pax", "receivables": "rae", "reporter": "rex",
+        "receipts": "remy", "payables": "pax", "receivables": "rae", "reporter": "rex",
     }
     assert "expense report" in spec.routing["receipts"].keywords
     assert "I bought office supplies" in spec.routing["receipts"].examples
@@ -134,15 +134,16 @@ BAD = [
     ('[team]\nname="x"\nowner="me"\n', "[team].owner: unknown field"),
     ('[team]\nname="x"\n[router]\nmood="happy"\n', "[router].mood: unknown field"),
     ('[team]\nname="x"\n[router]\nconfidence_threshold=1.5\n', "[router].confidence_threshold: Input should be less"),
-    ('[team]\nname="x"\n[router]\nmode="magic"\n', "[router].mode: Input should be 'keyword', 'llm' or 'hybrid'"),
+    ('[team]\nname="x"\n[router]\nmode="magic"\n',
+     "[router].mode: Input should be 'keyword', 'semantic', 'llm' or 'hybrid'"),
     ('[team]\nname="x"\n[router]\nclarify_on_low_confidence="maybe"\n', "[router].clarify_on_low_confidence"),
     ('[team]\nname="x"\n[agents]\nr = { agent = "Not A Name" }\n', "[agents].r.agent: must be a DNS-1123 label"),
-    ('[team]\nname="x"\n[agents]\nr = "finn"\n', "[agents].r: Input should be a valid dictionary"),
-    ('[team]\nname="x"\n[agents]\nr = { agent = "finn" }\n[routing.s]\nkeywords=["a"]\n',
+    ('[team]\nname="x"\n[agents]\nr = "remy"\n', "[agents].r: Input should be a valid dictionary"),
+    ('[team]\nname="x"\n[agents]\nr = { agent = "remy" }\n[routing.s]\nkeywords=["a"]\n',
      "routing.s names an intent missing from agents"),
-    ('[team]\nname="x"\n[agents]\nr = { agent = "finn" }\n[routing.r]\nkeywords="pay"\n',
+    ('[team]\nname="x"\n[agents]\nr = { agent = "remy" }\n[routing.r]\nkeywords="pay"\n',
      "[routing.r].keywords: Input should be a valid list"),
-    ('[team]\nname="x"\n[router]\nfallback_intent="nobody"\n[agents]\nr = { agent = "finn" }\n',
+    ('[team]\nname="x"\n[router]\nfallback_intent="nobody"\n[agents]\nr = { agent = "remy" }\n',
      "fallbackIntent 'nobody' is not one of agents"),
     ('[team]\nid="Bad_Id"\n', "[team].id: must be a DNS-1123 label"),
     ('[team]\nname="!!!"\n', "[team].id: cannot derive a team name"),
@@ -186,7 +187,7 @@ def test_apply_reads_toml_through_the_manifest_loader(monkeypatch: pytest.Monkey
     monkeypatch.setitem(manifests.LOADERS, ".toml", team_documents)
     resources = manifests.load_manifests(ROOT / "teams")
     kinds = {(r.KIND, r.name) for r in resources}
-    assert {("Team", "finance-team"), ("Team", "platform-support"), ("Agent", "finn"), ("Agent", "hal")} <= kinds
+    assert {("Team", "finance-team"), ("Team", "platform-support"), ("Agent", "remy"), ("Agent", "hal")} <= kinds
     bad = tmp_path / "bad.toml"
     bad.write_text('[team]\nname="x"\n[router]\nconfidence_threshold=2\n')
     with pytest.raises(ManifestError) as err:
