@@ -65,7 +65,7 @@ class AuthStatusOut(Out):
 
 Preset = Literal["nano", "micro", "small", "medium", "large", "xlarge"]
 RestartPolicy = Literal["no", "on-failure", "always", "unless-stopped"]
-StatusName = Literal["pending", "starting", "running", "stopped", "failed"]
+StatusName = Literal["pending", "starting", "running", "stopped", "failed", "suspended"]
 DesiredState = Literal["running", "stopped"]
 
 

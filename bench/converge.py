@@ -4,7 +4,8 @@ Baseline: a plain script that creates and starts the same N hardened containers 
 SDK (same image, limits, port publishing, same parallelism) and waits until each answers /healthz.
 Claw Pen: the same N agents written as manifests to a file store, reconciled by the controller
 (in-process, `workers` = the baseline's parallelism) until every status is Running with Ready=True.
-Both run in this process, one after the other, on the same engine. Run: `python bench/converge.py [N]`.
+Both run in this process, one after the other, on the same engine.
+Run: `python bench/converge.py [N] [rounds] [workers]` (workers: the controller default).
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.commands.resources import apply_resource  # noqa: E402
 from controller.resources import API_VERSION, Agent, Phase, parse_resource  # noqa: E402
-from controller.settings import Settings  # noqa: E402
+from controller.settings import Settings, default_workers  # noqa: E402
 from controller.wiring import build_controller, open_runtime, open_store  # noqa: E402
 
-WORKERS = 4
+WORKERS = int(sys.argv[3]) if len(sys.argv) > 3 else default_workers()  # the controller's default
 
 
 def wait_healthy(port: int, timeout: float = 60) -> None:

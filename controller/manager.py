@@ -35,7 +35,7 @@ class Controller:
         reconciler: Reconciler,
         *,
         workers: int = 4,
-        resync_seconds: float = 30.0,
+        resync_seconds: float = 120.0,
         on_reconcile: Hook | None = None,
         extra_tasks: list[Callable[[Controller], Coroutine[Any, Any, None]]] | None = None,
     ):
@@ -112,6 +112,8 @@ class Controller:
                 log.warning("runtime events unavailable (%s); retrying in %.0f s", err, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+            with contextlib.suppress(Exception):  # events may have been missed: look at everything now
+                await self.resync()
 
     async def _worker(self, index: int) -> None:
         while True:

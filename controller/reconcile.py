@@ -9,9 +9,12 @@ runtime errors are retried by the caller with backoff (ReconcileRetry).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import random
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,10 +26,11 @@ from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, AgentTokens, TokenIn
 from controller.andor import AndorBridge, with_condition
 from controller.catalog import Catalog
 from controller.events import Event, EventLog
+from controller.idle import Activity, Suspendable, idle_since, parse_duration
 from controller.interpolate import VarPolicy
 from controller.plan import WorkloadPlan
 from controller.programs import program_named
-from controller.resources import Agent, AgentStatus, Condition, Phase, Team, now
+from controller.resources import Agent, AgentStatus, Condition, DesiredState, Phase, Team, now
 from controller.runtime.base import Observed, Runtime, RuntimeError_
 from controller.status import Problem, derive_status, status_changed
 from controller.store.base import InvalidObject, NotFound, Store
@@ -75,11 +79,23 @@ class ReconcileResult:
     message: str | None = None
 
 
+READY_REPROBE_SECONDS = 300.0  # a Ready agent whose container did not change is re-probed this rarely
+_probe_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def _probe_client() -> httpx.AsyncClient:
+    """One client per event loop: building an httpx client (its TLS context) costs more than a probe."""
+    loop = asyncio.get_running_loop()
+    client = _probe_clients.get(loop)
+    if client is None:
+        client = _probe_clients[loop] = httpx.AsyncClient(timeout=1.0, limits=httpx.Limits(max_keepalive_connections=0))
+    return client
+
+
 async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0) -> Health:
     """GET <endpoint><path> (the program's readiness path): healthy, why-not, and `tools_degraded`."""
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
-            response = await client.get(f"{endpoint}{path}")
+        response = await _probe_client().get(f"{endpoint}{path}", timeout=timeout)
     except httpx.HTTPError as err:
         return Health(False, f"{path} did not answer ({type(err).__name__})")
     if response.status_code == 200:
@@ -94,6 +110,12 @@ async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0
     except ValueError:
         detail = response.text
     return Health(False, f"{path} answered {response.status_code}: {str(detail)[:300]}")
+
+
+def _degraded(status: AgentStatus | None) -> str | None:
+    """The ToolsDegraded message the last probe reported (kept while the probe is skipped)."""
+    condition = status.condition("ToolsDegraded") if status else None
+    return condition.message if condition is not None and condition.status == "True" else None
 
 
 @dataclass
@@ -136,6 +158,7 @@ class Reconciler:
         variables: VarPolicy | None = None,
         volumes: VolumePolicy | None = None,
         isolation: str = "default",
+        activity: Activity | None = None,
     ):
         self.store, self.runtime, self.catalog = store, runtime, catalog
         # True: trust the runtime's own readiness (a Pod's Ready condition, fed by its readinessProbe on
@@ -152,6 +175,9 @@ class Reconciler:
         self.bridge = bridge
         self.tokens = tokens
         self.variables, self.volumes, self.isolation = variables, volumes, isolation
+        self.activity = activity
+        # key → (container id, started_at, monotonic time) of the last good probe: see _still_ready
+        self._probed: dict[str, tuple[str | None, datetime | None, float]] = {}
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
@@ -194,8 +220,10 @@ class Reconciler:
 
         try:
             observed = await self.runtime.observe(key)
+            observed = await self._thaw_unless_idle(agent, observed, plan.hash)
             action, observed, wait = await self._act(plan, observed, resolved, token)
             self._record_action(key, action, f"{action} the container (plan {plan.hash})")
+            observed, idle_wait = await self._suspend_if_idle(agent, observed)
         except RuntimeError_ as err:
             observed = await self._observe_quietly(key)
             problem = Problem(err.reason, str(err), terminal=err.terminal)
@@ -208,12 +236,17 @@ class Reconciler:
             why = None if healthy else "the pod is not Ready (its readinessProbe on /healthz fails)"
             if healthy:
                 self._crashes.healthy(key)
-        elif observed.running and observed.endpoint:
+        elif observed.running and observed.endpoint and observed.state != "paused":
             slow = plan.start_timeout_s > 60
-            healthy, why, degraded = await self.probe(observed.endpoint, plan.readiness_path, 5.0 if slow else 1.0)
+            if self._still_ready(agent, observed):
+                healthy, why, degraded = True, None, _degraded(agent.status)
+            else:
+                healthy, why, degraded = await self.probe(observed.endpoint, plan.readiness_path, 5.0 if slow else 1.0)
+                self._probed.pop(key, None)
             if healthy:
                 self._crashes.healthy(key)
                 self._probe_misses.pop(key, None)
+                self._probed.setdefault(key, (observed.container_id, observed.started_at, time.monotonic()))
             elif slow and self._was_ready(agent, observed):
                 # A busy slow program (OpenClaw mid-turn on a loaded host) can miss a probe; like a
                 # Kubernetes failureThreshold, three misses in a row make a Ready agent NotReady.
@@ -237,6 +270,10 @@ class Reconciler:
             requeue = 2.0  # a slow starter: look every 2 s, not twice a second, while it boots
         if retry is not None:
             requeue = retry if requeue is None else min(requeue, retry)
+        if requeue is None and healthy:  # the slow re-probe (jittered so a fleet does not probe at once)
+            requeue = READY_REPROBE_SECONDS * random.uniform(1.0, 1.2)
+        if idle_wait is not None:
+            requeue = idle_wait if requeue is None else min(requeue, idle_wait)
         return ReconcileResult(action=action, requeue_after=requeue, phase=status.phase)
     @staticmethod
     def _was_ready(agent: Agent, observed: Observed) -> bool:
@@ -274,6 +311,73 @@ class Reconciler:
     def stale_registrations(self, wanted: Iterable[str]) -> list[str]:
         """Keys registered with the bridge that no agent wants: resync reconciles them to unregister."""
         return self.bridge.stale_keys(wanted) if self.bridge is not None else []
+
+    def _still_ready(self, agent: Agent, observed: Observed) -> bool:
+        """Skip the probe of an agent that is Ready on the same container (same id, same start) and was
+        probed less than READY_REPROBE_SECONDS ago. A controller restart trusts the stored status the
+        same way (adoption without probing 200 agents at once, and without flapping on a slow probe);
+        any Docker event (die, start, oom) changes what is observed and forces a probe."""
+        status = agent.status
+        ready = status.condition("Ready") if status else None
+        if status is None or ready is None or ready.status != "True" or status.phase != Phase.RUNNING:
+            return False
+        same = (observed.container_id, observed.started_at)
+        if (status.container_id, status.started_at) != same:
+            return False
+        seen = self._probed.get(agent.key)
+        if seen is None:  # adopted after a restart: count the stored Ready as a probe made now
+            self._probed[agent.key] = (*same, time.monotonic())
+            return True
+        return (seen[0], seen[1]) == same and time.monotonic() - seen[2] < READY_REPROBE_SECONDS
+
+    async def _thaw_unless_idle(self, agent: Agent, observed: Observed, plan_hash: str) -> Observed:
+        """A paused container that should not stay paused (idle off, stop asked, spec changed): unpause
+        it first, so stop/replace never meet a frozen process."""
+        if observed.state != "paused" or not isinstance(self.runtime, Suspendable):
+            return observed
+        if agent.spec.idle is not None and agent.spec.state == DesiredState.RUNNING and observed.plan_hash == plan_hash:
+            return observed
+        await self.runtime.unpause(agent.key)
+        self._record_action(agent.key, "woken", "unpaused: spec changed")
+        return await self.runtime.observe(agent.key)
+
+    async def _suspend_if_idle(self, agent: Agent, observed: Observed) -> tuple[Observed, float | None]:
+        """spec.idle: pause after suspendAfter without chat; unpause when activity moved. Returns the
+        new observation and when to look again (None: an event or a chat message will tell us)."""
+        runtime, key, idle = self.runtime, agent.key, agent.spec.idle
+        if (
+            idle is None
+            or self.activity is None
+            or not isinstance(runtime, Suspendable)
+            or not observed.running
+            or agent.spec.state != DesiredState.RUNNING
+        ):
+            return observed, None
+        after = parse_duration(idle.suspend_after)
+        seen = self.activity.last(key)
+        ready = agent.status.condition("Ready") if agent.status else None
+        ready_since = ready.last_transition_time if ready is not None and ready.status == "True" else None
+        now_ = self.clock()
+        since = idle_since(seen, observed.started_at, ready_since) or now_
+        remaining = (since + after - now_).total_seconds()
+        if observed.state == "paused":
+            if remaining <= 0:
+                return observed, None
+            log.info("waking %s: chat activity", key)
+            await runtime.unpause(key)
+            self._record_action(key, "woken", "unpaused: chat activity")
+            return await runtime.observe(key), remaining
+        if remaining > 0:
+            return observed, max(remaining, 0.05)
+        if ready_since is None:  # only a Ready agent is suspended (never one that is still booting)
+            return observed, None
+        log.info("suspending %s: no chat for %s", key, idle.suspend_after)
+        await runtime.pause(key)
+        if self.activity.last(key) != seen:  # a message arrived while we paused: see controller.idle
+            await runtime.unpause(key)
+            return await runtime.observe(key), after.total_seconds()
+        self._record_action(key, "suspended", f"paused after {idle.suspend_after} without chat")
+        return await runtime.observe(key), None
 
     async def _act(
         self, plan, observed: Observed, resolved: Mapping[str, ResolvedSecret], token: str | None
@@ -332,6 +436,9 @@ class Reconciler:
             await self.runtime.remove(key)
             if self.events is not None:
                 self.events.forget(key)
+        self._probed.pop(key, None)
+        if self.activity is not None:
+            self.activity.forget(key)
         if self.tokens is not None:
             await self.tokens.forget(key)  # a new agent of the same name gets a new token
         return ReconcileResult(action="removed") if observed.exists else ReconcileResult()

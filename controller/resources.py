@@ -105,6 +105,7 @@ class Phase(StrEnum):
     RUNNING = "Running"
     STOPPED = "Stopped"
     FAILED = "Failed"
+    SUSPENDED = "Suspended"  # paused for lack of chat (spec.idle); the next chat message wakes it
 
 
 class DesiredState(StrEnum):
@@ -275,6 +276,23 @@ class ToolsSpec(Model):
 
 
 
+class IdleSpec(Model):
+    """Suspend an agent nobody talks to; the next chat message through the gateway wakes it."""
+
+    suspend_after: str = Field(
+        max_length=32,
+        description="suspend (docker pause) after this long without chat traffic: a duration like 15m, 1h30m, 45s",
+    )
+
+    @field_validator("suspend_after")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        from controller.idle import parse_duration
+
+        parse_duration(value)
+        return value
+
+
 class AgentSpec(Model):
     """The agent's desired configuration; the controller makes it true. Unset fields come from the template."""
 
@@ -328,6 +346,9 @@ class AgentSpec(Model):
         default=None,
         description="what runs in the container: clawpen (our small agent, the default) or openclaw "
         "(an OpenClaw gateway); unset: the template's choice, else clawpen",
+    )
+    idle: IdleSpec | None = Field(
+        default=None, description="suspend after a quiet period (spec.idle.suspendAfter); chat wakes it"
     )
 
     @field_validator("env")

@@ -27,6 +27,14 @@ def _default_instance(home: Path) -> str:
     return "h" + hashlib.sha256(str(home.resolve()).encode()).hexdigest()[:8]
 
 
+def default_workers() -> int:
+    """Reconcile parallelism from the machine: most of a reconcile waits on the engine (create, start,
+    inspect, a probe), so a few workers per core keep it busy; capped so a big host does not flood
+    dockerd. 2 cores → 8. CLAWPEN_WORKERS overrides."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(4, min(32, 4 * cores))
+
+
 def _templates_dir() -> Path:
     for candidate in (REPO_ROOT / "templates", Path(__file__).resolve().parent / "data" / "templates"):
         if (candidate / "agents.yaml").exists():
@@ -53,8 +61,8 @@ class Settings:
     # are examples that `clawpen apply -f teams/` brings in). Set CLAWPEN_TEAMS_DIR to also serve a
     # directory of the seed's TOML team files, re-read when they change.
     teams_dir: Path | None = None
-    resync_seconds: float = 30.0
-    workers: int = 4
+    resync_seconds: float = 120.0  # a safety net: store and Docker events drive reconciles
+    workers: int = field(default_factory=default_workers)
     host: str = "127.0.0.1"
     port: int = 3000
     registration_enabled: bool = False
@@ -89,8 +97,8 @@ class Settings:
             "runtime": e.get("CLAWPEN_RUNTIME", "docker"),
             "namespace": e.get("CLAWPEN_NAMESPACE", "default"),
             "image": e.get("CLAWPEN_IMAGE", f"clawpen/agent:{__version__}"),
-            "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "30")),
-            "workers": int(e.get("CLAWPEN_WORKERS", "4")),
+            "resync_seconds": float(e.get("CLAWPEN_RESYNC_SECONDS", "120")),
+            "workers": int(e.get("CLAWPEN_WORKERS") or default_workers()),
             "registration_enabled": e.get("CLAWPEN_REGISTRATION", "").lower() in ("1", "true", "yes"),
             "snapshot_retention": int(e.get("CLAWPEN_SNAPSHOT_RETENTION", "0")),
             "import_max_bytes": int(e.get("CLAWPEN_IMPORT_MAX_BYTES", str(16 * 1024**3))),

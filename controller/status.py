@@ -87,6 +87,8 @@ def _phase(
         return Phase.FAILED, False, "CrashLoop", (
             f"the container keeps exiting (restarts: {obs.restart_count}; last exit: {_last_exit(obs)})"
         )
+    if obs.running and obs.state == "paused":
+        return Phase.SUSPENDED, False, "Suspended", "no chat for spec.idle.suspendAfter; the next chat message wakes it"
     if obs.running:
         if healthy:
             return Phase.RUNNING, True, "Ready", "the agent answers on its endpoint"

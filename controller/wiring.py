@@ -12,6 +12,7 @@ from controller.agent_token import open_agent_tokens
 from controller.andor import AndorBridge
 from controller.catalog import Catalog, load_catalog
 from controller.events import EventLog
+from controller.idle import Activity
 from controller.interpolate import VarPolicy
 from controller.manager import Controller
 from controller.reconcile import Reconciler, SecretSource
@@ -81,6 +82,7 @@ def build_reconciler(
         variables=VarPolicy(names=settings.interpolation_allow()),
         volumes=settings.volume_policy(),
         isolation=settings.isolation,
+        activity=Activity(settings.ensure_home()),
     )
 
 

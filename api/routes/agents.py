@@ -23,6 +23,7 @@ from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.paging import PAGE_QUERY, paginate
 from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need, principal, require
+from api.render_cache import RenderCache
 from api.schemas import (
     ActionOut,
     AgentCreate,
@@ -45,12 +46,15 @@ from controller.volume_policy import spec_policy_errors
 TAGS = ("agents",)
 LIST_FILTERS = (
     Query("project", {"type": "string"}, "only agents of this project"),
-    Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed"]}),
+    Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed", "suspended"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
     *PAGE_QUERY,
 )
 LOGS_TIMEOUT = 15.0
-STATUSES = ("pending", "starting", "running", "stopped", "failed")
+STATUSES = ("pending", "starting", "running", "stopped", "failed", "suspended")
+
+
+_RENDERED = RenderCache(lambda a: agent_out(a).model_dump_json())
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -72,7 +76,7 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
 
 
 @operation(Operation("List agents", response=list[AgentOut], query=LIST_FILTERS, errors=(422,), tags=TAGS))
-async def list_agents(request: Request) -> JSONResponse:
+async def list_agents(request: Request) -> Response:
     d = deps(request)
     project = request.query_params.get("project")
     status = request.query_params.get("status")
@@ -90,7 +94,7 @@ async def list_agents(request: Request) -> JSONResponse:
         and (tag is None or tag in a.spec.tags)
     ]
     page, headers = paginate(request, wanted, lambda a: a.name)
-    return JSONResponse([agent_out(a).model_dump(mode="json") for a in page], headers=headers)
+    return Response(_RENDERED.array(page), media_type="application/json", headers=headers)
 
 
 @operation(

@@ -40,6 +40,7 @@ from api.permissions import TEAMS_CHAT, TEAMS_READ, TEAMS_WRITE, Route, WebSocke
 from api.routes.secrets import secret_store
 from api.routes.ws import error_frame, new_inbox, not_ready, now_iso, parse_chat_frame, read_client, relay
 from api.schemas import ChatIn
+from api.wake import wake_for_chat
 from controller.resources import DNS1123_LABEL, Agent, Team
 from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
@@ -396,6 +397,8 @@ async def _answer(
     except NotFound:
         agent = None
     problem = _agent_problem(agent, decision.agent)
+    if agent is not None and not problem:
+        problem = await wake_for_chat(d, agent)
     if problem or agent is None:
         await ws.send_json(
             {**error_frame("agent unavailable", problem or ""), "from_agent": decision.agent, "done": True}

@@ -28,6 +28,7 @@ from api.context import Deps, deps
 from api.errors import field_errors
 from api.permissions import AGENTS_CHAT, AGENTS_READ, WebSocketRoute, need
 from api.schemas import ChatIn
+from api.wake import wake_for_chat
 from controller.agent_token import auth_headers
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
@@ -60,6 +61,8 @@ async def _close_with(ws: WebSocket, code: int, error: str, content: str) -> Non
 
 def not_ready(agent: Agent) -> str | None:
     status = agent.status
+    if status is not None and status.phase == Phase.SUSPENDED and status.endpoint:
+        return None  # api.wake thaws it on the next message
     if status is None or status.phase != Phase.RUNNING:
         phase = status.phase.value.lower() if status else "pending"
         return f"agent {agent.name!r} is {phase}, not running; start it and wait for status running"
@@ -261,6 +264,10 @@ async def chat(ws: WebSocket) -> None:
             except StoreError:
                 continue  # the top of the loop closes with the reason
             if not_ready(agent):
+                continue
+            woken = await wake_for_chat(d, agent)
+            if woken:
+                await ws.send_json(error_frame("not running", woken))
                 continue
             task = asyncio.create_task(relay(ws, d, agent, frame, approvals))
             waiter = asyncio.create_task(gone.wait())

@@ -82,7 +82,7 @@ STOP_TIMEOUT = 5
 # engine's own collector is the limit (50 agents: 2.3 s with 32 workers, 2.1 s with 64, on 2 cores).
 STATS_WORKERS = 32
 STATS_TIMEOUT = 5.0  # seconds one stats call may take before it is reported as a timeout
-WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop"})
+WATCHED_ACTIONS = frozenset({"die", "oom", "destroy", "start", "stop", "pause", "unpause"})
 _SECRET_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$")
 
 
@@ -512,6 +512,13 @@ class DockerRuntime:
 
     async def stop(self, key: str) -> None:
         await self._run(lambda: self._require(key).stop(timeout=STOP_TIMEOUT))
+
+    async def pause(self, key: str) -> None:
+        """Freeze the container's processes in place (spec.idle; see controller.idle)."""
+        await self._run(lambda: self._require(key).pause())
+
+    async def unpause(self, key: str) -> None:
+        await self._run(lambda: self._require(key).unpause())
 
     async def remove(self, key: str, *, volumes: bool = False) -> None:
         await self._run(self._remove, key, volumes)
