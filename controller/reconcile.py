@@ -335,8 +335,10 @@ class Reconciler:
         it first, so stop/replace never meet a frozen process."""
         if observed.state != "paused" or not isinstance(self.runtime, Suspendable):
             return observed
-        if agent.spec.idle is not None and agent.spec.state == DesiredState.RUNNING and observed.plan_hash == plan_hash:
-            return observed
+        needs_thaw = agent.spec.state != DesiredState.RUNNING or observed.plan_hash != plan_hash
+        suspended_by_us = agent.status is not None and agent.status.phase == Phase.SUSPENDED
+        if not needs_thaw and (agent.spec.idle is not None or not suspended_by_us):
+            return observed  # still meant to be suspended, or paused by someone else (a snapshot in progress)
         await self.runtime.unpause(agent.key)
         self._record_action(agent.key, "woken", "unpaused: spec changed")
         return await self.runtime.observe(agent.key)

@@ -252,7 +252,9 @@ class Snapshots:
                 yield container
             finally:
                 if paused:
-                    container.unpause()
+                    container.reload()
+                    if container.status == "paused":
+                        container.unpause()
             return
         volumes = self._existing_volumes(key)
         if volumes is None:

@@ -29,11 +29,11 @@ def manifest(name: str) -> Agent:
 
 def counting(plane: Any, probes: list[str]) -> None:
     reconciler = plane.controller.reconciler
-    real: Callable[[str], Awaitable[tuple[bool, str | None]]] = reconciler.probe
+    real: Callable[..., Awaitable[Any]] = reconciler.probe
 
-    async def probe(endpoint: str) -> tuple[bool, str | None]:
+    async def probe(endpoint: str, *args: Any) -> Any:
         probes.append(endpoint)
-        return await real(endpoint)
+        return await real(endpoint, *args)
 
     reconciler.probe = probe
 

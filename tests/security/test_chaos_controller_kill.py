@@ -36,7 +36,7 @@ DELETED = ("c1", "c4")
 
 
 def manifest(name: str) -> Agent:
-    spec = {"resources": {"memoryMB": 64, "cpu": 0.25}}
+    spec = {"provider": "ollama", "resources": {"memoryMB": 64, "cpu": 0.25}}  # keyless: a missing key is Failed
     return parse_resource({"apiVersion": API_VERSION, "kind": "Agent", "metadata": {"name": name}, "spec": spec})
 
 
