@@ -281,6 +281,7 @@ def emit(client: docker.DockerClient, container_id: str, stdout: str = "", stder
 async def test_logs_return_and_follow_lines(runtime, docker_client, agent_image, instance) -> None:
     plan = make_plan(instance, agent_image, "talker")
     observed = await runtime.apply(plan)
+    await wait_answer(observed.endpoint)  # its own start-up lines are written: the tail below is ours alone
     emit(docker_client, observed.container_id, stdout='{"level": "warning", "msg": "disk at 91%"}\n')
     emit(docker_client, observed.container_id, stderr="Traceback (most recent call last):\n")
     emit(docker_client, observed.container_id, stderr="INFO: a normal note on stderr\n")
