@@ -95,7 +95,9 @@ async def cmd_operator(args: argparse.Namespace) -> int:
         reconciler=build_reconciler(cfg, store, runtime),
         runtime=runtime,
         resync_seconds=cfg.resync_seconds,
-        sync_teams=lambda: sync_team_statuses(store),
+        sync_teams=lambda report: sync_team_statuses(store, report),
+        watch_workloads=cfg.runtime == "kubernetes",  # Pods and StatefulSets wake not-ready agents
+        instance=cfg.instance,
     )
     logging.getLogger("clawpen").info(
         "operator up: runtime=%s instance=%s namespaces=%s",
