@@ -124,8 +124,8 @@ def config_to_spec_fields(config: AgentConfig) -> dict[str, Any]:
 # Spec fields a PUT's config replaces (unset in the config = back to the template's default), as the
 # seed's clients expect. Everything else in the spec — fields a manifest set that the seed's config does
 # not know — is kept, and so are tools/idle unless the config names them (null removes them).
-_REPLACED_BY_CONFIG = ("provider", "model", "baseURL", "restartPolicy", "systemPrompt", "isolation", "program")
-_REPLACED_BY_CONFIG += ("resources", "secrets", "volumes")
+_REPLACED_BY_CONFIG: tuple[str, ...] = ("provider", "model", "baseURL", "restartPolicy", "systemPrompt")
+_REPLACED_BY_CONFIG += ("isolation", "program", "resources", "secrets", "volumes")
 
 
 def _build(name: str, namespace: str, spec: dict[str, Any], base: Agent | None = None) -> Agent:
