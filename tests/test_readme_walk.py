@@ -45,6 +45,21 @@ def test_the_quickstart_has_the_two_shells() -> None:
     assert blocks[0].strip().splitlines()[0].startswith("make deps")  # .venv exists before it is used
 
 
+def test_every_yaml_example_in_the_readme_is_a_valid_spec() -> None:
+    """A ```yaml block is a whole manifest (kind: ...) or a `spec:` fragment of an Agent: both must validate."""
+    import yaml
+
+    from controller.resources import parse_resource
+
+    blocks = re.findall(r"```ya?ml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks, "the README's spec examples are ```yaml blocks"
+    for block in blocks:
+        for doc in yaml.safe_load_all(block):
+            if isinstance(doc, dict) and set(doc) == {"spec"}:
+                doc = {"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "example"}, **doc}
+            parse_resource(doc)  # raises ManifestError naming the field
+
+
 def test_every_setting_the_code_reads_is_documented() -> None:
     """Each CLAWPEN_* variable read by the controller, gateway or CLI is in the README's settings
     table (the ones translate() writes for the agent program inside a container are its contract
