@@ -20,23 +20,14 @@ import pytest
 
 from tests.api.conftest import start_gateway
 from tests.api.harness import ServerThread
-from tests.support.oidc_provider import OidcProvider, drive
+from tests.support.oidc_provider import drive, sso_gateway
 
 
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    provider = OidcProvider()
-    gateway = start_gateway(
-        tmp_path_factory.mktemp("home"),
-        oidc_issuer=provider.issuer,
-        oidc_client_id="clawpen",
-        oidc_client_secret="clawpen-secret-for-tests-only",
-        oidc_role_map="devs=operator:alpha,admins=admin,readers=viewer",
-    )
-    provider.start(f"{gateway.url}/auth/oidc/callback")
-    yield {"gateway": gateway, "issuer": provider.issuer, "provider": provider}
-    provider.stop()
-    gateway.stop()
+    role_map = "devs=operator:alpha,admins=admin,readers=viewer"
+    with sso_gateway(tmp_path_factory.mktemp("home"), role_map) as (gateway, provider):
+        yield {"gateway": gateway, "issuer": provider.issuer, "provider": provider}
 
 
 def _sign_in(

@@ -21,28 +21,18 @@ from playwright.sync_api import expect
 from tests.api.conftest import PASSWORD, login, start_gateway
 from tests.api.harness import ServerThread
 from tests.browser.conftest import shot
-from tests.support.oidc_provider import OidcProvider
+from tests.support.oidc_provider import sso_gateway
 
 AGENT = "sso-visible"
 
 
 @pytest.fixture(scope="module")
 def sso(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    provider = OidcProvider()
-    gateway = start_gateway(
-        tmp_path_factory.mktemp("home"),
-        oidc_issuer=provider.issuer,
-        oidc_client_id="clawpen",
-        oidc_client_secret="clawpen-secret-for-tests-only",
-        oidc_role_map="devs=operator,readers=viewer",
-    )
-    provider.start(f"{gateway.url}/auth/oidc/callback")
-    admin = {"Authorization": f"Bearer {login(gateway.url)['access_token']}"}
-    created = httpx.post(f"{gateway.url}/api/agents", json={"name": AGENT}, headers=admin)
-    assert created.status_code == 201, created.text
-    yield {"gateway": gateway, "provider": provider}
-    provider.stop()
-    gateway.stop()
+    with sso_gateway(tmp_path_factory.mktemp("home"), "devs=operator,readers=viewer") as (gateway, provider):
+        admin = {"Authorization": f"Bearer {login(gateway.url)['access_token']}"}
+        created = httpx.post(f"{gateway.url}/api/agents", json={"name": AGENT}, headers=admin)
+        assert created.status_code == 201, created.text
+        yield {"gateway": gateway, "provider": provider}
 
 
 def _page(browser: Any, gateway: ServerThread) -> Any:

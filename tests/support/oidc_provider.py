@@ -23,6 +23,8 @@ import shutil
 import socket
 import subprocess
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -152,6 +154,27 @@ class OidcProvider:
         answer.raise_for_status()
         token: dict[str, Any] = answer.json()
         return token
+
+
+@contextmanager
+def sso_gateway(home: Path, role_map: str) -> Iterator[tuple[Any, OidcProvider]]:
+    """A real gateway (tests.api.conftest.start_gateway) whose single sign-on is this provider."""
+    from tests.api.conftest import start_gateway
+
+    provider = OidcProvider()
+    gateway = start_gateway(
+        home,
+        oidc_issuer=provider.issuer,
+        oidc_client_id="clawpen",
+        oidc_client_secret="clawpen-secret-for-tests-only",
+        oidc_role_map=role_map,
+    )
+    try:
+        provider.start(f"{gateway.url}/auth/oidc/callback")
+        yield gateway, provider
+    finally:
+        provider.stop()
+        gateway.stop()
 
 
 def _form(html: str) -> tuple[str, dict[str, str]]:
