@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from controller.plan import LABEL_INSTANCE
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.support.clawpen_up import remove_instance
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[1]
@@ -170,11 +170,5 @@ def test_readme_quickstart_walk(
             up.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
+        remove_instance(docker_client, instance)
     assert "agents keep running" in log.read_text()  # Ctrl-C says what it leaves behind
