@@ -48,7 +48,7 @@ TEAMS = (API_GROUP, VERSION, "teams")
 
 log = logging.getLogger("clawpen.operator")
 
-TeamReport = Callable[[str, str, TeamStatus], None]  # (namespace, name, derived status)
+TeamReport = Callable[[str, str, TeamStatus, "str | None"], None]  # (namespace, name, status, router problem)
 
 
 class ReconcilerLike(Protocol):
@@ -160,22 +160,24 @@ class OperatorContext:
         if body is None or self.posted.get(key) == (reason, message):
             return
         self.posted[key] = (reason, message)
-        post = kopf.warn if kind == "Warning" else kopf.info
+        # kopf.event, not kopf.info/warn: those obey settings.posting.level (WARNING, for kopf's own
+        # log lines), which silently dropped every Normal Event (Created, Replaced) we meant to post.
         try:
             try:
-                post(body, reason=reason, message=message[:1000])
+                kopf.event(body, type=kind, reason=reason, message=message[:1000])
             except LookupError:
                 # Outside a handler (the team loop) kopf's event queue is not in our context: post
                 # through the context a handler left us.
                 if self.post_context is None:
                     raise
-                self.post_context.run(post, body, reason=reason, message=message[:1000])
+                self.post_context.run(kopf.event, body, type=kind, reason=reason, message=message[:1000])
         except Exception:  # noqa: BLE001 - an Event is a courtesy; never fail a reconcile for it
             log.debug("could not post an event for %s", key, exc_info=True)
 
-    def report_team(self, namespace: str, name: str, status: TeamStatus) -> None:
+    def report_team(self, namespace: str, name: str, status: TeamStatus, router_problem: str | None = None) -> None:
         """A team's derived status: its Ready condition becomes an Event when it changes (Warning
-        while the team cannot route everywhere: agents missing or not running, an invalid spec)."""
+        while the team cannot route everywhere: agents missing or not running, an invalid spec), and
+        so does a router that cannot work (RouterMisconfigured: it routes by keywords instead)."""
         key = f"{namespace}/{name}"
         uid = self.team_uids.get(key)
         ready = next((c for c in status.conditions if c.type == "Ready"), None)
@@ -185,6 +187,11 @@ class OperatorContext:
                 "metadata": {"name": name, "namespace": namespace, "uid": uid}}
         kind = "Normal" if ready.status == "True" else "Warning"
         self._post(f"Team:{key}", body, kind, ready.reason or status.phase, ready.message or status.phase)
+        if router_problem:
+            self._post(f"TeamRouter:{key}", body, "Warning", "RouterMisconfigured",
+                       f"{router_problem}; the team routes by keywords instead")
+        elif self.posted.pop(f"TeamRouter:{key}", ("",))[0] == "RouterMisconfigured":  # fixed: say so once
+            self._post(f"TeamRouter:{key}", body, "Normal", "RouterConfigured", "the team's router model is configured")
 
     async def team_loop(self) -> None:
         """Re-derive team statuses on Team events and every team_period seconds."""
@@ -309,6 +316,7 @@ def build_registry(
         if type == "DELETED":
             ctx.team_uids.pop(key, None)
             ctx.posted.pop(f"Team:{key}", None)
+            ctx.posted.pop(f"TeamRouter:{key}", None)
         elif uid:
             ctx.team_uids[key] = uid
         ctx.team_wake.set()

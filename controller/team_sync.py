@@ -23,14 +23,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clawpen.teams")
 
-TeamReport = Callable[[str, str, TeamStatus], None]  # (namespace, name, derived status)
+TeamReport = Callable[[str, str, TeamStatus, "str | None"], None]  # (namespace, name, status, router problem)
 
 
-async def sync_team_statuses(store: Store, report: TeamReport | None = None) -> int:
+async def sync_team_statuses(
+    store: Store, report: TeamReport | None = None, router_check: Callable[[Team], str | None] | None = None
+) -> int:
     """Re-derive every team's status; returns how many were written.
 
     `report(namespace, name, status)` sees every team's status on every pass (the operator turns
-    changes into Kubernetes Events). A Team whose spec does not parse (a routing entry naming an
+    changes into Kubernetes Events), with what `router_check` finds wrong in its router's
+    configuration (such a team routes by keywords instead). A Team whose spec does not parse (a routing entry naming an
     unknown intent, which the CRD schema cannot express) is Failed with the reason instead of being
     skipped without a word."""
     teams = await store.list(Team)
@@ -46,7 +49,8 @@ async def sync_team_statuses(store: Store, report: TeamReport | None = None) -> 
                 await store.update_status(Team, team.name, status, team.metadata.namespace)
                 written += 1
         if report is not None:
-            report(team.metadata.namespace, team.name, status)
+            problem = router_check(team) if router_check is not None else None
+            report(team.metadata.namespace, team.name, status, problem)
     for bad in broken:
         previous = await _stored_status(store, bad.name, bad.namespace)
         status = invalid_team_status(bad.error, previous)
@@ -55,7 +59,7 @@ async def sync_team_statuses(store: Store, report: TeamReport | None = None) -> 
                 await store.update_status(Team, bad.name, status, bad.namespace)
             written += 1
         if report is not None:
-            report(bad.namespace, bad.name, status)
+            report(bad.namespace, bad.name, status, None)
     return written
 
 

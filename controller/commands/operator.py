@@ -73,8 +73,10 @@ def operator_settings(env: dict[str, str] | None = None) -> Settings:
 
 async def cmd_operator(args: argparse.Namespace) -> int:
     from controller import operator
+    from controller.resources import Team
     from controller.team_sync import sync_team_statuses
-    from controller.wiring import build_reconciler, open_runtime, open_store
+    from controller.teams.model import router_problem
+    from controller.wiring import build_reconciler, open_catalog, open_runtime, open_store
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -91,11 +93,16 @@ async def cmd_operator(args: argparse.Namespace) -> int:
             await store.close()
         print(f"released {len(released)} agent(s): " + (", ".join(released) or "none"))
         return 0
+    providers = open_catalog(cfg).providers
+
+    def router_check(team: Team) -> str | None:
+        return router_problem(team, providers, os.environ)
+
     ctx = operator.OperatorContext(
         reconciler=build_reconciler(cfg, store, runtime),
         runtime=runtime,
         resync_seconds=cfg.resync_seconds,
-        sync_teams=lambda report: sync_team_statuses(store, report),
+        sync_teams=lambda report: sync_team_statuses(store, report, router_check),
         watch_workloads=cfg.runtime == "kubernetes",  # Pods and StatefulSets wake not-ready agents
         instance=cfg.instance,
     )

@@ -23,12 +23,13 @@ from controller import operator
 from controller.catalog import load_catalog
 from controller.kube.client import api_client_for
 from controller.reconcile import Reconciler
-from controller.resources import Agent, AgentStatus
+from controller.resources import Agent, AgentStatus, Team, TeamStatus
 from controller.runtime.kubernetes import KubernetesRuntime
 from controller.settings import REPO_ROOT
 from controller.store.base import InvalidObject
 from controller.store.kube import KubeStore
 from controller.team_sync import sync_team_statuses
+from controller.teams.model import router_problem
 
 AGENTS = "clawpen.dev/v1alpha1/agents"
 TEAMS = "clawpen.dev/v1alpha1/teams"
@@ -92,10 +93,11 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
     declare(kmock)
     store = KubeStore(api_client_for(str(kmock.url)))
     runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-op")
+    catalog = load_catalog(REPO_ROOT / "templates")
     reconciler = Reconciler(
         store,
         runtime,
-        load_catalog(REPO_ROOT / "templates"),
+        catalog,
         instance="t-op",
         image="clawpen/agent:test",
         secrets=DictSecrets({"OPENAI_API_KEY": b"sk-from-the-store"}),
@@ -105,7 +107,9 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         reconciler=reconciler,
         runtime=runtime,
         resync_seconds=0.5,
-        sync_teams=lambda report: sync_team_statuses(store, report),
+        sync_teams=lambda report: sync_team_statuses(
+            store, report, lambda team: router_problem(team, catalog.providers, {})
+        ),
         team_period=0.2,
     )
 
@@ -171,6 +175,14 @@ async def test_agent_lifecycle_through_the_real_reconciler(plane: KubeStore, kmo
         return dict(kmock.objects[AGENTS, "default", "finn"].get("status") or {})
 
     await eventually(lambda: status().get("planHash"), what=status)
+    # A Normal Event for the action (kopf.info obeyed the operator's WARNING posting level and dropped it).
+    await eventually(
+        lambda: any(
+            e["type"] == "Normal" and e["reason"] == "Created" and e["involvedObject"]["name"] == "finn"
+            for e in events_on(kmock, "Agent")
+        ),
+        what=lambda: events_on(kmock, "Agent"),
+    )
     # Scaled up, no pod answering yet (kmock runs none): Starting, not Ready, endpoint = the Service.
     assert status()["phase"] == "Starting"
     ready = status()["conditions"][0]
@@ -253,6 +265,17 @@ async def test_outside_the_cluster_readiness_comes_from_the_pod(kmock: kmock.Kub
         await runtime.close()
 
 
+def events_on(server: kmock.KubernetesEmulator, kind: str) -> list[dict[str, Any]]:
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+        and request.data.get("involvedObject", {}).get("kind") == kind
+    ]
+
+
 def team_events(server: kmock.KubernetesEmulator, name: str) -> list[dict[str, Any]]:
     return [
         request.data
@@ -311,3 +334,30 @@ async def test_an_invalid_team_is_failed_with_an_event(plane: KubeStore, kmock: 
     events = team_events(kmock, "mixed")
     assert len(events) == 1 and events[0]["type"] == "Warning" and events[0]["reason"] == "InvalidSpec", events
     assert "routing.payroll" in events[0]["message"]
+
+
+async def test_a_team_router_that_cannot_work_is_an_event(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """An LLM router naming a provider the catalog lacks silently routed by keywords: now a Warning
+    Event on the Team says so (once), and the fix is announced once too."""
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "routed"},
+        "spec": {"router": {"mode": "llm", "provider": "nosuch"}, "agents": {"books": {"agent": "finn"}}},
+    }
+    await seed(kmock, plane, TEAMS, team)
+
+    def router_events() -> list[dict[str, Any]]:
+        return [e for e in team_events(kmock, "routed") if e["reason"].startswith("Router")]
+
+    await eventually(router_events, what=lambda: team_events(kmock, "routed"))
+    await asyncio.sleep(1.0)
+    assert len(router_events()) == 1, router_events()
+    event = router_events()[0]
+    assert (event["type"], event["reason"]) == ("Warning", "RouterMisconfigured")
+    assert "unknown provider 'nosuch'" in event["message"] and "routes by keywords instead" in event["message"]
+    kmock.objects[TEAMS, "default", "routed"].patch({"spec": {"router": {"mode": "keyword", "provider": None}}})
+    await plane.update_status(Team, "routed", TeamStatus())  # announce the change
+    await eventually(lambda: len(router_events()) == 2, what=router_events)
+    await asyncio.sleep(1.0)
+    assert [e["reason"] for e in router_events()] == ["RouterMisconfigured", "RouterConfigured"]
