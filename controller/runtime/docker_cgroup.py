@@ -140,6 +140,9 @@ class CgroupUsage:
         self.available = CGROUP_ROOT.is_dir() and (PROC / "stat").exists() and hasattr(os, "sysconf")
         self._known: dict[str, tuple[str, int]] = {}  # container name -> (id, pid or ASK_ENGINE)
         self._lock = threading.Lock()
+        self._unreadable = 0  # fresh pids whose files could not be read, in a row
+
+    UNREADABLE_LIMIT = 5  # then the engine's pids are not ours to read (e.g. we run in a container)
 
     def sample(self, name: str, inspect: Callable[[str], dict[str, Any]]) -> dict[str, Any] | None:
         """`inspect(name)` is the engine's inspect (raising for a missing container); it is called
@@ -154,10 +157,15 @@ class CgroupUsage:
             if known[1] == ASK_ENGINE:
                 return None
             try:
-                return read_sample(*known)
+                sample = read_sample(*known)
             except (OSError, ValueError, LookupError, IndexError):
                 continue  # stale pid (restart, replace) or the files are not ours to read: inspect again
+            self._unreadable = 0
+            return sample
         self.forget(name)
+        self._unreadable += 1
+        if self._unreadable >= self.UNREADABLE_LIMIT:
+            self.available = False  # another pid namespace or a hidden cgroup tree: ask the engine
         return None
 
     def _inspect(self, name: str, inspect: Callable[[str], dict[str, Any]]) -> tuple[str, int]:

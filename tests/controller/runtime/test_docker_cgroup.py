@@ -105,3 +105,22 @@ def test_stopped_and_missing_containers(docker_client: docker.DockerClient, cont
     container.remove(force=True)
     with pytest.raises(docker.errors.NotFound):
         usage.sample(container.name, inspect)
+
+
+def test_pids_that_are_not_ours_to_read_turn_the_reader_off(
+    docker_client: docker.DockerClient, container: Any
+) -> None:
+    """A controller in a container of its own sees the engine's pids under other numbers (or not at
+    all): after a few fresh pids whose cgroup does not name the container, every sample goes to the
+    engine instead of paying an inspect each time first."""
+    usage = CgroupUsage()
+
+    def elsewhere(name: str) -> dict[str, Any]:
+        attrs = docker_client.api.inspect_container(name)
+        return {**attrs, "Id": "0" * 64}  # what a pid from another pid namespace amounts to
+
+    for _ in range(CgroupUsage.UNREADABLE_LIMIT):
+        assert usage.available
+        assert usage.sample(container.name, elsewhere) is None
+    assert not usage.available
+    assert usage.sample(container.name, docker_client.api.inspect_container) is None
