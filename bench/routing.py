@@ -36,6 +36,7 @@ from controller.teams.toml_format import load_team_file  # noqa: E402
 
 ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
 HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
+DEV2_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev2.yaml"  # second development set (tuning)
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -147,8 +148,8 @@ def heldout_report(seconds: float) -> None:
     from controller.teams.semantic import AnchorCache, SemanticRouter
     from tests.controller.teams.scripted_model import ScriptedModel
 
-    dev, held = load_routing_set(), load_routing_set(HELDOUT_SET)
-    teams = load_teams({c.team for c in dev + held})
+    dev, held, dev2 = load_routing_set(), load_routing_set(HELDOUT_SET), load_routing_set(DEV2_SET)
+    teams = load_teams({c.team for c in dev + held + dev2})
     keyword = {name: KeywordRouter(team) for name, team in teams.items()}
     rss0 = _rss_mb()
     start = time.perf_counter()
@@ -170,7 +171,7 @@ def heldout_report(seconds: float) -> None:
         return accuracy(cases, lambda c: outcomes[(c.team, c.message)])
 
     print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
-    for label, part in (("held-out", held), ("development", dev)):
+    for label, part in (("held-out", held), ("development", dev), ("development 2", dev2)):
         kw = accuracy(part, lambda c: outcome_of(keyword[c.team].classify(c.message)))
         sem = asyncio.run(run(part, "semantic", None))
         hyb = asyncio.run(run(part, "hybrid", None))
