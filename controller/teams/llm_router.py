@@ -245,8 +245,9 @@ async def classify(
 
     keyword: the listed words only. semantic: embedding similarity on this machine, no model call.
     llm: the team's model (without one, keywords then semantic). hybrid: keywords when decisive (unless
-    the semantic router is very sure of another intent), else semantic when sure, else the model when one is configured, else the semantic verdict (which asks
-    or uses the fallback intent when unsure). `semantic` defaults to the process's shared SemanticRouter.
+    the semantic router is very sure of another intent), else semantic when sure, else the model when
+    one is configured, else the semantic verdict (which asks or uses the fallback intent when unsure).
+    `semantic` defaults to the process's shared SemanticRouter.
     """
     result = await _classify(team, message, complete, router or KeywordRouter(team), timeout, semantic)
     return replace(result, mode=team.spec.router.mode)
