@@ -50,7 +50,7 @@ Vector = npt.NDArray[np.float32]
 Embed = Callable[[str], Vector]
 
 TOP_K = 3  # an intent's score: the mean of its TOP_K nearest (centred) anchors
-MARGIN_SCALE = 0.02
+MARGIN_SCALE = 0.015
 DEFAULT_FLOOR = 0.35
 CACHE_TEAMS = 64
 SPLIT = re.compile(r"[:,;]")

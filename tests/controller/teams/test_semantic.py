@@ -17,6 +17,7 @@ from controller.teams import minilm
 from controller.teams.conversation import Clarify, Conversation, Route
 from controller.teams.learned import LearnedExamples
 from controller.teams.llm_router import classify
+from controller.teams.router import KeywordRouter
 from controller.teams.semantic import AnchorCache, SemanticRouter, team_fingerprint
 from controller.teams.toml_format import load_team_file
 
@@ -194,6 +195,16 @@ async def test_hybrid_uses_keywords_when_decisive_then_semantic(finance: Team, r
     by_meaning = await classify(hybrid, "Are we profitable yet?", None, semantic=router.aclassify)
     assert (by_meaning.method, by_meaning.intent, by_meaning.mode) == ("semantic", "reporter", "hybrid")
     assert by_meaning.to_json()["top_intents"][0] == {"intent": "reporter", "score": by_meaning.scores[0][1]}
+
+
+async def test_a_very_sure_semantic_verdict_overrules_a_keyword_hit(finance: Team, router: SemanticRouter) -> None:
+    # "paid" is a payables keyword, but money spent out of one's own pocket is a receipts matter.
+    hybrid = _mode(finance, "hybrid")
+    message = "I paid for the train out of my own pocket, can I claim it back?"
+    assert KeywordRouter(hybrid).classify(message).intent == "payables"
+    result = await classify(hybrid, message, None, semantic=router.aclassify)
+    assert (result.intent, result.method, result.needs_clarification) == ("receipts", "semantic", False)
+    assert result.confidence >= 0.9 and "overrules the keyword hit on payables" in result.reasoning
 
 
 async def test_learn_adds_an_example_and_the_same_message_then_routes(tmp_path: Path, finance: Team) -> None:
