@@ -191,6 +191,7 @@ def heldout_report(seconds: float) -> None:
                   f"hybrid over keyword: {100 * (hyb.ratio - kw.ratio):+.1f} points")
     plain = [c for c in dev if c.trap]
     print(accuracy(plain, lambda c: outcome_of(keyword[c.team].classify(c.message))).line("traps, keyword"))
+    print(asyncio.run(run(plain, "semantic", None)).line("traps, semantic"))
     print(asyncio.run(run(plain, "hybrid", None)).line("traps, hybrid (no model)"))
 
     # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size; for the

@@ -88,11 +88,13 @@ async def test_hybrid_accuracy_with_scripted_model(cases: list[Case], teams: dic
     assert hybrid.right > keyword.right
 
 
-# Semantic floors, from bench/routing.py's first run (held-out: keyword 18.8 %, semantic 49.5 %; development:
-# hybrid without a model 95.0 %, traps 15/16). The held-out set was written before tuning and is never
-# tuned on; these floors only catch regressions (a broken tokenizer or forward pass falls far below).
-HELDOUT_SEMANTIC_FLOOR = 0.45
-HELDOUT_GAIN_OVER_KEYWORD = 0.25
+# Semantic floors. First run of bench/routing.py (session 2): held-out keyword 18.8 %, semantic 49.5 %.
+# Session 3 (richer anchors, centred kNN, int8 encoder): held-out semantic 79.7 %, +60.9 points over
+# keyword; development hybrid without a model 97.2 %, traps 15/16. The held-out set was written before
+# tuning and is never tuned on; these floors only catch regressions (a broken tokenizer, forward pass or
+# anchor set falls far below), with room for a few messages of noise.
+HELDOUT_SEMANTIC_FLOOR = 0.75
+HELDOUT_GAIN_OVER_KEYWORD = 0.55
 DEV_HYBRID_NO_MODEL_FLOOR = 0.92
 
 
