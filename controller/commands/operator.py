@@ -32,6 +32,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "`kubectl delete -k deploy/kubernetes`; PVCs are kept)",
     )
     p.set_defaults(handler=cmd_operator)
+    actions = p.add_subparsers(dest="action", metavar="{rbac}")
+    rbac = actions.add_parser(
+        "rbac",
+        help="print the RoleBindings that give the operator and gateway Agent Secrets in these namespaces "
+        "(pipe to `kubectl apply -f -`)",
+    )
+    rbac.add_argument(
+        "-n",
+        "--namespace",
+        dest="rbac_namespaces",
+        action="append",
+        required=True,
+        metavar="NAMESPACE",
+        help="a namespace that holds Agents (repeatable)",
+    )
+    rbac.add_argument(
+        "--system-namespace",
+        default=os.environ.get("CLAWPEN_SYSTEM_NAMESPACE") or "clawpen-system",
+        help="where the operator and gateway run (default: CLAWPEN_SYSTEM_NAMESPACE or clawpen-system)",
+    )
+    rbac.set_defaults(handler=cmd_operator_rbac)
+
+
+def cmd_operator_rbac(args: argparse.Namespace) -> int:
+    from controller.kube.rbac import render_namespace_rbac
+
+    print(render_namespace_rbac(args.rbac_namespaces, args.system_namespace), end="")
+    return 0
 
 
 def operator_settings(env: dict[str, str] | None = None) -> Settings:
@@ -67,7 +95,9 @@ async def cmd_operator(args: argparse.Namespace) -> int:
         reconciler=build_reconciler(cfg, store, runtime),
         runtime=runtime,
         resync_seconds=cfg.resync_seconds,
-        sync_teams=lambda: sync_team_statuses(store),
+        sync_teams=lambda report: sync_team_statuses(store, report),
+        watch_workloads=cfg.runtime == "kubernetes",  # Pods and StatefulSets wake not-ready agents
+        instance=cfg.instance,
     )
     logging.getLogger("clawpen").info(
         "operator up: runtime=%s instance=%s namespaces=%s",

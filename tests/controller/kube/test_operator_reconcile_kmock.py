@@ -26,6 +26,7 @@ from controller.reconcile import Reconciler
 from controller.resources import Agent, AgentStatus
 from controller.runtime.kubernetes import KubernetesRuntime
 from controller.settings import REPO_ROOT
+from controller.store.base import InvalidObject
 from controller.store.kube import KubeStore
 from controller.team_sync import sync_team_statuses
 
@@ -104,7 +105,7 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         reconciler=reconciler,
         runtime=runtime,
         resync_seconds=0.5,
-        sync_teams=lambda: sync_team_statuses(store),
+        sync_teams=lambda report: sync_team_statuses(store, report),
         team_period=0.2,
     )
 
@@ -250,3 +251,63 @@ async def test_outside_the_cluster_readiness_comes_from_the_pod(kmock: kmock.Kub
     finally:
         await store.close()
         await runtime.close()
+
+
+def team_events(server: kmock.KubernetesEmulator, name: str) -> list[dict[str, Any]]:
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+        and request.data.get("involvedObject", {}).get("kind") == "Team"
+        and request.data.get("involvedObject", {}).get("name") == name
+    ]
+
+
+async def test_team_problems_become_kubernetes_events_once(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """`kubectl describe team` showed no Events: a team routing to a missing agent, or to one that is
+    not running, now gets one Warning naming them (not one per status pass), on the Team's uid."""
+    await seed(kmock, plane, AGENTS, agent("finn"))
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "crew"},
+        "spec": {"agents": {"books": {"agent": "finn"}, "other": {"agent": "ghost"}}},
+    }
+    await seed(kmock, plane, TEAMS, team)
+    await eventually(lambda: team_events(kmock, "crew"), what=lambda: [r.data for r in kmock])
+    await asyncio.sleep(1.0)  # five more status passes (team_period 0.2 s): nothing new to say
+    events = team_events(kmock, "crew")
+    assert len(events) == 1, events
+    event = events[0]
+    assert (event["type"], event["reason"]) == ("Warning", "AgentsUnavailable"), event
+    assert "missing agents: ghost" in event["message"] and "agents not running: finn" in event["message"]
+    assert event["involvedObject"]["uid"] == "uid-crew" and event["involvedObject"]["namespace"] == "default"
+
+
+async def test_an_invalid_team_is_failed_with_an_event(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """Routing that names an intent the team does not have passes the CRD schema (it cannot express
+    the cross-reference) but not the model: the Team was skipped without a word; now it is Failed and
+    a Warning Event says why."""
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "mixed"},
+        "spec": {"agents": {"books": {"agent": "finn"}}, "routing": {"payroll": {"keywords": ["salary"]}}},
+    }
+    with pytest.raises(InvalidObject):  # stored and announced; only reading it back as a Team fails
+        await seed(kmock, plane, TEAMS, team)
+
+    def status() -> dict[str, Any]:
+        return dict(kmock.objects[TEAMS, "default", "mixed"].get("status") or {})
+
+    await eventually(lambda: status().get("phase") == "Failed", what=status)
+    ready = status()["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "routing.payroll names an intent missing from agents" in ready["message"]
+    await eventually(lambda: team_events(kmock, "mixed"))
+    await asyncio.sleep(1.0)
+    events = team_events(kmock, "mixed")
+    assert len(events) == 1 and events[0]["type"] == "Warning" and events[0]["reason"] == "InvalidSpec", events
+    assert "routing.payroll" in events[0]["message"]
