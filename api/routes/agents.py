@@ -79,18 +79,18 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
 @operation(Operation("List agents", response=list[AgentOut], query=LIST_FILTERS, errors=(422,), tags=TAGS))
 async def list_agents(request: Request) -> Response:
     d = deps(request)
-    project = request.query_params.get("project")
-    status = request.query_params.get("status")
-    tag = request.query_params.get("tag")
-    if status is not None and status not in STATUSES:
-        raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     agents = await list_shared(d.store, Agent, d.settings.namespace)  # read only: shared, not re-validated
     who = principal(request)
     # What the answer depends on besides the list: who may see which projects, and the query.
     key = (who.projects, request.scope.get("query_string", b""))
     hit = _PAGES.get(key, agents)
-    if hit is not None:
+    if hit is not None:  # only answers that passed the checks below are kept
         return Response(hit[0], media_type="application/json", headers=hit[1])
+    project = request.query_params.get("project")
+    status = request.query_params.get("status")
+    tag = request.query_params.get("tag")
+    if status is not None and status not in STATUSES:
+        raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
     wanted = [
         a
         for a in sorted(agents, key=lambda a: a.name)
