@@ -14,7 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from controller.resources import Agent, Team
-from controller.store.base import NotFound, Store
+from controller.store.base import NotFound, Store, list_shared
 from controller.teams.status import derive_team_status
 
 if TYPE_CHECKING:
@@ -25,10 +25,11 @@ log = logging.getLogger("clawpen.teams")
 
 async def sync_team_statuses(store: Store) -> int:
     """Re-derive every team's status; returns how many were written."""
-    teams = await store.list(Team)
+    # Read only (derive_team_status is pure): shared objects, not validated again every period.
+    teams = await list_shared(store, Team)
     if not teams:
         return 0
-    agents = await store.list(Agent)
+    agents = await list_shared(store, Agent)
     written = 0
     for team in teams:
         status = derive_team_status(team, agents)
