@@ -47,6 +47,8 @@ _SPEC_TO_REQUEST: dict[tuple[str, ...], str] = {
     ("systemPrompt",): "config.system_prompt",
     ("isolation",): "config.isolation",
     ("program",): "config.program",
+    ("tools",): "config.tools",
+    ("idle",): "config.idle",
     ("template",): "template",
     ("project",): "project",
     ("tags",): "tags",
@@ -113,7 +115,17 @@ def config_to_spec_fields(config: AgentConfig) -> dict[str, Any]:
         spec["secrets"] = [_secret(s) for s in config.secrets]
     if config.volumes is not None:
         spec["volumes"] = [_volume(v, i) for i, v in enumerate(config.volumes)]
+    for extra in ("tools", "idle"):
+        if getattr(config, extra) is not None:
+            spec[extra] = getattr(config, extra)
     return spec
+
+
+# Spec fields a PUT's config replaces (unset in the config = back to the template's default), as the
+# seed's clients expect. Everything else in the spec — fields a manifest set that the seed's config does
+# not know — is kept, and so are tools/idle unless the config names them (null removes them).
+_REPLACED_BY_CONFIG: tuple[str, ...] = ("provider", "model", "baseURL", "restartPolicy", "systemPrompt")
+_REPLACED_BY_CONFIG += ("isolation", "program", "resources", "secrets", "volumes")
 
 
 def _build(name: str, namespace: str, spec: dict[str, Any], base: Agent | None = None) -> Agent:
@@ -143,12 +155,13 @@ def agent_from_update(current: Agent, body: AgentUpdate) -> Agent:
     if body.config is None:
         spec = old.model_dump(by_alias=True, exclude_none=True, mode="json")
     else:
-        spec = config_to_spec_fields(body.config)
-        # Not part of the seed's config: kept as they are.
-        for keep in ("image", "template", "project", "tags"):
-            value = getattr(old, keep)
-            if value:
-                spec[keep] = value
+        spec = old.model_dump(by_alias=True, exclude_none=True, mode="json")
+        for replaced in _REPLACED_BY_CONFIG:
+            spec.pop(replaced, None)
+        for extra in ("tools", "idle"):
+            if extra in body.config.model_fields_set:
+                spec.pop(extra, None)
+        spec.update(config_to_spec_fields(body.config))
         env = dict(old.env)
         for key, value in (body.config.env_vars or {}).items():
             if value is None:
@@ -191,6 +204,8 @@ def config_out(spec: AgentSpec) -> AgentConfigOut:
         system_prompt=spec.system_prompt,
         isolation=spec.isolation,
         program=spec.program,
+        tools=spec.tools.model_dump(by_alias=True, mode="json") if spec.tools else None,
+        idle=spec.idle.model_dump(by_alias=True, mode="json") if spec.idle else None,
     )
 
 

@@ -58,7 +58,7 @@ class AuditTrail:
                     method=scope["method"],
                     route=scope.get("clawpen.route") or "unmatched",
                     object=scope.get("clawpen.object"),
-                    status=code,
+                    status=scope.get("clawpen.audit_status") or code,  # a refusal sent as a redirect
                 )
             except OSError as err:  # a full disk must not turn every request into a 500
                 log.error("audit log write failed: %s", err)

@@ -104,6 +104,11 @@ class AgentConfig(Body):
     program: Literal["clawpen", "openclaw"] | None = Field(
         default=None, description="what runs in the container: clawpen (default) or openclaw"
     )
+    # Not in the seed's config: shaped as in a manifest (camelCase). On update, omitted = kept, null = removed.
+    tools: dict[str, Any] | None = Field(
+        default=None, description="spec.tools as in a manifest: builtin, approval, maxSteps, mcpServers, ..."
+    )
+    idle: dict[str, Any] | None = Field(default=None, description='spec.idle as in a manifest: {"suspendAfter": "15m"}')
 
 
 class AgentCreate(Body):
@@ -149,6 +154,8 @@ class AgentConfigOut(Out):
     system_prompt: str | None = None
     isolation: Isolation | None = None
     program: str | None = None
+    tools: dict[str, Any] | None = Field(default=None, description="spec.tools (MCP credentials only by secret name)")
+    idle: dict[str, Any] | None = None
 
 
 class ConditionOut(Out):

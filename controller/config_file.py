@@ -71,7 +71,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLAWPEN_OIDC_ROLE_CLAIM", "str", "ID token claim holding groups", "groups"),
     Setting("CLAWPEN_OIDC_ROLE_MAP", "str", "group=role[:project|project],...", ""),
     Setting("CLAWPEN_OIDC_SCOPES", "str", "scopes asked for", "openid profile email groups"),
-    Setting("CLAWPEN_TOKEN", "str", "access token `clawpen chat team/NAME` uses", "minted locally", secret=True),
+    Setting(
+        "CLAWPEN_TOKEN",
+        "str",
+        "access or API token: with CLAWPEN_SERVER the CLI's credential; else `clawpen chat team/NAME`'s",
+        "minted locally",
+        secret=True,
+    ),
+    Setting("CLAWPEN_SERVER", "str", "a gateway URL: resource commands act there, with the token's role", "local"),
+    Setting("CLAWPEN_CREDENTIALS", "path", "where `clawpen login` keeps its token", "~/.config/clawpen/…"),
     Setting("CLAWPEN_SECRET_KEY", "str", "master key of the secret store (base64)", "key file", secret=True),
     # Kubernetes
     Setting("CLAWPEN_KUBECONFIG", "path", "kubeconfig for the kube store/runtime", "$KUBECONFIG / in-cluster"),

@@ -3,12 +3,15 @@
 Kubernetes already gives us the desired state (the Agent custom resources) and change
 notifications; kopf turns them into handler calls. Every handler does one thing:
 - resume / create / update → Reconciler.reconcile(key), right away;
-- a daemon per Agent → reconcile again after the core's requeue hint (fast while an agent starts)
-  or every resync interval (drift repair: a deleted StatefulSet is re-created, status refreshed);
+- a daemon per Agent → reconcile again after the core's requeue hint, backed off while an agent
+  stays not ready, or every resync interval (drift repair: a deleted StatefulSet is re-created,
+  status refreshed); watches of our Pods and StatefulSets wake it at once when they change, so
+  readiness is seen promptly without polling;
 - delete → runtime.remove(key), guarded by our own finalizer `clawpen.dev/finalizer` so the
   workload is gone (on a Docker host too, where no garbage collector cascades) before the Agent is;
 - Teams get no finalizer (nothing to clean up): Team events, and a short period (a team's status
-  follows its agents' phases), wake one loop that re-derives every team's status.
+  follows its agents' phases), wake one loop that re-derives every team's status; a change of a
+  team's Ready condition (agents missing or not running, an invalid spec, recovered) is an Event.
 Handlers for one key never overlap (a lock per key), so a spec change arriving while the daemon
 reconciles waits its turn instead of applying a plan twice.
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 from collections.abc import Awaitable, Callable
@@ -31,8 +35,9 @@ from typing import Any, Protocol
 
 import kopf
 
+from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, LABEL_NAME, LABEL_NAMESPACE, MANAGED_BY
 from controller.reconcile import ReconcileRetry
-from controller.resources import API_GROUP
+from controller.resources import API_GROUP, TeamStatus
 from controller.runtime.base import Runtime, RuntimeError_
 from controller.store.base import StoreError
 
@@ -42,6 +47,8 @@ AGENTS = (API_GROUP, VERSION, "agents")
 TEAMS = (API_GROUP, VERSION, "teams")
 
 log = logging.getLogger("clawpen.operator")
+
+TeamReport = Callable[[str, str, TeamStatus, "str | None"], None]  # (namespace, name, status, router problem)
 
 
 class ReconcilerLike(Protocol):
@@ -57,15 +64,27 @@ class OperatorContext:
     resync_seconds: float = 30.0
     retry_seconds: float = 5.0
     min_requeue: float = 2.0
-    # Re-derives every Team's status (controller.team_sync.sync_team_statuses over the store).
-    sync_teams: Callable[[], Awaitable[Any]] | None = None
+    # Re-derives every Team's status (controller.team_sync.sync_team_statuses over the store); it is
+    # handed `report_team`, called with each team's status on every pass (Events are posted on change).
+    sync_teams: Callable[[TeamReport], Awaitable[Any]] | None = None
     team_period: float = 2.0
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     team_wake: asyncio.Event = field(default_factory=asyncio.Event)
     # Consecutive "look again soon" answers per agent: each doubles the next wait (see reconcile).
     waiting: dict[str, int] = field(default_factory=dict)
-    # The last (reason, message) posted as an Event per agent, so a steady state posts nothing new.
+    # The last (reason, message) posted as an Event per agent (and per "Team:ns/name"), so a steady
+    # state posts nothing new.
     posted: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Wakes an agent's daemon early: its Pod or StatefulSet changed (see build_registry).
+    wakes: dict[str, asyncio.Event] = field(default_factory=dict)
+    # Teams' uids as their watch reports them (an Event names its object's uid; `kubectl describe`
+    # selects Events by it), also for Teams whose spec does not parse.
+    team_uids: dict[str, str] = field(default_factory=dict)
+    # Watch Pods and StatefulSets (Kubernetes runtime); only this installation's, when set.
+    watch_workloads: bool = True
+    instance: str | None = None
+    # A handler's context (kopf keeps its Event queue in context variables), for the team loop.
+    post_context: contextvars.Context | None = None
 
     def lock(self, key: str) -> asyncio.Lock:
         return self.locks.setdefault(key, asyncio.Lock())
@@ -73,6 +92,30 @@ class OperatorContext:
     def changed(self, key: str) -> None:
         """A spec change or a watched pod event: look quickly again (reset the backoff)."""
         self.waiting.pop(key, None)
+
+    def wake(self, key: str) -> None:
+        """The agent's Pod or StatefulSet changed: its daemon looks now, not after its backoff."""
+        self.changed(key)
+        self.wakes.setdefault(key, asyncio.Event()).set()
+
+    async def sleep(self, key: str, stopped: Any, delay: float) -> None:
+        """Wait `delay` seconds, less when the agent is woken or its daemon stopped."""
+        wake = self.wakes.setdefault(key, asyncio.Event())
+        if wake.is_set():
+            wake.clear()
+            return
+
+        async def stopping() -> None:
+            await stopped.wait()
+
+        waiters = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stopping())]
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        wake.clear()  # events that came while waiting are what this look sees
 
     async def reconcile(self, key: str, body: Any = None) -> float:
         """Reconcile once; return when to look again (seconds). Failures are retried, not raised.
@@ -117,13 +160,38 @@ class OperatorContext:
         if body is None or self.posted.get(key) == (reason, message):
             return
         self.posted[key] = (reason, message)
+        # kopf.event, not kopf.info/warn: those obey settings.posting.level (WARNING, for kopf's own
+        # log lines), which silently dropped every Normal Event (Created, Replaced) we meant to post.
         try:
-            if kind == "Warning":
-                kopf.warn(body, reason=reason, message=message[:1000])
-            else:
-                kopf.info(body, reason=reason, message=message[:1000])
+            try:
+                kopf.event(body, type=kind, reason=reason, message=message[:1000])
+            except LookupError:
+                # Outside a handler (the team loop) kopf's event queue is not in our context: post
+                # through the context a handler left us.
+                if self.post_context is None:
+                    raise
+                self.post_context.run(kopf.event, body, type=kind, reason=reason, message=message[:1000])
         except Exception:  # noqa: BLE001 - an Event is a courtesy; never fail a reconcile for it
             log.debug("could not post an event for %s", key, exc_info=True)
+
+    def report_team(self, namespace: str, name: str, status: TeamStatus, router_problem: str | None = None) -> None:
+        """A team's derived status: its Ready condition becomes an Event when it changes (Warning
+        while the team cannot route everywhere: agents missing or not running, an invalid spec), and
+        so does a router that cannot work (RouterMisconfigured: it routes by keywords instead)."""
+        key = f"{namespace}/{name}"
+        uid = self.team_uids.get(key)
+        ready = next((c for c in status.conditions if c.type == "Ready"), None)
+        if uid is None or ready is None:
+            return  # not seen by the watch yet: the next pass posts it
+        body = {"apiVersion": f"{API_GROUP}/{VERSION}", "kind": "Team",
+                "metadata": {"name": name, "namespace": namespace, "uid": uid}}
+        kind = "Normal" if ready.status == "True" else "Warning"
+        self._post(f"Team:{key}", body, kind, ready.reason or status.phase, ready.message or status.phase)
+        if router_problem:
+            self._post(f"TeamRouter:{key}", body, "Warning", "RouterMisconfigured",
+                       f"{router_problem}; the team routes by keywords instead")
+        elif self.posted.pop(f"TeamRouter:{key}", ("",))[0] == "RouterMisconfigured":  # fixed: say so once
+            self._post(f"TeamRouter:{key}", body, "Normal", "RouterConfigured", "the team's router model is configured")
 
     async def team_loop(self) -> None:
         """Re-derive team statuses on Team events and every team_period seconds."""
@@ -131,7 +199,7 @@ class OperatorContext:
             return
         while True:
             try:
-                await self.sync_teams()
+                await self.sync_teams(self.report_team)
             except Exception:  # noqa: BLE001 - one bad pass never stops the loop
                 log.exception("team status sync failed")
             self.team_wake.clear()
@@ -206,10 +274,25 @@ def build_registry(
         key = f"{namespace}/{name}"
         delay = ctx.resync_seconds
         while not stopped:
-            await stopped.wait(delay)
+            await ctx.sleep(key, stopped, delay)
             if stopped:
                 break
             delay = await ctx.reconcile(key, body)
+
+    if ctx.watch_workloads:
+        # A not-ready agent's re-checks back off (up to the resync period, the safety net); what
+        # makes readiness show promptly is the watch: any change to an agent's Pod or StatefulSet
+        # (scheduled, pulled, Ready, crashed, deleted) wakes its daemon at once.
+        selector: dict[str, Any] = {LABEL_MANAGED: MANAGED_BY, LABEL_KIND: "Agent"}
+        if ctx.instance:
+            selector[LABEL_INSTANCE] = ctx.instance
+
+        @kopf.on.event("v1", "pods", labels=selector, id="pod-changed", registry=registry)
+        @kopf.on.event("apps", "v1", "statefulsets", labels=selector, id="statefulset-changed", registry=registry)
+        async def workload_changed(labels: kopf.Labels, **_: Any) -> None:
+            namespace, name = labels.get(LABEL_NAMESPACE), labels.get(LABEL_NAME)
+            if namespace and name:
+                ctx.wake(f"{namespace}/{name}")
 
     @kopf.on.delete(*AGENTS, id="remove-workload", registry=registry)
     async def agent_deleted(namespace: str | None, name: str, **_: Any) -> None:
@@ -224,9 +307,18 @@ def build_registry(
         ctx.locks.pop(key, None)
         ctx.waiting.pop(key, None)
         ctx.posted.pop(key, None)
+        ctx.wakes.pop(key, None)
 
     @kopf.on.event(*TEAMS, id="team-changed", registry=registry)
-    async def team_event(**_: Any) -> None:
+    async def team_event(type: str | None, namespace: str | None, name: str, uid: str | None, **_: Any) -> None:
+        key = f"{namespace}/{name}"
+        ctx.post_context = ctx.post_context or contextvars.copy_context()
+        if type == "DELETED":
+            ctx.team_uids.pop(key, None)
+            ctx.posted.pop(f"Team:{key}", None)
+            ctx.posted.pop(f"TeamRouter:{key}", None)
+        elif uid:
+            ctx.team_uids[key] = uid
         ctx.team_wake.set()
 
     return registry

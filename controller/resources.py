@@ -214,15 +214,73 @@ ApprovalPolicy = Literal["never", "always"]
 MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+# A header or variable with one of these names carries a credential: spelled out in the spec it would
+# reach the container's environment and `docker inspect`, so it must come from a secret file instead.
+CREDENTIAL_HEADER = re.compile(r"^(proxy-)?authorization$|^cookie$|key|token|secret|passw|credential", re.IGNORECASE)
+CREDENTIAL_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE", re.IGNORECASE)
+
+
+class SecretValue(Model):
+    """A value the agent reads from /run/secrets/<secret> when it connects; never in the spec or env."""
+
+    secret: SecretName = Field(description="the secret's name (`clawpen secrets set NAME`), mounted as a file")
+    prefix: str = Field(default="", max_length=64, description='put before the value, e.g. "Bearer "')
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"secret": value} if isinstance(value, str) else value
+
+
 class MCPServerSpec(Model):
-    """An MCP server: `url` for streamable HTTP, or `command` (+ args, env) for stdio in the container."""
+    """An MCP server: `url` for streamable HTTP, or `command` (+ args, env) for stdio in the container.
+
+    Credentials go in secretHeaders / secretEnv, which name secrets; literal headers and env values
+    that look like credentials are refused (they would be visible in `docker inspect`).
+    """
 
     name: str = Field(description="tools are offered to the model as <name>__<tool>; [A-Za-z0-9_-]{1,32}")
     url: str | None = Field(default=None, max_length=2048, description="streamable-HTTP endpoint")
-    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers (url servers)")
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers (url servers), no credentials"
+    )
+    secret_headers: dict[str, SecretValue] = Field(
+        default_factory=dict,
+        description="headers read from secret files: {Authorization: {secret: NAME, prefix: 'Bearer '}} or {H: NAME}",
+    )
     command: str | None = Field(default=None, max_length=1024, description="program run inside the container")
     args: list[str] = Field(default_factory=list, max_length=64)
-    env: dict[str, str] = Field(default_factory=dict, description="environment of the stdio server")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the stdio server, no credentials")
+    secret_env: dict[str, SecretValue] = Field(
+        default_factory=dict, description="variables of the stdio server read from secret files: {VAR: NAME}"
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _no_credential_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for header in headers:
+            if CREDENTIAL_HEADER.search(header):
+                raise ValueError(
+                    f"{header}: a credential written in the spec reaches the container's environment and "
+                    f"`docker inspect`; use secretHeaders: {{{header}: {{secret: NAME}}}} (set the value with "
+                    "`clawpen secrets set NAME`)"
+                )
+        return headers
+
+    @field_validator("env")
+    @classmethod
+    def _no_credential_env(cls, env: dict[str, str]) -> dict[str, str]:
+        for key in env:
+            if CREDENTIAL_ENV.search(key):
+                raise ValueError(
+                    f"{key}: a credential written in the spec reaches the container's environment and "
+                    f"`docker inspect`; use secretEnv: {{{key}: NAME}} (set the value with `clawpen secrets set NAME`)"
+                )
+        return env
+
+    def secret_names(self) -> list[str]:
+        """The secrets this server reads (each must be mounted as a file)."""
+        return sorted({v.secret for v in (*self.secret_headers.values(), *self.secret_env.values())})
 
     @field_validator("name")
     @classmethod
@@ -242,6 +300,15 @@ class MCPServerSpec(Model):
     def _one_transport(self) -> MCPServerSpec:
         if bool(self.url) == bool(self.command):
             raise ValueError("give either url (streamable HTTP) or command (stdio), not both or neither")
+        if self.secret_headers and not self.url:
+            raise ValueError("secretHeaders: only url servers send headers")
+        if self.secret_env and not self.command:
+            raise ValueError("secretEnv: only command (stdio) servers have an environment")
+        both = sorted({h.lower() for h in self.headers} & {h.lower() for h in self.secret_headers}) + sorted(
+            set(self.env) & set(self.secret_env)
+        )
+        if both:
+            raise ValueError(f"{both[0]}: given both as a literal and from a secret")
         return self
 
 
@@ -273,6 +340,10 @@ class ToolsSpec(Model):
         if len(names) != len(set(names)):
             raise ValueError("server names must be unique")
         return servers
+
+    def secret_names(self) -> list[str]:
+        """Every secret the MCP servers read from /run/secrets (translate mounts them as files)."""
+        return sorted({name for server in self.mcp_servers for name in server.secret_names()})
 
 
 

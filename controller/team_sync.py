@@ -11,25 +11,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from controller.resources import Agent, Team
-from controller.store.base import NotFound, Store, list_shared
-from controller.teams.status import derive_team_status
+from controller.resources import Agent, Team, TeamStatus
+from controller.store.base import InvalidObject, NotFound, Store, list_shared
+from controller.teams.status import derive_team_status, invalid_team_status
 
 if TYPE_CHECKING:
     from controller.manager import Controller
 
 log = logging.getLogger("clawpen.teams")
 
+TeamReport = Callable[[str, str, TeamStatus, "str | None"], None]  # (namespace, name, status, router problem)
 
-async def sync_team_statuses(store: Store) -> int:
-    """Re-derive every team's status; returns how many were written."""
+
+async def sync_team_statuses(
+    store: Store, report: TeamReport | None = None, router_check: Callable[[Team], str | None] | None = None
+) -> int:
+    """Re-derive every team's status; returns how many were written.
+
+    `report(namespace, name, status)` sees every team's status on every pass (the operator turns
+    changes into Kubernetes Events), with what `router_check` finds wrong in its router's
+    configuration (such a team routes by keywords instead). A Team whose spec does not parse (a routing entry naming an
+    unknown intent, which the CRD schema cannot express) is Failed with the reason instead of being
+    skipped without a word."""
     # Read only (derive_team_status is pure): shared objects, not validated again every period.
     teams = await list_shared(store, Team)
-    if not teams:
+    broken = await store.list_broken(Team)
+    if not teams and not broken:
         return 0
-    agents = await list_shared(store, Agent)
+    agents = await list_shared(store, Agent) if teams else []
     written = 0
     for team in teams:
         status = derive_team_status(team, agents)
@@ -37,7 +49,29 @@ async def sync_team_statuses(store: Store) -> int:
             with contextlib.suppress(NotFound):
                 await store.update_status(Team, team.name, status, team.metadata.namespace)
                 written += 1
+        if report is not None:
+            problem = router_check(team) if router_check is not None else None
+            report(team.metadata.namespace, team.name, status, problem)
+    for bad in broken:
+        previous = await _stored_status(store, bad.name, bad.namespace)
+        status = invalid_team_status(bad.error, previous)
+        if previous is None or previous.model_dump() != status.model_dump():
+            with contextlib.suppress(NotFound, InvalidObject):  # written; only reading it back fails
+                await store.update_status(Team, bad.name, status, bad.namespace)
+            written += 1
+        if report is not None:
+            report(bad.namespace, bad.name, status, None)
     return written
+
+
+async def _stored_status(store: Store, name: str, namespace: str) -> TeamStatus | None:
+    get_status = getattr(store, "get_status", None)  # both stores have it; not in the Store protocol
+    if get_status is None:
+        return None
+    with contextlib.suppress(NotFound):
+        found = await get_status(Team, name, namespace)
+        return found if isinstance(found, TeamStatus) else None
+    return None
 
 
 async def team_status_task(controller: Controller, period: float = 2.0) -> None:

@@ -5,8 +5,9 @@ is; translate() only merges the result into the container's environment. The tem
 default built-ins (templates/agents.yaml: `tools: {builtin: [...]}`), the spec overrides them. An
 agent with no built-ins and no MCP servers gets nothing, and chats exactly as before tools existed.
 
-Nothing secret belongs here: the environment is visible to `docker inspect`. An MCP server that
-needs a credential reads it from /run/secrets/NAME (spec.secrets) itself.
+Nothing secret belongs here: the environment is visible to `docker inspect`. An MCP server's
+credentials travel by name only (secretHeaders / secretEnv → {secret, prefix}); translate mounts those
+secrets as files and the agent reads /run/secrets/NAME when it connects to the server.
 """
 
 from __future__ import annotations
@@ -43,10 +44,15 @@ def _server(raw: dict[str, Any]) -> dict[str, Any]:
         out = {"name": raw["name"], "url": raw["url"]}
         if raw.get("headers"):
             out["headers"] = dict(sorted(raw["headers"].items()))
+        if raw.get("secret_headers"):
+            out["secretHeaders"] = dict(sorted(raw["secret_headers"].items()))
         return out
-    return {
+    out = {
         "name": raw["name"],
         "command": raw["command"],
         "args": list(raw["args"]),
         "env": dict(sorted(raw["env"].items())),
     }
+    if raw.get("secret_env"):
+        out["secretEnv"] = dict(sorted(raw["secret_env"].items()))
+    return out

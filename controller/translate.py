@@ -96,8 +96,18 @@ def translate(
     else:
         memory_mb, cpu = default_memory, default_cpu
 
+    tool_secrets = spec.tools.secret_names() if spec.tools else []
+    as_env = sorted(ref.name for ref in spec.secrets if ref.as_env and ref.name in tool_secrets)
+    if as_env:
+        raise TranslateError(
+            "InvalidSpec",
+            f"spec.secrets: {as_env[0]} is asEnv, but spec.tools reads it from /run/secrets/{as_env[0]}: drop asEnv",
+        )
     secret_mounts = _secret_mounts(
-        agent, [*(template.secrets if template else []), *program.required_secret_files], provider, secrets
+        agent,
+        [*(template.secrets if template else []), *program.required_secret_files, *tool_secrets],
+        provider,
+        secrets,
     )
     if any(m.name == TOKEN_NAME for m in secret_mounts):
         raise TranslateError("InvalidSpec", f"spec.secrets: the name {TOKEN_NAME!r} is reserved for the agent's token")
@@ -250,4 +260,6 @@ def secret_names_for(agent: Agent, catalog: Catalog) -> list[str]:
     if provider and provider.env_key:
         names.append(provider.env_key)
     names += program_for(agent, catalog).required_secret_files
+    if agent.spec.tools:
+        names += agent.spec.tools.secret_names()
     return sorted(set(names))

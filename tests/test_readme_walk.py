@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from controller.plan import LABEL_INSTANCE
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.support.clawpen_up import remove_instance
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,21 @@ def test_the_quickstart_has_the_two_shells() -> None:
     assert len(blocks) == 2, "the walk expects: set-up block ending in `make up`, then the other shell"
     assert blocks[0].strip().splitlines()[-1].startswith("make up")
     assert blocks[0].strip().splitlines()[0].startswith("make deps")  # .venv exists before it is used
+
+
+def test_every_yaml_example_in_the_readme_is_a_valid_spec() -> None:
+    """A ```yaml block is a whole manifest (kind: ...) or a `spec:` fragment of an Agent: both must validate."""
+    import yaml
+
+    from controller.resources import parse_resource
+
+    blocks = re.findall(r"```ya?ml\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
+    assert blocks, "the README's spec examples are ```yaml blocks"
+    for block in blocks:
+        for doc in yaml.safe_load_all(block):
+            if isinstance(doc, dict) and set(doc) == {"spec"}:
+                doc = {"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "example"}, **doc}
+            parse_resource(doc)  # raises ManifestError naming the field
 
 
 def test_every_setting_the_code_reads_is_documented() -> None:
@@ -155,11 +170,5 @@ def test_readme_quickstart_walk(
             up.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(up.pid, signal.SIGKILL)
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
+        remove_instance(docker_client, instance)
     assert "agents keep running" in log.read_text()  # Ctrl-C says what it leaves behind

@@ -27,7 +27,10 @@ class AgentTools:
         self.builtins = self.workspace.tools(self.config.builtin)
         self.mcp = (
             MCPServers(
-                self.config.mcp_servers, output_limit=self.config.output_limit, workspace=str(config.workspace_dir)
+                self.config.mcp_servers,
+                output_limit=self.config.output_limit,
+                workspace=str(config.workspace_dir),
+                secrets_dir=config.secrets_dir,
             )
             if self.config.mcp_servers
             else None

@@ -11,11 +11,30 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 BUILTIN_NAMES = ("read_file", "write_file", "list_files", "run_command")
 SERVER_NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 Policy = Literal["never", "always"]
+
+
+SECRET_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A header or variable value kept in /run/secrets/<secret>, read when the server is connected."""
+
+    secret: str
+    prefix: str = ""
+
+    def read(self, secrets_dir: Path) -> str:
+        path = secrets_dir / self.secret
+        try:
+            return self.prefix + path.read_text().strip()
+        except OSError as err:
+            raise ValueError(f"the secret {self.secret} is not readable at {path}: {err.strerror}") from None
 
 
 @dataclass(frozen=True)
@@ -28,6 +47,8 @@ class MCPServer:
     command: str | None = None
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    secret_headers: Mapping[str, SecretRef] = field(default_factory=dict)
+    secret_env: Mapping[str, SecretRef] = field(default_factory=dict)
 
     @property
     def transport(self) -> str:
@@ -132,4 +153,20 @@ def _server(raw: Any, index: int) -> MCPServer:
         command=str(command) if command else None,
         args=tuple(str(a) for a in raw.get("args") or ()),
         env={str(k): str(v) for k, v in (raw.get("env") or {}).items()},
+        secret_headers=_secret_refs(raw.get("secretHeaders"), f"{where}.secretHeaders"),
+        secret_env=_secret_refs(raw.get("secretEnv"), f"{where}.secretEnv"),
     )
+
+
+def _secret_refs(raw: Any, where: str) -> dict[str, SecretRef]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: must be an object")
+    refs: dict[str, SecretRef] = {}
+    for key, value in raw.items():
+        secret = value.get("secret") if isinstance(value, dict) else None
+        if not isinstance(secret, str) or not SECRET_NAME.fullmatch(secret) or ".." in secret:
+            raise ValueError(f"{where}.{key}: needs {{secret: NAME}} with NAME matching {SECRET_NAME.pattern}")
+        refs[str(key)] = SecretRef(secret, str(value.get("prefix") or ""))
+    return refs

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from agent.tools.base import Tool, ToolError, ToolResult, cap
@@ -30,6 +31,7 @@ CONNECT_TIMEOUT = 60.0  # a stdio server written in Python may take seconds to i
 # Variables a Python-based stdio server installed in the image needs to find its packages.
 PASSED_THROUGH = ("PYTHONPATH", "PYTHONSAFEPATH", "PYTHONDONTWRITEBYTECODE", "LANG", "TZ")
 TOOL_NAME = re.compile(r"[^A-Za-z0-9_-]")
+SECRETS_DIR = Path("/run/secrets")
 
 
 @dataclass
@@ -44,9 +46,12 @@ class ServerState:
 
 
 class MCPServers:
-    def __init__(self, servers: tuple[MCPServer, ...], *, output_limit: int, workspace: str):
+    def __init__(
+        self, servers: tuple[MCPServer, ...], *, output_limit: int, workspace: str, secrets_dir: Path = SECRETS_DIR
+    ):
         self.output_limit = output_limit
         self.workspace = workspace
+        self.secrets_dir = secrets_dir
         self.states = [ServerState(s) for s in servers]
 
     def start(self) -> None:
@@ -124,7 +129,7 @@ class MCPServers:
             from mcp.client.streamable_http import streamable_http_client
 
             http = await stack.enter_async_context(
-                httpx.AsyncClient(headers=dict(server.headers), timeout=httpx.Timeout(30.0, read=300.0))
+                httpx.AsyncClient(headers=self._headers(server), timeout=httpx.Timeout(30.0, read=300.0))
             )
             read, write, _ = await stack.enter_async_context(streamable_http_client(server.url, http_client=http))
         else:
@@ -134,6 +139,7 @@ class MCPServers:
             env = get_default_environment()
             env.update({k: os.environ[k] for k in PASSED_THROUGH if k in os.environ})
             env.update(server.env)
+            env.update({key: ref.read(self.secrets_dir) for key, ref in server.secret_env.items()})
             params = StdioServerParameters(
                 command=server.command or "", args=list(server.args), env=env, cwd=self.workspace
             )
@@ -141,6 +147,10 @@ class MCPServers:
         session = await stack.enter_async_context(ClientSession(read, write))
         await session.initialize()
         return session
+
+    def _headers(self, server: MCPServer) -> dict[str, str]:
+        """Literal headers plus those read from secret files now (a rotated secret counts at reconnect)."""
+        return {**server.headers, **{key: ref.read(self.secrets_dir) for key, ref in server.secret_headers.items()}}
 
     def _tool(self, state: ServerState, mcp_tool: Any) -> Tool:
         remote = str(mcp_tool.name)

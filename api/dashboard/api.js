@@ -59,15 +59,33 @@ async function parse(response) {
   return response.text();
 }
 
-export async function login(password) {
-  const response = await fetch("/auth/login", {
+async function postForTokens(path, payload) {
+  const response = await fetch(path, {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ password }),
+    body: JSON.stringify(payload),
   });
   const body = await parse(response);
   if (!response.ok) throw new ApiError(response.status, body);
   save(fromTokens(body));
+}
+
+// No user name: the built-in admin (as the gateway defines it).
+export function login(password, username) {
+  return postForTokens("/auth/login", username ? { username, password } : { password });
+}
+
+// Single sign-on: the callback sent us back with a one-time code in the fragment (never tokens in a
+// URL); this trades it, once, with the session cookie the gateway set for this browser.
+export function exchangeSsoCode(code) {
+  return postForTokens("/auth/oidc/exchange", { code });
+}
+
+export const SSO_LOGIN_URL = "/auth/oidc/login?client=dashboard";
+
+export async function authStatus() {
+  const response = await fetch("/auth/status");
+  return response.ok ? response.json() : {};
 }
 
 export function logout() { save(null); }

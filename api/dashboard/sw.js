@@ -1,7 +1,7 @@
 // Service worker: the dashboard shell (HTML, scripts, styles, icons) is cached so the installed app
 // opens at once and offline shows the shell; API data is never cached — /api, /auth, /health and
 // WebSockets always go to the network, so nothing stale or private is ever kept.
-const VERSION = "clawpen-shell-v1";
+const VERSION = "clawpen-shell-v2";
 const SHELL = [
   "/", "/manifest.webmanifest", "/ui/style.css", "/ui/app.js", "/ui/api.js", "/ui/dom.js", "/ui/state.js",
   "/ui/views/login.js", "/ui/views/fleet.js", "/ui/views/form.js", "/ui/views/agent.js", "/ui/views/chat.js",

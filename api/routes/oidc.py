@@ -10,6 +10,15 @@ as a password login). The role comes from a claim (CLAWPEN_OIDC_ROLE_CLAIM, defa
 by CLAWPEN_OIDC_ROLE_MAP (`group=role[:project|project],...`); a user the map does not cover is
 refused, one it covers is created (source `oidc`) or updated to the mapped role on each sign-in.
 A local (password) user with the same name is never taken over.
+
+Two kinds of caller finish here. API and CLI clients (plain `GET /auth/oidc/login`) get the token
+pair as JSON from the callback. The dashboard starts with `?client=dashboard`: its callback answers
+with a redirect to `/#sso=<one-time code>` (never tokens in a URL; see api.sso_handoff), and the page
+trades the code with `POST /auth/oidc/exchange`. A refusal on that path goes back to the dashboard
+as `/#sso-error=<message>`, so the user sees why on the sign-in page.
+
+The ID token is checked by Authlib with our options made explicit: `iss` must be the provider's
+issuer and `aud` must contain our client id (Authlib's default checks `aud` only through `azp`).
 """
 
 from __future__ import annotations
@@ -19,19 +28,30 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+from pydantic import Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from api.context import parse_body
 from api.errors import ApiError
-from api.openapi import Operation, operation
+from api.openapi import Operation, Query, operation
 from api.permissions import PUBLIC, ROLE_RANK, Role, Route
+from api.schemas import Body, TokenOut
+from api.sso_handoff import Handoffs
 from controller.settings import Settings
 from controller.users.store import ADMIN_NAME, NAME_RULE, User
 
 log = logging.getLogger("clawpen.api.oidc")
 CLIENT = "oidc"
 TAGS = ("auth",)
+DASHBOARD = "dashboard"
+LOGIN_QUERY = (Query("client", {"type": "string", "enum": [DASHBOARD]}, "dashboard: finish at the dashboard"),)
+
+
+class ExchangeRequest(Body):
+    code: str = Field(min_length=1, max_length=200, description="the one-time code from /#sso=")
 
 
 @dataclass(frozen=True)
@@ -98,11 +118,17 @@ def _require_configured(request: Request) -> Settings:
 
 @operation(
     Operation(
-        "Start single sign-on: redirects to the OpenID provider", status=302, errors=(404,), public=True, tags=TAGS
+        "Start single sign-on: redirects to the OpenID provider",
+        status=302,
+        errors=(404,),
+        query=LOGIN_QUERY,
+        public=True,
+        tags=TAGS,
     )
 )
 async def oidc_login(request: Request) -> Response:
     _require_configured(request)
+    request.session["clawpen_client"] = DASHBOARD if request.query_params.get("client") == DASHBOARD else "api"
     redirect_uri = str(request.url_for("oidc_callback"))
     response: Response = await _client(request).authorize_redirect(request, redirect_uri)
     return response
@@ -110,16 +136,80 @@ async def oidc_login(request: Request) -> Response:
 
 @operation(
     Operation(
-        "Finish single sign-on: our token pair for the provider's user", errors=(400, 403, 404), public=True, tags=TAGS
+        "Finish single sign-on: our token pair for the provider's user (the dashboard: a redirect to /#sso=CODE)",
+        response=TokenOut,
+        errors=(400, 403, 404, 409),
+        public=True,
+        tags=TAGS,
     )
 )
-async def oidc_callback(request: Request) -> JSONResponse:
-    from authlib.integrations.base_client import OAuthError
-    from joserfc.errors import JoseError  # what Authlib's ID token validation raises
-
+async def oidc_callback(request: Request) -> Response:
     settings = _require_configured(request)
+    to_dashboard = request.session.pop("clawpen_client", None) == DASHBOARD
     try:
-        token = await _client(request).authorize_access_token(request)
+        pair = await _sign_in(request, settings)
+    except ApiError as err:
+        if not to_dashboard:
+            raise
+        log.info("single sign-on refused (%s): %s", err.status, err.message)
+        request.scope["clawpen.audit_status"] = err.status
+        return RedirectResponse("/#" + urlencode({"sso-error": err.message}), status_code=303)
+    from api.routes.auth import _tokens
+
+    if not to_dashboard:
+        return _tokens(pair)
+    code, digest = _handoffs(request).put(pair)
+    request.session["clawpen_handoff"] = digest
+    return RedirectResponse(f"/#sso={code}", status_code=303, headers={"Cache-Control": "no-store"})
+
+
+@operation(
+    Operation(
+        "Trade the dashboard's one-time single sign-on code for the token pair (once, same browser)",
+        body=ExchangeRequest,
+        response=TokenOut,
+        errors=(400, 404),
+        public=True,
+        tags=TAGS,
+    )
+)
+async def oidc_exchange(request: Request) -> JSONResponse:
+    _require_configured(request)
+    body = await parse_body(request, ExchangeRequest)
+    pair = _handoffs(request).take(body.code, request.session.pop("clawpen_handoff", None))
+    if pair is None:
+        raise ApiError(400, "this sign-in code is unknown, used, expired or from another browser; sign in again")
+    from api.routes.auth import _tokens
+
+    return _tokens(pair)
+
+
+def _handoffs(request: Request) -> Handoffs:
+    state = request.app.state
+    if getattr(state, "sso_handoffs", None) is None:
+        state.sso_handoffs = Handoffs()
+    handoffs: Handoffs = state.sso_handoffs
+    return handoffs
+
+
+async def _sign_in(request: Request, settings: Settings) -> Any:
+    """The provider's answer checked, the user mapped and upserted: our token pair for them."""
+    from authlib.integrations.base_client import OAuthError
+    from joserfc.errors import InvalidClaimError, JoseError  # what Authlib's ID token validation raises
+
+    client = _client(request)
+    try:
+        metadata = await client.load_server_metadata()
+        options = {
+            "iss": {"essential": True, "values": [metadata["issuer"]]},
+            "aud": {"essential": True, "values": [settings.oidc_client_id]},
+        }
+        token = await client.authorize_access_token(request, claims_options=options)
+    except InvalidClaimError as err:
+        if err.claim == "aud":
+            wrong = f"the ID token is meant for another client, not {settings.oidc_client_id!r}"
+            raise ApiError(400, f"single sign-on refused: {wrong}") from None
+        raise ApiError(400, f"single sign-on refused: {err}") from None
     except (OAuthError, JoseError) as err:
         raise ApiError(400, f"single sign-on refused: {err}") from None
     claims = token.get("userinfo")
@@ -132,9 +222,7 @@ async def oidc_callback(request: Request) -> JSONResponse:
         raise ApiError(403, f"single sign-on refused: no role is mapped for {name!r}'s {settings.oidc_role_claim}")
     auth = request.app.state.deps.auth
     await asyncio.to_thread(_upsert, auth.users, name, mapped)
-    from api.routes.auth import _tokens
-
-    return _tokens(auth.tokens.issue(sub=name))
+    return auth.tokens.issue(sub=name)
 
 
 def _user_name(claims: dict[str, Any]) -> str:
@@ -161,4 +249,5 @@ def _upsert(users: Any, name: str, mapped: tuple[Role, list[str]]) -> None:
 ROUTES = [
     Route("/auth/oidc/login", oidc_login, methods=["GET"], permission=PUBLIC),
     Route("/auth/oidc/callback", oidc_callback, methods=["GET"], name="oidc_callback", permission=PUBLIC),
+    Route("/auth/oidc/exchange", oidc_exchange, methods=["POST"], permission=PUBLIC),
 ]

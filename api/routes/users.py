@@ -21,6 +21,7 @@ from api.openapi import Operation, Query, operation
 from api.permissions import (
     ALL,
     AUDIT_READ,
+    ROLE_ACTIONS,
     ROLE_RANK,
     TOKENS_OWN,
     USERS_MANAGE,
@@ -88,6 +89,14 @@ class TokenOut(Out):
     created: float
     expires_at: float | None
     last_used: float | None
+
+
+class MeOut(Out):
+    name: str
+    role: str
+    projects: list[str]
+    token: str | None = Field(description="the API token's name when the call came with one")
+    permissions: list[str] = Field(description="the actions this role allows (in the projects above)")
 
 
 class AuditOut(Out):
@@ -177,6 +186,20 @@ async def delete_user(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@operation(Operation("Who is calling: name, role, projects and what the role allows", response=MeOut, tags=TAGS))
+async def me(request: Request) -> JSONResponse:
+    """The dashboard asks this to show only the buttons the caller may use (the guard still decides)."""
+    who = principal(request)
+    out = MeOut(
+        name=who.name,
+        role=who.role.value,
+        projects=sorted(who.projects),
+        token=who.token,
+        permissions=sorted(ROLE_ACTIONS[who.role]),
+    )
+    return JSONResponse(out.model_dump(), headers={"Cache-Control": "no-store"})
+
+
 # ---- API tokens ---------------------------------------------------------------------------------
 
 
@@ -253,6 +276,7 @@ ROUTES = [
     Route("/api/users/{name}", get_user, methods=["GET"], permission=need(USERS_MANAGE)),
     Route("/api/users/{name}", update_user, methods=["PATCH"], permission=need(USERS_MANAGE)),
     Route("/api/users/{name}", delete_user, methods=["DELETE"], permission=need(USERS_MANAGE)),
+    Route("/api/me", me, methods=["GET"], permission=need(TOKENS_OWN)),
     Route("/api/tokens", list_tokens, methods=["GET"], permission=need(TOKENS_OWN)),
     Route("/api/tokens", create_token, methods=["POST"], permission=need(TOKENS_OWN)),
     Route("/api/tokens/{id}", revoke_token, methods=["DELETE"], permission=need(TOKENS_OWN)),

@@ -22,6 +22,7 @@ from controller.catalog import unknown_names
 from controller.cli import CommandError
 from controller.commands._common import add_namespace, namespace_of, resource_class, settings
 from controller.resources import Agent, ManifestError, Resource, parse_resource
+from controller.volume_policy import import_policy
 from controller.wiring import open_catalog, open_store
 
 ERROR_MARK = "# clawpen edit error: "
@@ -44,9 +45,11 @@ def _validate(cls: type[Resource], name: str, text: str) -> Resource:
     if not isinstance(obj, cls) or obj.name != name:
         raise ManifestError(f"kind and metadata.name must stay {cls.KIND} {name}")
     if isinstance(obj, Agent):
-        problems = unknown_names(open_catalog(settings()), obj.spec.template, obj.spec.provider)
+        cfg = settings()
+        problems = [f"spec.{f}: {m}" for f, m in unknown_names(open_catalog(cfg), obj.spec.template, obj.spec.provider)]
+        problems += import_policy(cfg)(obj)
         if problems:
-            raise ManifestError("; ".join(f"spec.{f}: {m}" for f, m in problems))
+            raise ManifestError("; ".join(problems))
     return obj
 
 

@@ -32,6 +32,34 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
         "`kubectl delete -k deploy/kubernetes`; PVCs are kept)",
     )
     p.set_defaults(handler=cmd_operator)
+    actions = p.add_subparsers(dest="action", metavar="{rbac}")
+    rbac = actions.add_parser(
+        "rbac",
+        help="print the RoleBindings that give the operator and gateway Agent Secrets in these namespaces "
+        "(pipe to `kubectl apply -f -`)",
+    )
+    rbac.add_argument(
+        "-n",
+        "--namespace",
+        dest="rbac_namespaces",
+        action="append",
+        required=True,
+        metavar="NAMESPACE",
+        help="a namespace that holds Agents (repeatable)",
+    )
+    rbac.add_argument(
+        "--system-namespace",
+        default=os.environ.get("CLAWPEN_SYSTEM_NAMESPACE") or "clawpen-system",
+        help="where the operator and gateway run (default: CLAWPEN_SYSTEM_NAMESPACE or clawpen-system)",
+    )
+    rbac.set_defaults(handler=cmd_operator_rbac)
+
+
+def cmd_operator_rbac(args: argparse.Namespace) -> int:
+    from controller.kube.rbac import render_namespace_rbac
+
+    print(render_namespace_rbac(args.rbac_namespaces, args.system_namespace), end="")
+    return 0
 
 
 def operator_settings(env: dict[str, str] | None = None) -> Settings:
@@ -45,8 +73,10 @@ def operator_settings(env: dict[str, str] | None = None) -> Settings:
 
 async def cmd_operator(args: argparse.Namespace) -> int:
     from controller import operator
+    from controller.resources import Team
     from controller.team_sync import sync_team_statuses
-    from controller.wiring import build_reconciler, open_runtime, open_store
+    from controller.teams.model import router_problem
+    from controller.wiring import build_reconciler, open_catalog, open_runtime, open_store
 
     logging.basicConfig(
         level=args.log_level.upper(),
@@ -63,11 +93,18 @@ async def cmd_operator(args: argparse.Namespace) -> int:
             await store.close()
         print(f"released {len(released)} agent(s): " + (", ".join(released) or "none"))
         return 0
+    providers = open_catalog(cfg).providers
+
+    def router_check(team: Team) -> str | None:
+        return router_problem(team, providers, os.environ)
+
     ctx = operator.OperatorContext(
         reconciler=build_reconciler(cfg, store, runtime),
         runtime=runtime,
         resync_seconds=cfg.resync_seconds,
-        sync_teams=lambda: sync_team_statuses(store),
+        sync_teams=lambda report: sync_team_statuses(store, report, router_check),
+        watch_workloads=cfg.runtime == "kubernetes",  # Pods and StatefulSets wake not-ready agents
+        instance=cfg.instance,
     )
     logging.getLogger("clawpen").info(
         "operator up: runtime=%s instance=%s namespaces=%s",

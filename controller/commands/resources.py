@@ -2,7 +2,8 @@
 
 These only write specs (and read logs from the runtime; restart removes a container for the
 controller to replace): the controller makes them true, exactly as with `kubectl apply` against a
-cluster. Everything a file holds is validated (schema and catalog names) before anything is written.
+cluster. Everything a file holds is validated (schema, catalog names, the volume and interpolation
+policy) before anything is written.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from controller.catalog import unknown_names
 from controller.commands._common import add_namespace, namespace_of, resource_class, settings
 from controller.resources import Agent, DesiredState, ManifestError, Resource
 from controller.store.base import InvalidObject, NotFound, Store
+from controller.volume_policy import import_policy
 from controller.wiring import open_catalog, open_runtime, open_store
 
 
@@ -81,12 +83,18 @@ def read_manifests(filenames: list[str]) -> list[Resource]:
                         raise ManifestError(f"stdin: document {index}: {err}") from None
         else:
             objs += load_manifests(Path(name))
-    catalog = open_catalog(settings())
+    cfg = settings()
+    catalog = open_catalog(cfg)
+    # The installation's volume and interpolation policy, judged here as the API judges REST specs,
+    # so a manifest that breaks it is refused up front instead of landing and going Failed later
+    # (the controller still judges again: files dropped into the store, a policy changed since).
+    policy = import_policy(cfg)
     problems = []
     for obj in objs:
         if isinstance(obj, Agent):
             for field, message in unknown_names(catalog, obj.spec.template, obj.spec.provider):
                 problems.append(f"agent/{obj.name}: spec.{field}: {message}")
+            problems += [f"agent/{obj.name}: {problem}" for problem in policy(obj)]
     if problems:
         raise ManifestError("; ".join(problems) + " (nothing was applied)")
     return objs

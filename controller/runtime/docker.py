@@ -54,6 +54,7 @@ from controller.runtime.base import (
     RuntimeUnavailable,
     Stats,
 )
+from controller.runtime.docker_cgroup import CgroupUsage, NotRunning
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line
 from controller.runtime.docker_ports import HostPorts, free_port, port_taken
 from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
@@ -152,6 +153,10 @@ class DockerRuntime:
         self.secrets_root = secrets_root or default_secrets_root(instance)
         self._network_lock = threading.Lock()
         self._stats = StatsSampler(STATS_WORKERS, STATS_TIMEOUT)
+        # A local engine's numbers are read from the cgroup files it reads itself, without waiting for
+        # its 1 s stats tick (docker_cgroup); a remote one is always asked.
+        self.usage_from_cgroups = CgroupUsage()
+        self.usage_from_cgroups.available &= not self.engine.remote
         self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
 
     # -- plumbing ---------------------------------------------------------------------------------------
@@ -568,6 +573,14 @@ class DockerRuntime:
 
         def _sample() -> dict[str, Any]:
             name = container_name(self.instance, key)
+            try:
+                local = self.usage_from_cgroups.sample(name, self.client.api.inspect_container)
+            except docker.errors.NotFound:
+                raise RuntimeError_(f"no container for agent {key}", reason="NotFound") from None
+            except NotRunning:
+                raise RuntimeError_(f"agent {key} is not running", reason="NotRunning") from None
+            if local is not None:
+                return local
             try:
                 sample: dict[str, Any] = self.client.api.stats(name, stream=False, one_shot=True)
             except docker.errors.NotFound:

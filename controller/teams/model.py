@@ -60,3 +60,14 @@ def resolve_router_model(
     if env_key and not api_key:
         return f"team {team.name}: no {env_key} in the secret store or environment for LLM routing"
     return RouterModel(router.provider, getattr(provider, "api_style", "openai"), base_url, model, api_key)
+
+
+def router_problem(team: Team, providers: Mapping[str, Any], environ: Mapping[str, str]) -> str | None:
+    """What keeps the team's model router from working, as far as its configuration tells (the API
+    key is looked up only when a message is routed), or None. Keyword and semantic routing need no
+    model; hybrid without a provider is keywords-then-semantic by design."""
+    router = team.spec.router
+    if router.mode in ("keyword", "semantic") or (router.mode == "hybrid" and not router.provider):
+        return None
+    resolved = resolve_router_model(team, providers, environ, lambda _name: "checked when used")
+    return resolved if isinstance(resolved, str) else None

@@ -51,3 +51,16 @@ def derive_team_status(team: Team, agents: Iterable[Agent]) -> TeamStatus:
         missing_agents=missing,
         not_running_agents=not_running,
     )
+
+
+def invalid_team_status(error: str, previous: TeamStatus | None = None) -> TeamStatus:
+    """A Team whose spec does not validate routes nowhere: Failed, with the validation message."""
+    old = previous.conditions if previous else []
+    before = next((c for c in old if c.type == "Ready"), None)
+    unchanged = before is not None and before.status == "False" and before.reason == "InvalidSpec"
+    return TeamStatus(
+        phase="Failed",
+        observed_generation=previous.observed_generation if previous else None,
+        conditions=[Condition(type="Ready", status="False", reason="InvalidSpec", message=error[:1000],
+                              last_transition_time=before.last_transition_time if unchanged and before else now())],
+    )

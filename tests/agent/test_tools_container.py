@@ -72,7 +72,9 @@ def run_id(docker_client: Any) -> Iterator[str]:
 class Box:
     """One agent container; `replace()` makes a new one on the same volumes (as a spec change does)."""
 
-    def __init__(self, client: Any, image: str, run: str, env: dict[str, str]):
+    def __init__(
+        self, client: Any, image: str, run: str, env: dict[str, str], secrets: dict[str, str] | None = None
+    ):
         self.client, self.image, self.run, self.env, self.n = client, image, run, env, 0
         self.volumes = {
             client.volumes.create(f"tools-{run}-{what}", labels={RUN_LABEL: run}).name: {
@@ -86,6 +88,9 @@ class Box:
         (self.secrets / "API_KEY").chmod(0o444)
         (self.secrets / "clawpen-agent-token").write_text(TOKEN)
         (self.secrets / "clawpen-agent-token").chmod(0o444)
+        for name, value in (secrets or {}).items():
+            (self.secrets / name).write_text(value + "\n")
+            (self.secrets / name).chmod(0o444)
         self.secrets.chmod(0o755)
         self.volumes[str(self.secrets)] = {"bind": "/run/secrets", "mode": "ro"}
         # Its own network, as the runtime gives every agent; the host is that network's gateway.
@@ -252,3 +257,77 @@ def test_mcp_servers_stdio_and_http_and_a_dead_one(
     time_result, calc_result = results(events)
     assert not time_result["is_error"] and json.loads(time_result["output"])["timezone"] == "UTC"
     assert calc_result["output"] == "sum=42"
+
+
+STDIO_KEY_SERVER = """
+import hashlib, os
+from mcp.server.fastmcp import FastMCP
+app = FastMCP("keyed")
+@app.tool()
+def key_digest() -> str:
+    \"\"\"The sha256 of the key this server was given.\"\"\"
+    return hashlib.sha256(os.environ.get("SEARCH_API_KEY", "").encode()).hexdigest()
+app.run()
+"""
+
+
+def test_mcp_credentials_come_from_secret_files_never_the_environment(
+    docker_client: Any, mcp_image: str, run_id: str, fake_model: FakeModelServer
+) -> None:
+    """secretHeaders reach an HTTP server that demands them; secretEnv reaches a stdio server; a server whose
+    secret file is absent is reported failed; and no credential shows in `docker inspect`."""
+    import hashlib
+
+    from mcp.server.fastmcp import FastMCP
+    from starlette.middleware.base import BaseHTTPMiddleware
+    from starlette.responses import PlainTextResponse
+
+    http_token, stdio_key = "mcp-bearer-" + uuid.uuid4().hex, "search-key-" + uuid.uuid4().hex
+    private = FastMCP("private", host="0.0.0.0", stateless_http=True)
+
+    @private.tool()
+    def ping() -> str:
+        """Answer pong."""
+        return "pong"
+
+    app = private.streamable_http_app()
+
+    async def demand_bearer(request: Any, call_next: Any) -> Any:
+        if request.headers.get("authorization") != f"Bearer {http_token}":
+            return PlainTextResponse("no", status_code=401)
+        return await call_next(request)
+
+    app.add_middleware(BaseHTTPMiddleware, dispatch=demand_bearer)
+    with ServerThread(app, host="0.0.0.0") as private_url:
+        url = f"http://host.docker.internal:{private_url.rsplit(':', 1)[1]}/mcp"
+        bearer = {"Authorization": {"secret": "MCP_TOKEN", "prefix": "Bearer "}}
+        servers = [
+            {"name": "private", "url": url, "secretHeaders": bearer},
+            {"name": "nokey", "url": url, "secretHeaders": {"Authorization": {"secret": "ABSENT"}}},
+            {
+                "name": "keyed",
+                "command": "python3",
+                "args": ["-c", STDIO_KEY_SERVER],
+                "env": {"PYTHONPATH": "/opt/clawpen/extra:/opt/clawpen/site"},
+                "secretEnv": {"SEARCH_API_KEY": {"secret": "SEARCH_KEY"}},
+            },
+        ]
+        box = Box(
+            docker_client,
+            mcp_image,
+            run_id,
+            agent_env(fake_model, builtin=[], mcpServers=servers),
+            secrets={"MCP_TOKEN": http_token, "SEARCH_KEY": stdio_key},
+        )
+        health = box.health()
+        assert health["tools"]["mcp"]["private"]["tools"] == ["private__ping"]
+        assert health["tools"]["mcp"]["keyed"]["tools"] == ["keyed__key_digest"]
+        assert health["tools"]["mcp"]["nokey"]["state"] == "failed"
+        assert "ABSENT" in health["tools"]["mcp"]["nokey"]["error"]
+        fake_model.push(calls(("private__ping", {}), ("keyed__key_digest", {})), Script(reply="ok"))
+        pong, digest = results(box.turn("ping both"))
+    assert pong["output"] == "pong"
+    assert digest["output"] == hashlib.sha256(stdio_key.encode()).hexdigest()
+    box.container.reload()
+    inspected = json.dumps(box.container.attrs)
+    assert http_token not in inspected and stdio_key not in inspected

@@ -39,6 +39,11 @@ class UnreachableRuntime:
 
     observe = list_owned = stats = version
 
+    async def remove(self, key: str, *, volumes: bool = False) -> None:
+        await self.version()
+
+    start = stop = remove
+
     def logs(self, key: str, *, tail: int | None = 100, follow: bool = False) -> Any:
         async def gen() -> Any:
             await self.version()

@@ -179,6 +179,33 @@ def test_put_merges_env_and_replaces_the_rest(client: httpx.Client, gateway: Ser
     assert _stored(gateway, "upd").spec.resources.memory_mb == 2048
 
 
+def test_tools_and_idle_over_rest_and_a_put_without_them_keeps_them(
+    client: httpx.Client, gateway: ServerThread
+) -> None:
+    tools = {
+        "builtin": ["read_file"],
+        "approval": "always",
+        "mcpServers": [{"name": "gh", "url": "https://mcp.example.test/mcp", "secretHeaders": {"Authorization": "GH"}}],
+    }
+    answer = _create(client, "toolly", config={"tools": tools, "idle": {"suspendAfter": "15m"}})
+    assert answer.status_code == 201, answer.text
+    out = answer.json()["config"]
+    assert out["tools"]["builtin"] == ["read_file"] and out["tools"]["approval"] == "always"
+    assert out["tools"]["mcpServers"][0]["secretHeaders"] == {"Authorization": {"secret": "GH", "prefix": ""}}
+    assert out["idle"] == {"suspendAfter": "15m"}
+    # A seed client that knows nothing of tools changes the memory: tools and idle stay.
+    again = client.put("/api/agents/toolly", json={"config": {"memory_mb": 1024}}).json()
+    assert again["config"]["tools"]["builtin"] == ["read_file"] and again["config"]["idle"] == {"suspendAfter": "15m"}
+    assert _stored(gateway, "toolly").spec.tools is not None
+    # Named as null: removed.
+    removed = client.put("/api/agents/toolly", json={"config": {"tools": None}}).json()
+    assert removed["config"]["tools"] is None and removed["config"]["idle"] == {"suspendAfter": "15m"}
+    # Invalid tools name the request's field; a credential written in a header is refused.
+    bad = {"mcpServers": [{"name": "x", "url": "http://a", "headers": {"Authorization": "Bearer sk"}}]}
+    fields = _fields(_create(client, "toolbad", config={"tools": bad}))
+    assert any(f.startswith("config.tools.mcpServers") for f in fields), fields
+
+
 def test_put_with_stale_resource_version_is_409(client: httpx.Client) -> None:
     created = _create(client, "stale").json()
     assert client.put("/api/agents/stale", json={"tags": ["x"]}).status_code == 200

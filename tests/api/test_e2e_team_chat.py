@@ -10,14 +10,8 @@ instance label) are touched.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -26,9 +20,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from controller.plan import LABEL_INSTANCE
 from tests.controller.teams.scripted_model import ScriptedModel
 from tests.fakes.model_server import FakeModelServer, Script, last_user_message
+from tests.support.clawpen_up import clawpen_up
 
 pytestmark = pytest.mark.docker
 PASSWORD = "team chat end to end"
@@ -86,55 +80,9 @@ routing_ack = "Passing you to {{agent_name}}"
 def up(
     tmp_path_factory: pytest.TempPathFactory, docker_client: Any, agent_image: str, fake: FakeModelServer
 ) -> Iterator[str]:
-    instance = f"t-{uuid.uuid4().hex[:8]}"
-    teams = tmp_path_factory.mktemp("teams")
-    (teams / "e2e-team.toml").write_text(TEAM.format(url=fake.url))
-    env = {
-        **os.environ,
-        "CLAWPEN_HOME": str(tmp_path_factory.mktemp("home")),
-        "CLAWPEN_INSTANCE": instance,
-        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
-        "CLAWPEN_RESYNC_SECONDS": "2",
-        "CLAWPEN_TEAMS_DIR": str(teams),
-        "CLAWPEN_IMAGE": agent_image,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "clawpen up did not report its address:\n" + "".join(seen)
-        stdout = proc.stdout
-        threading.Thread(target=lambda: seen.extend(stdout), daemon=True).start()
-        yield url
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
+    teams = {"e2e-team.toml": TEAM.format(url=fake.url)}
+    with clawpen_up(docker_client, agent_image, tmp_path_factory.mktemp("home"), password=PASSWORD, teams=teams) as run:
+        yield run.url
 
 
 def _wait(check: Callable[[], Any], what: str, timeout: float = 120) -> Any:

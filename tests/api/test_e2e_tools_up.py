@@ -8,14 +8,8 @@ writing a file and running a command the client approves — leaves the files in
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import subprocess
 import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,9 +18,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
-from controller.plan import LABEL_INSTANCE
 from tests.api.test_e2e_up import PASSWORD, ROOT, _containers, _wait
 from tests.fakes.model_server import FakeModelServer, Script, calls
+from tests.support.clawpen_up import clawpen_up
 
 pytestmark = pytest.mark.docker
 
@@ -49,51 +43,9 @@ spec:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory, docker_client: Any, agent_image: str) -> Iterator[dict[str, Any]]:
-    instance = f"t-{uuid.uuid4().hex[:8]}"
     home = tmp_path_factory.mktemp("tools-up-home")
-    env = {
-        **os.environ,
-        "CLAWPEN_HOME": str(home),
-        "CLAWPEN_INSTANCE": instance,
-        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
-        "CLAWPEN_RESYNC_SECONDS": "2",
-        "CLAWPEN_IMAGE": agent_image,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "clawpen up did not report its address:\n" + "".join(seen)
-        threading.Thread(target=lambda: [seen.append(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-        yield {"url": url, "instance": instance, "env": env, "home": home}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            network.remove()
+    with clawpen_up(docker_client, agent_image, home, password=PASSWORD) as run:
+        yield {"url": run.url, "instance": run.instance, "env": run.env, "home": home}
 
 
 def test_chat_makes_the_agent_create_files_in_its_workspace_volume(

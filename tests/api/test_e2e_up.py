@@ -7,13 +7,8 @@ start → delete. Only Docker objects of this run's unique instance are touched.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +19,7 @@ from websockets.sync.client import connect
 
 from controller.plan import LABEL_INSTANCE
 from tests.fakes.model_server import FakeModelServer, Script, echo_count
+from tests.support.clawpen_up import clawpen_up
 
 pytestmark = pytest.mark.docker
 PASSWORD = "end to end password"
@@ -34,54 +30,9 @@ ROOT = Path(__file__).resolve().parents[2]
 def up(
     tmp_path_factory: pytest.TempPathFactory, docker_client: Any, agent_image: str
 ) -> Iterator[tuple[str, str]]:
-    instance = f"t-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "CLAWPEN_HOME": str(tmp_path_factory.mktemp("up-home")),
-        "CLAWPEN_INSTANCE": instance,
-        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
-        "CLAWPEN_RESYNC_SECONDS": "2",
-        "CLAWPEN_IMAGE": agent_image,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    url = None
-    seen = []
-    try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "clawpen up did not report its address:\n" + "".join(seen)
-        # Keep draining the output so the process never blocks on a full pipe.
-        import threading
-
-        threading.Thread(target=lambda: [seen.append(x) for x in proc.stdout], daemon=True).start()  # type: ignore[union-attr]
-        yield url, instance
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        for container in docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            network.remove()
-    assert proc.returncode == 0, "".join(seen[-30:])
+    with clawpen_up(docker_client, agent_image, tmp_path_factory.mktemp("up-home"), password=PASSWORD) as run:
+        yield run.url, run.instance
+    assert run.proc.returncode == 0, run.tail()
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +65,14 @@ def _wait(check: Callable[[], Any], what: str, timeout: float = 90) -> Any:
 
 
 def _containers(docker_client: Any, instance: str) -> list[Any]:
-    return docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"})
+    import docker.errors
+
+    for _ in range(10):
+        try:
+            return docker_client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"})
+        except docker.errors.NotFound:  # removed between docker-py's list and its inspect: list again
+            continue
+    raise AssertionError("the container list kept changing under docker-py")
 
 
 def test_rest_lifecycle_with_clawpen_up(up: tuple[str, str], docker_client: Any, fake_model: FakeModelServer) -> None:

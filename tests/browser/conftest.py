@@ -12,20 +12,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
-import sys
-import threading
-import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from controller.plan import LABEL_INSTANCE
 from tests.fakes.model_server import FakeModelServer, Script, last_user_message
+from tests.support.clawpen_up import clawpen_up
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("CLAWPEN_CHROMIUM", "/usr/bin/chromium"))
@@ -84,57 +78,12 @@ def fake() -> Iterator[FakeModelServer]:
 def up(
     tmp_path_factory: pytest.TempPathFactory, docker_client: Any, agent_image: str, fake: FakeModelServer
 ) -> Iterator[dict[str, str]]:
-    instance = f"t-{uuid.uuid4().hex[:8]}"
     names = {"finn": "ui-finn", "pax": "ui-pax"}
-    teams = tmp_path_factory.mktemp("teams")
-    (teams / "ui-team.toml").write_text(TEAM.format(**names))
-    env = {
-        **os.environ,
-        "CLAWPEN_HOME": str(tmp_path_factory.mktemp("home")),
-        "CLAWPEN_INSTANCE": instance,
-        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
-        "CLAWPEN_RESYNC_SECONDS": "5",
-        "CLAWPEN_TEAMS_DIR": str(teams),
-        "CLAWPEN_IMAGE": agent_image,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "clawpen up did not report its address:\n" + "".join(seen)
-        stdout = proc.stdout
-        threading.Thread(target=lambda: seen.extend(stdout), daemon=True).start()
-        yield {"url": url, "model_url": fake.container_url(), **names}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
-    assert proc.returncode == 0, "".join(seen[-30:])
+    home = tmp_path_factory.mktemp("home")
+    teams = {"ui-team.toml": TEAM.format(**names)}
+    with clawpen_up(docker_client, agent_image, home, password=PASSWORD, teams=teams, resync_seconds=5) as run:
+        yield {"url": run.url, "model_url": fake.container_url(), **names}
+    assert run.proc.returncode == 0, run.tail()
 
 
 @pytest.fixture(scope="module")

@@ -305,3 +305,60 @@ def test_help_texts_name_every_positional(cli: Cli) -> None:
         for line in positional.strip().splitlines():
             if not line.startswith("    "):
                 assert len(line.split(None, 1)) == 2, f"`clawpen {command}`: {line.strip()} has no help"
+
+
+HEAD = "apiVersion: clawpen.dev/v1alpha1\nkind: Agent\nmetadata: {name: "
+
+
+def test_apply_refuses_what_the_volume_policy_forbids_and_writes_nothing(cli: Cli, home: Path, tmp_path: Path) -> None:
+    """Issue 10: a manifest breaking the volume or interpolation policy is refused up front, naming the
+    field and the rule, instead of being stored and going Failed(VolumeNotAllowed) later."""
+    shared = tmp_path / "shared"
+    (shared / "inside").mkdir(parents=True)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (shared / "link").symlink_to(outside)  # Docker follows the link: judged on where it points
+    cases = {
+        f"volumes: [{{source: '{outside}', target: /mnt/x}}]": ("spec.volumes[0].source", "host bind mounts are off"),
+        "volumes: [{source: clawpen_default_default_victim_data, target: /mnt/x}]": (
+            "spec.volumes[0].source",
+            "belongs to Claw Pen",
+        ),
+        "volumes: [{source: somebodys-volume, target: /mnt/x}]": ("spec.volumes[0].source", "CLAWPEN_ALLOWED_VOLUMES"),
+        "env: {A: '${CLAWPEN_SECRET_KEY}'}": ("spec.env.A", "it looks like a secret"),
+        "env: {A: '${CLAWPEN_HOME}'}": ("spec.env.A", "CLAWPEN_* settings are never interpolated"),
+        "env: {A: '${HOME}'}": ("spec.env.A", "CLAWPEN_INTERPOLATE_VARS"),
+    }
+    for n, (extra, (field, rule)) in enumerate(cases.items()):
+        manifest = (
+            AGENTS + f"---\n{HEAD}bad}}\nspec: {{{extra}}}\n"
+        )
+        verbs = [("apply", "-f", "-")] + ([("apply", "--dry-run", "-f", "-"), ("diff", "-f", "-")] if n == 0 else [])
+        for verb in verbs:
+            answer = cli(*verb, stdin=manifest)
+            assert answer.returncode == 1, (extra, verb, answer.stdout, answer.stderr)
+            assert f"agent/bad: {field}: " in answer.stderr and rule in answer.stderr, (extra, answer.stderr)
+            assert "nothing was applied" in answer.stderr
+        assert not (home / "agents").exists() or not list((home / "agents").glob("*.yaml"))
+    # Opened up by the operator: the same shapes apply; a symlink out of the allowed directory does not.
+    opened = {"CLAWPEN_HOST_MOUNTS": str(shared), "CLAWPEN_INTERPOLATE_VARS": "HOME"}
+    good = f"spec: {{volumes: [{{source: '{shared / 'inside'}', target: /mnt/x}}], env: {{A: '${{HOME}}'}}}}"
+    ok = cli(
+        "apply",
+        "-f",
+        "-",
+        stdin=f"{HEAD}good}}\n{good}\n",
+        env=opened,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert (home / "agents" / "good.yaml").exists()
+    linked = f"spec: {{volumes: [{{source: '{shared / 'link'}', target: /mnt/x}}]}}"
+    refused = cli(
+        "apply",
+        "-f",
+        "-",
+        stdin=f"{HEAD}linked}}\n{linked}\n",
+        env=opened,
+    )
+    assert refused.returncode == 1 and f"resolves to '{outside}'" in refused.stderr, refused.stderr
+    assert not (home / "agents" / "linked.yaml").exists()

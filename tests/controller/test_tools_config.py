@@ -65,3 +65,45 @@ def test_invalid_tools_name_the_field(tools: dict, field: str) -> None:
     with pytest.raises(ManifestError) as err:
         parse_resource(doc)
     assert field in str(err.value)
+
+
+def test_agent_reads_secret_references_not_values() -> None:
+    env = render(GOLDEN / "mcp-credentials-from-secrets.yaml")
+    github, search = ToolsConfig.from_env(env).mcp_servers
+    assert (github.secret_headers["Authorization"].secret, github.secret_headers["Authorization"].prefix) == (
+        "GITHUB_TOKEN",
+        "Bearer ",
+    )
+    assert search.secret_env["SEARCH_API_KEY"].secret == "SEARCH_KEY"  # the shorthand {VAR: NAME}
+    case = yaml.safe_load((GOLDEN / "mcp-credentials-from-secrets.yaml").read_text())
+    tools = ToolsSpec.model_validate(case["tools"])
+    assert tools.secret_names() == ["GITHUB_TOKEN", "SEARCH_KEY"]
+
+
+@pytest.mark.parametrize(
+    ("server", "message"),
+    [
+        ({"url": "http://a", "headers": {"Authorization": "Bearer abc"}}, "use secretHeaders"),
+        ({"url": "http://a", "headers": {"X-Api-Key": "abc"}}, "use secretHeaders"),
+        ({"url": "http://a", "headers": {"cookie": "sid=1"}}, "use secretHeaders"),
+        ({"command": "x", "env": {"GITHUB_TOKEN": "ghp_abc"}}, "use secretEnv"),
+        ({"command": "x", "env": {"DB_PASSWORD": "pw"}}, "use secretEnv"),
+        ({"command": "x", "secretHeaders": {"Authorization": "T"}}, "only url servers send headers"),
+        ({"url": "http://a", "secretEnv": {"TOKEN": "T"}}, "only command (stdio) servers"),
+        ({"url": "http://a", "secretHeaders": {"Authorization": {"secret": "../x"}}}, "secret"),
+        (
+            {"url": "http://a", "headers": {"X-Team": "a"}, "secretHeaders": {"x-team": "T"}},
+            "both as a literal and from a secret",
+        ),
+    ],
+)
+def test_credentials_written_in_the_spec_are_refused(server: dict, message: str) -> None:
+    doc = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Agent",
+        "metadata": {"name": "t"},
+        "spec": {"tools": {"mcpServers": [{"name": "s", **server}]}},
+    }
+    with pytest.raises(ManifestError) as err:
+        parse_resource(doc)
+    assert "spec.tools.mcpServers" in str(err.value) and message in str(err.value)

@@ -25,6 +25,7 @@ import pytest
 from controller.plan import LABEL_INSTANCE, LABEL_MANAGED, MANAGED_BY
 from tests.conftest import unique_instance
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.support.clawpen_up import remove_instance
 
 pytestmark = pytest.mark.docker
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,13 +82,7 @@ def setup(
 ) -> Iterator[Env]:
     env = Env(tmp_path_factory.mktemp("home"), unique_instance("cli"), agent_image, model)
     yield env
-    label = {"label": f"{LABEL_INSTANCE}={env.instance}"}
-    for container in docker_client.containers.list(all=True, filters=label):
-        container.remove(force=True, v=True)
-    for volume in docker_client.volumes.list(filters=label):
-        volume.remove(force=True)
-    for network in docker_client.networks.list(filters=label):
-        network.remove()
+    remove_instance(docker_client, env.instance)
 
 
 def containers(docker_client: Any, instance: str, name: str | None = None) -> list[Any]:

@@ -10,12 +10,9 @@ Only this run's containers (unique instance label) are touched.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -28,6 +25,7 @@ from websockets.sync.client import connect
 
 from controller.plan import LABEL_INSTANCE
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.support.clawpen_up import clawpen_up
 
 # OpenClaw boots in tens of seconds (minutes on a loaded machine): the shared agent's start counts
 # against the first test that uses it.
@@ -105,57 +103,11 @@ def up(
     openclaw_image: str,
     fake: FakeModelServer,
 ) -> Iterator[dict[str, Any]]:
-    instance = f"t-{uuid.uuid4().hex[:8]}"
-    teams = tmp_path_factory.mktemp("teams")
-    (teams / "oc-team.toml").write_text(TEAM.format(name=NAME))
-    env = {
-        **os.environ,
-        "CLAWPEN_HOME": str(tmp_path_factory.mktemp("home")),
-        "CLAWPEN_INSTANCE": instance,
-        "CLAWPEN_ADMIN_PASSWORD": PASSWORD,
-        "CLAWPEN_RESYNC_SECONDS": "2",
-        "CLAWPEN_TEAMS_DIR": str(teams),
-        "CLAWPEN_IMAGE": agent_image,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "up", "--port", "0"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: list[str] = []
-    try:
-        assert proc.stdout is not None
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            seen.append(line)
-            found = re.search(r"clawpen up on (http://127\.0\.0\.1:\d+)", line)
-            url = found.group(1) if found else None
-        assert url, "clawpen up did not report its address:\n" + "".join(seen)
-        stdout = proc.stdout
-        threading.Thread(target=lambda: seen.extend(stdout), daemon=True).start()
-        token = httpx.post(f"{url}/auth/login", json={"password": PASSWORD}).json()["access_token"]
-        api = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-        yield {"url": url, "token": token, "api": api, "env": env, "instance": instance, "log": seen}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
+    teams = {"oc-team.toml": TEAM.format(name=NAME)}
+    with clawpen_up(docker_client, agent_image, tmp_path_factory.mktemp("home"), password=PASSWORD, teams=teams) as run:
+        token = httpx.post(f"{run.url}/auth/login", json={"password": PASSWORD}).json()["access_token"]
+        api = httpx.Client(base_url=run.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        yield {"url": run.url, "token": token, "api": api, "env": run.env, "instance": run.instance, "log": run.log}
 
 
 def _wait(check: Callable[[], Any], what: str, timeout: float = 300) -> Any:

@@ -71,6 +71,23 @@ def test_forbidden_mounts_are_422_naming_field_and_rule(client: httpx.Client, vo
     assert any(e["field"].startswith("config.volumes") and rule in e["message"] for e in detail), detail
 
 
+def test_replacing_an_agent_is_held_to_the_same_rules(client: httpx.Client) -> None:
+    """PUT (replace) is refused up front like POST: the stored spec stays as it was."""
+    name = f"a{uuid.uuid4().hex[:8]}"
+    assert client.post("/api/agents", json={"name": name}).status_code == 201
+    for volume, rule in (
+        ("clawpen_default_default_victim_data:/mnt/x", "belongs to Claw Pen"),
+        ("/var/run:/mnt/x", "outside the allowed host directories"),
+    ):
+        answer = client.put(f"/api/agents/{name}", json={"config": {"volumes": [volume]}})
+        assert answer.status_code == 422, answer.text
+        assert any(e["field"] == "config.volumes[0].source" and rule in e["message"] for e in answer.json()["detail"])
+    sneaky = client.put(f"/api/agents/{name}", json={"config": {"env_vars": {"A": "${CLAWPEN_SECRET_KEY}"}}})
+    assert sneaky.status_code == 422 and "config.env_vars.A" in sneaky.text, sneaky.text
+    stored = client.get(f"/api/agents/{name}").json()
+    assert not stored["config"].get("volumes") and "A" not in (stored["config"].get("env_vars") or {}), stored
+
+
 def test_a_symlink_out_of_the_allowed_dir_is_refused(client: httpx.Client, allowed_dir: Path) -> None:
     link = allowed_dir / f"escape-{uuid.uuid4().hex[:6]}"
     os.symlink("/var/run", link)

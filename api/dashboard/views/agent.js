@@ -135,16 +135,16 @@ function metrics(name) {
 
 function snapshots(name) {
   const body = h("tbody");
-  const create = h("button", { type: "button" }, "Create snapshot");
-  const exportButton = h("button", { type: "button" }, "Download export");
+  const create = h("button", { type: "button", class: "needs-write" }, "Create snapshot");
+  const exportButton = h("button", { type: "button", class: "needs-write" }, "Download export");
   async function load() {
     try {
       const list = await get(`/api/agents/${enc(name)}/snapshots`);
       clear(body, list.length ? list.map((s) => {
-        const restore = h("button", { type: "button", class: "small" }, "Restore");
+        const restore = h("button", { type: "button", class: "small needs-write" }, "Restore");
         restore.addEventListener("click", () => confirm(`Restore ${name} to snapshot ${s.id}? Its current /data and /workspace are replaced.`)
           && act(restore, async () => { await post(`/api/agents/${enc(name)}/snapshots/${enc(s.id)}/restore`); banner(`Restored ${s.id}.`); }));
-        const clone = h("button", { type: "button", class: "small" }, "Clone");
+        const clone = h("button", { type: "button", class: "small needs-write" }, "Clone");
         clone.addEventListener("click", () => {
           const target = prompt("Name of the new agent");
           if (target) act(clone, async () => { await post(`/api/agents/${enc(name)}/snapshots/${enc(s.id)}/clone`, { name: target }); location.hash = `#/agents/${target}`; });
@@ -171,12 +171,12 @@ function secrets(name) {
   const secretName = h("input", { type: "text", autocomplete: "off", spellcheck: "false" });
   const value = h("input", { type: "password", autocomplete: "new-password" });
   const save = h("button", { type: "submit" }, "Set secret");
-  const form = h("form", { class: "row" }, field("Secret name", secretName, { name: "name" }), field("Value", value, { name: "value" }), save);
+  const form = h("form", { class: "row needs-write" }, field("Secret name", secretName, { name: "name" }), field("Value", value, { name: "value" }), save);
   async function load() {
     try {
       const list = await get(`/api/agents/${enc(name)}/secrets`);
       clear(body, list.length ? list.map((s) => {
-        const remove = h("button", { type: "button", class: "small" }, "Delete");
+        const remove = h("button", { type: "button", class: "small needs-write" }, "Delete");
         remove.addEventListener("click", () => confirm(`Delete secret ${s.name}?`) && act(remove, async () => { await del(`/api/agents/${enc(name)}/secrets/${enc(s.name)}`); await load(); }));
         return h("tr", {}, h("td", { class: "mono" }, s.name), h("td", {}, s.scope), h("td", {}, age(s.updated_at)), h("td", {}, s.scope === "agent" ? remove : ""));
       }) : h("tr", {}, h("td", { colspan: 4, class: "muted" }, "No secrets.")));
@@ -195,9 +195,9 @@ const PANELS = { overview, chat: (n) => chatPanel(`/api/agents/${enc(n)}/chat`),
 
 export function agentView(name, tab) {
   const head = h("div", { class: "toolbar" });
-  const start = h("button", { type: "button" }, "Start");
-  const stop = h("button", { type: "button" }, "Stop");
-  const remove = h("button", { type: "button", class: "danger" }, "Delete");
+  const start = h("button", { type: "button", class: "needs-write" }, "Start");
+  const stop = h("button", { type: "button", class: "needs-write" }, "Stop");
+  const remove = h("button", { type: "button", class: "danger needs-write" }, "Delete");
   const dialog = h("dialog", { "aria-label": "Delete agent" });
   start.addEventListener("click", () => act(start, () => post(`/api/agents/${enc(name)}/start`)));
   stop.addEventListener("click", () => act(stop, () => post(`/api/agents/${enc(name)}/stop`)));
@@ -216,7 +216,7 @@ export function agentView(name, tab) {
       h("h1", {}, name, " ", a ? phaseBadge(a.status) : (fleet.synced ? h("span", { class: "phase phase-failed" }, "not found") : null), a ? heading(a) : null),
       ready && ready.status !== "True" ? h("span", { class: "muted" }, `${ready.reason || ""}: ${ready.message || ""}`) : null,
       h("span", { class: "spacer" }),
-      start, stop, h("a", { class: "button", href: `#/agents/${name}/edit` }, "Edit"), remove,
+      start, stop, h("a", { class: "button needs-write", href: `#/agents/${name}/edit` }, "Edit"), remove,
     );
     start.disabled = !a || a.desired_state === "running";
     stop.disabled = !a || a.desired_state === "stopped";

@@ -29,8 +29,8 @@ export function fleetView() {
   );
   phaseSelect.value = filters.phase;
   const search = h("input", { type: "search", placeholder: "Filter by name", "aria-label": "Filter by name", value: filters.text });
-  const startSelected = h("button", { type: "button", disabled: true }, "Start selected");
-  const stopSelected = h("button", { type: "button", disabled: true }, "Stop selected");
+  const startSelected = h("button", { type: "button", class: "needs-write", disabled: true }, "Start selected");
+  const stopSelected = h("button", { type: "button", class: "needs-write", disabled: true }, "Stop selected");
   const selectAll = h("input", { type: "checkbox", "aria-label": "Select all shown" });
 
   function visible() {
@@ -63,7 +63,7 @@ export function fleetView() {
     const wantsRunning = agent.desired_state === "running";
     const toggle = h(
       "button",
-      { type: "button", class: "small", "aria-label": `${wantsRunning ? "Stop" : "Start"} ${agent.name}` },
+      { type: "button", class: "small needs-write", "aria-label": `${wantsRunning ? "Stop" : "Start"} ${agent.name}` },
       wantsRunning ? "Stop" : "Start",
     );
     toggle.addEventListener("click", () => act(toggle, () => setState([agent.name], wantsRunning ? "stop" : "start")));
@@ -117,7 +117,7 @@ export function fleetView() {
     { class: "fleet" },
     h("div", { class: "toolbar" },
       h("h1", {}, "Fleet"),
-      h("a", { class: "button primary", href: "#/new", role: "button" }, "New agent"),
+      h("a", { class: "button primary needs-write", href: "#/new", role: "button" }, "New agent"),
     ),
     h("div", { class: "toolbar filters" }, search, projectSelect, tagSelect, phaseSelect, startSelected, stopSelected),
     h("table", { "aria-label": "Agents" },

@@ -261,3 +261,90 @@ async def test_uninstall_removes_workloads_then_releases_finalizers(kmock: kmock
     assert sorted(runtime.removed) == ["default/finn", "team-b/rhea"]
     for namespace, name in (("default", "finn"), ("team-b", "rhea")):
         assert kmock.objects[AGENTS, namespace, name]["metadata"]["finalizers"] == ["other.example/keep"]
+
+
+async def test_pod_and_statefulset_changes_wake_a_not_ready_agent(kmock: kmock.KubernetesEmulator) -> None:
+    """A not-ready agent's re-checks back off (up to the resync period); its Pod or StatefulSet
+    changing (scheduled, Ready, crashed) wakes it at once, so readiness shows without polling.
+    Objects of another installation, or not ours, wake nothing."""
+    kmock.resources[AGENTS] = kmock.ResourceInfo(
+        kind="Agent", singular="agent", namespaced=True, subresources={"status"}, verbs={"list", "watch", "patch"}
+    )
+    for resource, kind in (("v1/pods", "Pod"), ("apps/v1/statefulsets", "StatefulSet")):
+        kmock.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs={"list", "watch", "create"})
+    kmock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
+    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
+    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
+        kind="CustomResourceDefinition", namespaced=False
+    )
+
+    @dataclass
+    class Starting:
+        calls: list[str] = field(default_factory=list)
+
+        async def reconcile(self, key: str) -> ReconcileResult:
+            self.calls.append(key)
+            return ReconcileResult(action="none", requeue_after=1.0)  # "not ready yet, look again soon"
+
+    reconciler = Starting()
+    # Without a wake the next look would be a minute away (resync) or 30 s (the smallest backoff).
+    ctx = operator.OperatorContext(
+        reconciler=reconciler,  # type: ignore[arg-type]
+        runtime=RecordingRuntime(),  # type: ignore[arg-type]
+        resync_seconds=60,
+        min_requeue=30,
+        instance="t-wake",
+    )
+
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
+
+    def labels(instance: str = "t-wake", name: str = "slow") -> dict[str, str]:
+        return {
+            "clawpen.dev/managed-by": "clawpen",
+            "clawpen.dev/kind": "Agent",
+            "clawpen.dev/instance": instance,
+            "clawpen.dev/namespace": "default",
+            "clawpen.dev/name": name,
+        }
+
+    async def create(http: aiohttp.ClientSession, path: str, kind: str, name: str, obj_labels: dict[str, str]) -> None:
+        body = {"kind": kind, "metadata": {"name": name, "namespace": "default", "labels": obj_labels}}
+        async with http.post(f"{str(kmock.url).rstrip('/')}{path}", json=body) as answer:
+            assert answer.status < 300, await answer.text()
+
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5))
+    await asyncio.wait_for(ready.wait(), timeout=20)
+    try:
+        await seed(kmock, "slow")
+        obj = kmock.objects[AGENTS, "default", "slow"]
+        # kopf has handled the Agent (finalizer added, create handler done): the daemon now sleeps.
+        await eventually(
+            lambda: "clawpen.dev/last-handled-configuration" in obj.get("metadata", {}).get("annotations", {})
+        )
+        await asyncio.sleep(1.0)
+        looks = len(reconciler.calls)
+        assert looks >= 1
+
+        def woke(n: int) -> bool:
+            return len(reconciler.calls) >= looks + n
+
+        async with aiohttp.ClientSession() as http:
+            pods = "/api/v1/namespaces/default/pods"
+            await create(http, pods, "Pod", "other-install-0", labels(instance="t-elsewhere"))
+            await create(http, pods, "Pod", "not-ours-0", {"app": "slow"})
+            await asyncio.sleep(1.5)
+            assert not woke(1), f"another installation's pod woke our agent: {reconciler.calls}"
+            await create(http, pods, "Pod", "agent-slow-0", labels())
+            await eventually(lambda: woke(1), timeout=10, what=lambda: reconciler.calls)
+            await asyncio.sleep(0.5)
+            looks = len(reconciler.calls)
+            await create(http, "/apis/apps/v1/namespaces/default/statefulsets", "StatefulSet", "agent-slow", labels())
+            await eventually(lambda: woke(1), timeout=10, what=lambda: reconciler.calls)
+        # The wake also reset the backoff: the next safety look is the smallest one, not a doubled one.
+        assert ctx.waiting.get("default/slow") == 1
+    finally:
+        stop.set()
+        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=20)

@@ -23,11 +23,13 @@ from controller import operator
 from controller.catalog import load_catalog
 from controller.kube.client import api_client_for
 from controller.reconcile import Reconciler
-from controller.resources import Agent, AgentStatus
+from controller.resources import Agent, AgentStatus, Team, TeamStatus
 from controller.runtime.kubernetes import KubernetesRuntime
 from controller.settings import REPO_ROOT
+from controller.store.base import InvalidObject
 from controller.store.kube import KubeStore
 from controller.team_sync import sync_team_statuses
+from controller.teams.model import router_problem
 
 AGENTS = "clawpen.dev/v1alpha1/agents"
 TEAMS = "clawpen.dev/v1alpha1/teams"
@@ -91,10 +93,11 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
     declare(kmock)
     store = KubeStore(api_client_for(str(kmock.url)))
     runtime = KubernetesRuntime(api_client_for(str(kmock.url)), instance="t-op")
+    catalog = load_catalog(REPO_ROOT / "templates")
     reconciler = Reconciler(
         store,
         runtime,
-        load_catalog(REPO_ROOT / "templates"),
+        catalog,
         instance="t-op",
         image="clawpen/agent:test",
         secrets=DictSecrets({"OPENAI_API_KEY": b"sk-from-the-store"}),
@@ -104,7 +107,9 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         reconciler=reconciler,
         runtime=runtime,
         resync_seconds=0.5,
-        sync_teams=lambda: sync_team_statuses(store),
+        sync_teams=lambda report: sync_team_statuses(
+            store, report, lambda team: router_problem(team, catalog.providers, {})
+        ),
         team_period=0.2,
     )
 
@@ -170,6 +175,14 @@ async def test_agent_lifecycle_through_the_real_reconciler(plane: KubeStore, kmo
         return dict(kmock.objects[AGENTS, "default", "finn"].get("status") or {})
 
     await eventually(lambda: status().get("planHash"), what=status)
+    # A Normal Event for the action (kopf.info obeyed the operator's WARNING posting level and dropped it).
+    await eventually(
+        lambda: any(
+            e["type"] == "Normal" and e["reason"] == "Created" and e["involvedObject"]["name"] == "finn"
+            for e in events_on(kmock, "Agent")
+        ),
+        what=lambda: events_on(kmock, "Agent"),
+    )
     # Scaled up, no pod answering yet (kmock runs none): Starting, not Ready, endpoint = the Service.
     assert status()["phase"] == "Starting"
     ready = status()["conditions"][0]
@@ -250,3 +263,101 @@ async def test_outside_the_cluster_readiness_comes_from_the_pod(kmock: kmock.Kub
     finally:
         await store.close()
         await runtime.close()
+
+
+def events_on(server: kmock.KubernetesEmulator, kind: str) -> list[dict[str, Any]]:
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+        and request.data.get("involvedObject", {}).get("kind") == kind
+    ]
+
+
+def team_events(server: kmock.KubernetesEmulator, name: str) -> list[dict[str, Any]]:
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+        and request.data.get("involvedObject", {}).get("kind") == "Team"
+        and request.data.get("involvedObject", {}).get("name") == name
+    ]
+
+
+async def test_team_problems_become_kubernetes_events_once(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """`kubectl describe team` showed no Events: a team routing to a missing agent, or to one that is
+    not running, now gets one Warning naming them (not one per status pass), on the Team's uid."""
+    await seed(kmock, plane, AGENTS, agent("finn"))
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "crew"},
+        "spec": {"agents": {"books": {"agent": "finn"}, "other": {"agent": "ghost"}}},
+    }
+    await seed(kmock, plane, TEAMS, team)
+    await eventually(lambda: team_events(kmock, "crew"), what=lambda: [r.data for r in kmock])
+    await asyncio.sleep(1.0)  # five more status passes (team_period 0.2 s): nothing new to say
+    events = team_events(kmock, "crew")
+    assert len(events) == 1, events
+    event = events[0]
+    assert (event["type"], event["reason"]) == ("Warning", "AgentsUnavailable"), event
+    assert "missing agents: ghost" in event["message"] and "agents not running: finn" in event["message"]
+    assert event["involvedObject"]["uid"] == "uid-crew" and event["involvedObject"]["namespace"] == "default"
+
+
+async def test_an_invalid_team_is_failed_with_an_event(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """Routing that names an intent the team does not have passes the CRD schema (it cannot express
+    the cross-reference) but not the model: the Team was skipped without a word; now it is Failed and
+    a Warning Event says why."""
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "mixed"},
+        "spec": {"agents": {"books": {"agent": "finn"}}, "routing": {"payroll": {"keywords": ["salary"]}}},
+    }
+    with pytest.raises(InvalidObject):  # stored and announced; only reading it back as a Team fails
+        await seed(kmock, plane, TEAMS, team)
+
+    def status() -> dict[str, Any]:
+        return dict(kmock.objects[TEAMS, "default", "mixed"].get("status") or {})
+
+    await eventually(lambda: status().get("phase") == "Failed", what=status)
+    ready = status()["conditions"][0]
+    assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
+    assert "routing.payroll names an intent missing from agents" in ready["message"]
+    await eventually(lambda: team_events(kmock, "mixed"))
+    await asyncio.sleep(1.0)
+    events = team_events(kmock, "mixed")
+    assert len(events) == 1 and events[0]["type"] == "Warning" and events[0]["reason"] == "InvalidSpec", events
+    assert "routing.payroll" in events[0]["message"]
+
+
+async def test_a_team_router_that_cannot_work_is_an_event(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
+    """An LLM router naming a provider the catalog lacks silently routed by keywords: now a Warning
+    Event on the Team says so (once), and the fix is announced once too."""
+    team = {
+        "apiVersion": "clawpen.dev/v1alpha1",
+        "kind": "Team",
+        "metadata": {"name": "routed"},
+        "spec": {"router": {"mode": "llm", "provider": "nosuch"}, "agents": {"books": {"agent": "finn"}}},
+    }
+    await seed(kmock, plane, TEAMS, team)
+
+    def router_events() -> list[dict[str, Any]]:
+        return [e for e in team_events(kmock, "routed") if e["reason"].startswith("Router")]
+
+    await eventually(router_events, what=lambda: team_events(kmock, "routed"))
+    await asyncio.sleep(1.0)
+    assert len(router_events()) == 1, router_events()
+    event = router_events()[0]
+    assert (event["type"], event["reason"]) == ("Warning", "RouterMisconfigured")
+    assert "unknown provider 'nosuch'" in event["message"] and "routes by keywords instead" in event["message"]
+    kmock.objects[TEAMS, "default", "routed"].patch({"spec": {"router": {"mode": "keyword", "provider": None}}})
+    await plane.update_status(Team, "routed", TeamStatus())  # announce the change
+    await eventually(lambda: len(router_events()) == 2, what=router_events)
+    await asyncio.sleep(1.0)
+    assert [e["reason"] for e in router_events()] == ["RouterMisconfigured", "RouterConfigured"]

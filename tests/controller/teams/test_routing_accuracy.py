@@ -88,11 +88,13 @@ async def test_hybrid_accuracy_with_scripted_model(cases: list[Case], teams: dic
     assert hybrid.right > keyword.right
 
 
-# Semantic floors, from bench/routing.py's first run (held-out: keyword 18.8 %, semantic 49.5 %; development:
-# hybrid without a model 95.0 %, traps 15/16). The held-out set was written before tuning and is never
-# tuned on; these floors only catch regressions (a broken tokenizer or forward pass falls far below).
-HELDOUT_SEMANTIC_FLOOR = 0.45
-HELDOUT_GAIN_OVER_KEYWORD = 0.25
+# Semantic floors. First run of bench/routing.py (session 2): held-out keyword 18.8 %, semantic 49.5 %.
+# Session 3 (richer anchors, centred kNN, int8 encoder): held-out semantic 79.7 %, +60.9 points over
+# keyword; development hybrid without a model 97.2 %, traps 15/16. The held-out set was written before
+# tuning and is never tuned on; these floors only catch regressions (a broken tokenizer, forward pass or
+# anchor set falls far below), with room for a few messages of noise.
+HELDOUT_SEMANTIC_FLOOR = 0.75
+HELDOUT_GAIN_OVER_KEYWORD = 0.55
 DEV_HYBRID_NO_MODEL_FLOOR = 0.92
 
 
@@ -130,3 +132,38 @@ async def test_hybrid_without_a_model_on_the_development_set(cases: list[Case], 
     print(hybrid.line("development hybrid, no model"))
     assert hybrid.ratio >= DEV_HYBRID_NO_MODEL_FLOOR and hybrid.right > keyword.right
     assert traps.right >= 15
+
+
+# The second development set (routing_dev2.yaml: written from the intents' purposes, with typos, short
+# and long messages, words no keyword list has). Tuned on, so these are regression floors, not claims;
+# measured 0.89 semantic, 0.90 hybrid without a model, 0.43 keyword when the floors were set.
+DEV2_SEMANTIC_FLOOR = 0.85
+DEV2_GAIN_OVER_KEYWORD = 0.40
+
+
+async def test_semantic_and_hybrid_on_the_second_development_set(teams: dict[str, Team]) -> None:
+    from bench.routing import DEV2_SET
+    from controller.teams.semantic import AnchorCache, SemanticRouter
+
+    dev2 = load_routing_set(DEV2_SET)
+    assert len(dev2) >= 130 and {c.kind for c in dev2} == {"clear", "ambiguous", "off-topic"}
+    examples = {e for t in teams.values() for r in t.spec.routing.values() for e in r.examples}
+    assert not [c.message for c in dev2 if c.message in examples], "dev2 must not repeat the anchors"
+    semantic = SemanticRouter(cache=AnchorCache())
+    sem: dict[str, str] = {}
+    hyb: dict[str, str] = {}
+    for case in dev2:
+        team = teams[case.team]
+        router = team.spec.router.model_copy(update={"mode": "semantic"})
+        sem_team = team.model_copy(update={"spec": team.spec.model_copy(update={"router": router})})
+        sem[case.message] = outcome_of(semantic.classify(sem_team, case.message))
+        hyb[case.message] = outcome_of(await classify(team, case.message, None, semantic=semantic.aclassify))
+    s = accuracy(dev2, lambda c: sem[c.message])
+    h = accuracy(dev2, lambda c: hyb[c.message])
+    k = accuracy(dev2, lambda c: outcome_of(KeywordRouter(teams[c.team]).classify(c.message)))
+    print()
+    print(s.line("dev2 semantic"))
+    print(h.line("dev2 hybrid, no model"))
+    print(k.line("dev2 keyword"))
+    assert s.ratio >= DEV2_SEMANTIC_FLOOR and h.ratio >= DEV2_SEMANTIC_FLOOR
+    assert s.ratio - k.ratio >= DEV2_GAIN_OVER_KEYWORD

@@ -17,6 +17,7 @@ from controller.teams import minilm
 from controller.teams.conversation import Clarify, Conversation, Route
 from controller.teams.learned import LearnedExamples
 from controller.teams.llm_router import classify
+from controller.teams.router import KeywordRouter
 from controller.teams.semantic import AnchorCache, SemanticRouter, team_fingerprint
 from controller.teams.toml_format import load_team_file
 
@@ -57,13 +58,41 @@ def router() -> SemanticRouter:
     return SemanticRouter(cache=AnchorCache())
 
 
+@pytest.fixture(scope="module")
+def float32() -> minilm.Encoder:
+    return minilm.load_encoder("numpy-float32")  # type: ignore[no-any-return]
+
+
 @pytest.mark.parametrize(("text", "ids", "head"), REFERENCE)
-def test_tokenizer_and_embeddings_match_the_reference(text: str, ids: list[int], head: list[float]) -> None:
-    encoder = minilm.shared_encoder()
-    assert encoder.tokenizer.encode(text) == ids
-    vector = encoder.encode(text)
+def test_tokenizer_and_embeddings_match_the_reference(
+    float32: minilm.Encoder, text: str, ids: list[int], head: list[float]
+) -> None:
+    assert float32.tokenizer.encode(text) == ids
+    vector = float32.encode(text)
     assert np.allclose(vector[:6], head, atol=2e-4)
     assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize(("text", "ids", "head"), REFERENCE)
+def test_the_int8_encoder_gives_the_reference_vectors_closely(
+    float32: minilm.Encoder, text: str, ids: list[int], head: list[float]
+) -> None:
+    int8 = minilm.shared_encoder()
+    assert minilm.load_info() is not None and minilm.load_info().backend == "onnxruntime-int8"  # type: ignore[union-attr]
+    assert int8.tokenizer.encode(text) == ids
+    vector = int8.encode(text)
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    assert float(vector @ float32.encode(text)) > 0.99  # int8 weights: same model, nearly the same vectors
+    assert np.allclose(vector[:6], head, atol=0.01)
+
+
+def test_a_tampered_int8_model_file_is_refused(tmp_path: Path) -> None:
+    from controller.teams import minilm_int8
+
+    bad = tmp_path / "model.onnx"
+    bad.write_bytes(minilm_int8.int8_model_file().read_bytes()[:-1] + b"\0")
+    with pytest.raises(minilm.ModelUnavailable, match="sha256"):
+        minilm_int8.Int8Encoder(bad)
 
 
 def test_the_model_is_loaded_once_per_process() -> None:
@@ -140,9 +169,10 @@ def test_the_offline_load_never_touches_the_network(tmp_path: Path) -> None:
         socket.socket.connect = refuse
         socket.create_connection = refuse
         socket.getaddrinfo = refuse
-        from controller.teams.minilm import shared_encoder
+        from controller.teams.minilm import load_encoder, load_info, shared_encoder
         v = shared_encoder().encode("offline check")
-        assert v.shape == (384,)
+        assert v.shape == (384,) and load_info().backend == "onnxruntime-int8"
+        assert load_encoder("numpy-float32").encode("offline check").shape == (384,)
         bad = [m for m in ("huggingface_hub", "transformers", "sentence_transformers", "torch") if m in sys.modules]
         assert not bad, bad
         print("ok")
@@ -165,6 +195,16 @@ async def test_hybrid_uses_keywords_when_decisive_then_semantic(finance: Team, r
     by_meaning = await classify(hybrid, "Are we profitable yet?", None, semantic=router.aclassify)
     assert (by_meaning.method, by_meaning.intent, by_meaning.mode) == ("semantic", "reporter", "hybrid")
     assert by_meaning.to_json()["top_intents"][0] == {"intent": "reporter", "score": by_meaning.scores[0][1]}
+
+
+async def test_a_very_sure_semantic_verdict_overrules_a_keyword_hit(finance: Team, router: SemanticRouter) -> None:
+    # "paid" is a payables keyword, but money spent out of one's own pocket is a receipts matter.
+    hybrid = _mode(finance, "hybrid")
+    message = "I paid for the train out of my own pocket, can I claim it back?"
+    assert KeywordRouter(hybrid).classify(message).intent == "payables"
+    result = await classify(hybrid, message, None, semantic=router.aclassify)
+    assert (result.intent, result.method, result.needs_clarification) == ("receipts", "semantic", False)
+    assert result.confidence >= 0.9 and "overrules the keyword hit on payables" in result.reasoning
 
 
 async def test_learn_adds_an_example_and_the_same_message_then_routes(tmp_path: Path, finance: Team) -> None:

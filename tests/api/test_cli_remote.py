@@ -1,0 +1,117 @@
+"""Roles and the CLI: through a gateway the CLI acts with the signed-in user's role; on the machine's
+own home it is that machine's admin. Real processes (`python -m controller.cli`), a real gateway over
+HTTP, real files; the CLI's own home is an empty directory, so anything it shows or changes went
+through the gateway."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.conftest import login, start_gateway
+from tests.api.harness import ServerThread
+
+ROOT = Path(__file__).resolve().parents[2]
+VIEWER_PASSWORD = "viewer password 1234"
+OPERATOR_PASSWORD = "operator password 123"
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("gateway-home")
+    server = start_gateway(home)
+    admin = httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {login(server.url)['access_token']}"}, timeout=10
+    )
+    for name, role, password in (("vic", "viewer", VIEWER_PASSWORD), ("olga", "operator", OPERATOR_PASSWORD)):
+        made = admin.post("/api/users", json={"name": name, "password": password, "role": role})
+        assert made.status_code == 201, made.text
+    for agent in ("kept", "doomed", "local-only"):
+        assert admin.post("/api/agents", json={"name": agent}).status_code == 201
+    yield {"server": server, "admin": admin, "home": home}
+    admin.close()
+    server.stop()
+
+
+def _clawpen(tmp: Path, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> Any:
+    full = {
+        **{k: v for k, v in os.environ.items() if k not in ("CLAWPEN_SERVER", "CLAWPEN_TOKEN")},
+        "CLAWPEN_HOME": str(tmp / "cli-home"),  # empty: the CLI's local store knows no agent
+        "CLAWPEN_CREDENTIALS": str(tmp / "credentials.json"),
+        **(env or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "controller.cli", *args],
+        input=stdin, capture_output=True, text=True, env=full, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+
+
+def test_viewer_logged_in_through_the_gateway_cannot_delete(gateway: dict[str, Any], tmp_path: Path) -> None:
+    server: ServerThread = gateway["server"]
+    done = _clawpen(tmp_path, "login", "--server", server.url, "-u", "vic", "--password-stdin", stdin=VIEWER_PASSWORD)
+    assert done.returncode == 0, done.stderr
+    assert f"logged in to {server.url} as vic (viewer; projects: *)" in done.stdout
+    saved = tmp_path / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and VIEWER_PASSWORD not in saved.read_text()
+
+    listed = _clawpen(tmp_path, "get", "agents")
+    assert listed.returncode == 0, listed.stderr
+    assert "doomed" in listed.stdout and "kept" in listed.stdout  # from the gateway, not the empty home
+
+    refused = _clawpen(tmp_path, "delete", "agent", "doomed")
+    assert refused.returncode == 1
+    assert "403" in refused.stderr and "vic (viewer) lacks permission agents:write" in refused.stderr
+    assert gateway["admin"].get("/api/agents/doomed").status_code == 200
+    stop = _clawpen(tmp_path, "stop", "kept")
+    assert stop.returncode == 1 and "agents:write" in stop.stderr
+
+    # A command with no gateway form is refused, never run on the local home as its admin.
+    local = _clawpen(tmp_path, "restart", "kept")
+    assert local.returncode == 1 and "works on the local home only" in local.stderr
+
+    out = _clawpen(tmp_path, "logout")
+    assert out.returncode == 0 and not saved.exists()
+    mine = _clawpen(tmp_path, "get", "agents", "-o", "name")
+    assert mine.returncode == 0 and "doomed" not in mine.stdout  # the empty local home again
+
+
+def test_viewer_api_token_in_the_environment_cannot_delete(gateway: dict[str, Any], tmp_path: Path) -> None:
+    server: ServerThread = gateway["server"]
+    vic = httpx.post(f"{server.url}/auth/login", json={"username": "vic", "password": VIEWER_PASSWORD}).json()
+    made = httpx.post(
+        f"{server.url}/api/tokens", json={"name": "ci"}, headers={"Authorization": f"Bearer {vic['access_token']}"}
+    )
+    env = {"CLAWPEN_SERVER": server.url, "CLAWPEN_TOKEN": made.json()["token"]}
+    refused = _clawpen(tmp_path, "delete", "agent", "doomed", env=env)
+    assert refused.returncode == 1 and "lacks permission agents:write" in refused.stderr
+    assert gateway["admin"].get("/api/agents/doomed").status_code == 200
+    shown = _clawpen(tmp_path, "get", "agent", "doomed", "-o", "json", env=env)
+    assert shown.returncode == 0 and '"name": "doomed"' in shown.stdout
+
+
+def test_operator_deletes_through_the_gateway(gateway: dict[str, Any], tmp_path: Path) -> None:
+    server: ServerThread = gateway["server"]
+    done = _clawpen(
+        tmp_path, "login", "--server", server.url, "-u", "olga", "--password-stdin", stdin=OPERATOR_PASSWORD
+    )
+    assert done.returncode == 0 and "as olga (operator" in done.stdout, done.stderr
+    deleted = _clawpen(tmp_path, "delete", "agent", "doomed")
+    assert deleted.returncode == 0 and "agent/doomed deleted" in deleted.stdout, deleted.stderr
+    audit = gateway["admin"].get("/api/audit", params={"user": "olga"}).json()
+    assert any(e["method"] == "DELETE" and e["object"] == "doomed" for e in audit)
+
+
+def test_the_local_cli_is_the_machine_admin(gateway: dict[str, Any], tmp_path: Path) -> None:
+    """No gateway set: the CLI writes the home's store directly, with no role (it can read the
+    home's files anyway), like kubectl with the cluster's admin kubeconfig."""
+    done = _clawpen(tmp_path, "delete", "agent", "local-only", env={"CLAWPEN_HOME": str(gateway["home"])})
+    assert done.returncode == 0, done.stderr
+    assert "agent/local-only deleted" in done.stdout
