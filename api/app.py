@@ -26,6 +26,7 @@ from api.context import Catalog, Deps
 from api.errors import EXCEPTION_HANDLERS
 from api.guard import Guard
 from api.middleware import AuditTrail, JsonTooLarge, RequestMetrics, SecurityHeaders
+from api.routematch import RouteTable, TableRouter
 from api.routes import agents, auth, dashboard, oidc, secrets, snapshots, system, teams, users, watch, ws
 from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
@@ -93,6 +94,7 @@ def create_app(
         # Authlib keeps state, nonce and the PKCE verifier in this signed cookie between login and callback.
         key = hmac.new(service.tokens.signing_key, b"oidc-session", hashlib.sha256).hexdigest()
         sso = [Middleware(SessionMiddleware, secret_key=key, path="/auth/oidc", max_age=600, same_site="lax")]
+    table = RouteTable(ROUTES)
     app = Starlette(
         routes=ROUTES,
         middleware=[
@@ -104,10 +106,11 @@ def create_app(
             Middleware(RequestMetrics, routes=ROUTES),
             Middleware(SecurityHeaders),
             Middleware(AuditTrail, audit=service.audit),
-            Middleware(Guard, auth=service, routes=ROUTES, recheck=settings.auth_recheck_seconds),
+            Middleware(Guard, auth=service, routes=ROUTES, recheck=settings.auth_recheck_seconds, table=table),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    app.router = TableRouter(table, lifespan=lifespan)  # the guard's route lookup, reused (routematch.py)
     app.state.deps = dependencies
     return app

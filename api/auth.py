@@ -45,6 +45,7 @@ REFRESH_TTL = 7 * 24 * 3600
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024  # Argon2 on a megabyte of "password" is a cheap way to burn our CPU.
 ADMIN_PASSWORD_ENV = "CLAWPEN_ADMIN_PASSWORD"
+VERIFIED_CACHE = 4096  # access tokens whose signature was checked, remembered (see TokenIssuer._decode)
 VERIFY_SLOTS = 1  # concurrent Argon2 verifications (64 MiB each with argon2-cffi's defaults; ~0.1 s each)
 
 log = logging.getLogger("clawpen.api.auth")
@@ -236,6 +237,10 @@ class TokenIssuer:
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock
+        # token -> its claims, once the signature and shape were checked: verifying an HS256 JWT
+        # (header, HMAC, JSON, claim rules) was most of the auth cost of a request. Only that part
+        # is remembered; expiry, the user's epoch and revocation are checked on every use.
+        self._verified: dict[str, dict[str, Any]] = {}
 
     def _encode(self, kind: str, ttl: int, sub: str, extra: dict[str, Any]) -> str:
         now = int(self._clock())
@@ -259,6 +264,27 @@ class TokenIssuer:
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=self.access_ttl)
 
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
+        claims = self._verified.get(token)
+        if claims is None or claims.get("type") != kind:
+            claims = self._verify_signed(token, kind)
+            if kind == "access":  # refresh tokens are one-time: nothing to gain
+                if len(self._verified) >= VERIFIED_CACHE:
+                    self._verified.clear()
+                self._verified[token] = claims
+        elif float(claims["exp"]) <= time.time():  # the clock jwt.decode judged expiry by
+            self._verified.pop(token, None)
+            raise AuthError("token expired")
+        if claims.get("type") != kind:
+            raise AuthError(f"a {claims.get('type')} token cannot be used as a {kind} token")
+        epoch = self._epoch_of(str(claims["sub"]))
+        if epoch is None:
+            raise AuthError(f"user {claims['sub']!r} no longer exists or is disabled")
+        if claims.get("pwv", "") != epoch:
+            raise AuthError("the password changed (or sessions were ended) since this token was issued; log in again")
+        return dict(claims)  # the caller's own: the cached claims stay as verified
+
+    def _verify_signed(self, token: str, kind: str) -> dict[str, Any]:
+        """The claims of a token whose algorithm, signature, issuer, expiry and required claims hold."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:
@@ -280,13 +306,6 @@ class TokenIssuer:
             raise AuthError("token signature is invalid") from None
         except jwt.InvalidTokenError as err:
             raise AuthError(f"invalid token: {err}") from None
-        if claims.get("type") != kind:
-            raise AuthError(f"a {claims.get('type')} token cannot be used as a {kind} token")
-        epoch = self._epoch_of(str(claims["sub"]))
-        if epoch is None:
-            raise AuthError(f"user {claims['sub']!r} no longer exists or is disabled")
-        if claims.get("pwv", "") != epoch:
-            raise AuthError("the password changed (or sessions were ended) since this token was issued; log in again")
         return claims
 
     @property

@@ -21,11 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.requests import HTTPConnection
-from starlette.routing import BaseRoute, Match
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import AuthError, AuthService
 from api.permissions import ALL, ROLE_RANK, Need, Principal, Role, declared
+from api.routematch import RouteTable
 from controller.store.base import NotFound
 from controller.users.store import ADMIN_NAME
 from controller.users.tokens import PREFIX as API_TOKEN_PREFIX
@@ -96,21 +97,26 @@ def _intersect(a: frozenset[str], b: frozenset[str]) -> frozenset[str]:
 
 
 class Guard:
-    def __init__(self, app: ASGIApp, auth: AuthService, routes: Sequence[BaseRoute], recheck: float = RECHECK_SECONDS):
+    def __init__(
+        self,
+        app: ASGIApp,
+        auth: AuthService,
+        routes: Sequence[BaseRoute],
+        recheck: float = RECHECK_SECONDS,
+        table: RouteTable | None = None,
+    ):
         self.app = app
         self.auth = auth
         self.routes = routes
         self.recheck = recheck
+        self.table = table or RouteTable(routes)  # shared with the router when the app passes it
 
     def match(self, scope: Scope) -> tuple[BaseRoute | None, dict[str, Any]]:
-        partial: tuple[BaseRoute | None, dict[str, Any]] = (None, {})
-        for route in self.routes:
-            found, child = route.matches(scope)
-            if found is Match.FULL:
-                return route, child.get("path_params", {})
-            if found is Match.PARTIAL and partial[0] is None:
-                partial = (route, child.get("path_params", {}))
-        return partial
+        """The route the router will pick (a full match, else the first partial one) and its params."""
+        found = self.table.find(scope)
+        if found is None:
+            return None, {}
+        return found[1], dict(found[2].get("path_params", {}))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -10,6 +10,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -69,6 +70,9 @@ class RequestMetrics:
     def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute] = ()):
         self.app = app
         self.routes = routes  # to name the route of requests refused before routing (401s)
+        # The labelled children, looked up once: labels() costs a lock and a tuple build per call.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -90,9 +94,16 @@ class RequestMetrics:
         finally:
             template = getattr(scope.get("route"), "path", None) or self._template(scope)
             method = scope.get("method", "WS")
-            http_requests_total.labels(method, template, str(code)).inc()
+            key = (method, template, str(code))
+            counter = self._counters.get(key)
+            if counter is None:
+                counter = self._counters[key] = http_requests_total.labels(*key)
+            counter.inc()
             if scope["type"] == "http":
-                http_request_seconds.labels(method, template).observe(time.perf_counter() - started)
+                timer = self._timers.get(key[:2])
+                if timer is None:
+                    timer = self._timers[key[:2]] = http_request_seconds.labels(method, template)
+                timer.observe(time.perf_counter() - started)
 
     def _template(self, scope: Scope) -> str:
         for route in self.routes:

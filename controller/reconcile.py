@@ -92,6 +92,14 @@ def _probe_client() -> httpx.AsyncClient:
     return client
 
 
+def settled_fingerprint(resource_version: str | None, observed: Observed | None) -> tuple[object, ...]:
+    """What a periodic resync compares: the object's resourceVersion (any spec or status change moves
+    it) and what the runtime shows of its container (a died, restarted or replaced one differs)."""
+    if observed is None or not observed.exists:
+        return (resource_version, None)
+    return (resource_version, observed.container_id, observed.state, observed.started_at, observed.plan_hash)
+
+
 async def http_probe(endpoint: str, path: str = "/healthz", timeout: float = 1.0) -> Health:
     """GET <endpoint><path> (the program's readiness path): healthy, why-not, and `tools_degraded`."""
     try:
@@ -178,9 +186,13 @@ class Reconciler:
         self.activity = activity
         # key → (container id, started_at, monotonic time) of the last good probe: see _still_ready
         self._probed: dict[str, tuple[str | None, datetime | None, float]] = {}
+        # key -> settled_fingerprint() as this reconcile left it: a periodic resync skips an agent
+        # whose object and container are still exactly that (manager.Controller.resync).
+        self.settled: dict[str, tuple[object, ...]] = {}
 
     async def reconcile(self, key: str) -> ReconcileResult:
         namespace, _, name = key.partition("/")
+        self.settled.pop(key, None)  # only a reconcile that ends well says it again
         try:
             agent = await self.store.get(Agent, name, namespace)
         except NotFound:
@@ -264,7 +276,9 @@ class Reconciler:
             tools_degraded=degraded,
         )
         status, retry = await self._registered(agent, status)
-        await self._write(agent, status)
+        written = await self._write(agent, status)
+        if observed.exists:
+            self.settled[key] = settled_fingerprint(written, observed)
         requeue = self._requeue(status, observed, wait)
         if requeue == 0.5 and plan.start_timeout_s > 60:
             requeue = 2.0  # a slow starter: look every 2 s, not twice a second, while it boots
@@ -451,10 +465,13 @@ class Reconciler:
         except RuntimeError_:
             return None
 
-    async def _write(self, agent: Agent, status: AgentStatus) -> None:
-        if status_changed(agent.status, status):
-            self._record_transition(agent, status)
-            await self.store.update_status(Agent, agent.metadata.name, status, agent.metadata.namespace)
+    async def _write(self, agent: Agent, status: AgentStatus) -> str | None:
+        """Write the status if it changed; the object's resourceVersion afterwards."""
+        if not status_changed(agent.status, status):
+            return agent.metadata.resource_version
+        self._record_transition(agent, status)
+        written = await self.store.update_status(Agent, agent.metadata.name, status, agent.metadata.namespace)
+        return written.metadata.resource_version
 
     def _record_transition(self, agent: Agent, status: AgentStatus) -> None:
         if self.events is None:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from controller.resources import Agent, Team, TeamStatus
-from controller.store.base import InvalidObject, NotFound, Store
+from controller.store.base import InvalidObject, NotFound, Store, list_shared
 from controller.teams.status import derive_team_status, invalid_team_status
 
 if TYPE_CHECKING:
@@ -36,11 +36,12 @@ async def sync_team_statuses(
     configuration (such a team routes by keywords instead). A Team whose spec does not parse (a routing entry naming an
     unknown intent, which the CRD schema cannot express) is Failed with the reason instead of being
     skipped without a word."""
-    teams = await store.list(Team)
+    # Read only (derive_team_status is pure): shared objects, not validated again every period.
+    teams = await list_shared(store, Team)
     broken = await store.list_broken(Team)
     if not teams and not broken:
         return 0
-    agents = await store.list(Agent) if teams else []
+    agents = await list_shared(store, Agent) if teams else []
     written = 0
     for team in teams:
         status = derive_team_status(team, agents)

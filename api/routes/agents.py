@@ -23,7 +23,7 @@ from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.paging import PAGE_QUERY, paginate
 from api.permissions import AGENTS_READ, AGENTS_WRITE, Route, need, principal, require
-from api.render_cache import RenderCache
+from api.render_cache import PageCache, RenderCache
 from api.schemas import (
     ActionOut,
     AgentCreate,
@@ -40,7 +40,7 @@ from controller.events import EventLog
 from controller.interpolate import VarPolicy
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
-from controller.store.base import Conflict
+from controller.store.base import Conflict, list_shared
 from controller.volume_policy import spec_policy_errors
 
 TAGS = ("agents",)
@@ -55,6 +55,7 @@ STATUSES = ("pending", "starting", "running", "stopped", "failed", "suspended")
 
 
 _RENDERED = RenderCache(lambda a: agent_out(a).model_dump_json())
+_PAGES = PageCache()
 
 
 def _json(model: BaseModel, status: int = 200) -> JSONResponse:
@@ -78,13 +79,18 @@ def _check_catalog(d: Deps, agent: Agent) -> None:
 @operation(Operation("List agents", response=list[AgentOut], query=LIST_FILTERS, errors=(422,), tags=TAGS))
 async def list_agents(request: Request) -> Response:
     d = deps(request)
+    agents = await list_shared(d.store, Agent, d.settings.namespace)  # read only: shared, not re-validated
+    who = principal(request)
+    # What the answer depends on besides the list: who may see which projects, and the query.
+    key = (who.projects, request.scope.get("query_string", b""))
+    hit = _PAGES.get(key, agents)
+    if hit is not None:  # only answers that passed the checks below are kept
+        return Response(hit[0], media_type="application/json", headers=hit[1])
     project = request.query_params.get("project")
     status = request.query_params.get("status")
     tag = request.query_params.get("tag")
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
-    agents = await d.store.list(Agent, d.settings.namespace)
-    who = principal(request)
     wanted = [
         a
         for a in sorted(agents, key=lambda a: a.name)
@@ -94,7 +100,9 @@ async def list_agents(request: Request) -> Response:
         and (tag is None or tag in a.spec.tags)
     ]
     page, headers = paginate(request, wanted, lambda a: a.name)
-    return Response(_RENDERED.array(page), media_type="application/json", headers=headers)
+    body = _RENDERED.array(page)
+    _PAGES.put(key, agents, body, headers)
+    return Response(body, media_type="application/json", headers=headers)
 
 
 @operation(

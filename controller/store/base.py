@@ -100,3 +100,13 @@ class Store(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+async def list_shared(store: Store, cls: type[R], namespace: str | None = None) -> builtins.list[R]:
+    """store.list() for callers that only read what they get: a store that can hand out shared,
+    already-validated objects (the FileStore's list_shared) does, any other lists as usual."""
+    shared = getattr(store, "list_shared", None)
+    if shared is None:
+        return await store.list(cls, namespace)
+    found: builtins.list[R] = await shared(cls, namespace)
+    return found

@@ -45,6 +45,7 @@ import builtins
 import functools
 import os
 import re
+import typing
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -65,6 +66,7 @@ from controller.store.base import (
 from controller.store.filecache import ParsedFiles
 from controller.store.fileio import atomic_write, digest, remove_durably, sweep_temp_files
 from controller.store.filestate import Observed, SpecDocument, StateDir, fresh_state, materialize
+from controller.store.fileviews import SharedReads
 from controller.store.filewatch import DirectoryWatcher, WatchMode, spec_names
 from controller.store.specfile import (
     NAMESPACE,
@@ -116,6 +118,7 @@ class FileStore:
         self._specs: dict[type[Resource], ParsedFiles[SpecReading]] = {
             kind: ParsedFiles(functools.partial(read_spec_file, kind)) for kind in KINDS_STORED
         }
+        self._views = SharedReads(self)  # list_shared(): validated objects reused (fileviews)
         self._watchers: dict[str, DirectoryWatcher] = {}  # by kind; "<kind>/state" for state records
         self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._state.root.mkdir(exist_ok=True, mode=0o700)
@@ -217,6 +220,17 @@ class FileStore:
                 continue
         self._specs[cls].retain_only(self._kind_dirs[cls], (self._spec_key(cls, name) for name in names))
         return found
+
+    async def list_shared(self, cls: type[R], namespace: str | None = None) -> builtins.list[R]:
+        """list(), but the list and its objects may be shared with other callers and must not be
+        mutated (not in the Store protocol: read-only paths such as the gateway's list route use it
+        through store.base.list_shared). Unchanged objects are not validated again (fileviews.py);
+        where inotify works, an unchanged list is not even stat()ed again (inotify.py)."""
+        self._check(cls, namespace)
+        found = self._views.current(cls)  # one non-blocking read: fine on the event loop
+        if found is None:
+            found = await asyncio.to_thread(self._views.refresh, cls)
+        return typing.cast(builtins.list[R], found)
 
     async def list_broken(
         self, cls: type[Resource], namespace: str | None = None
@@ -351,6 +365,7 @@ class FileStore:
     def _delete_sync(self, cls: type[Resource], name: str) -> None:
         with self._state.lock():
             self._specs[cls].forget(self._spec_key(cls, name))
+            self._views.forget(cls, name)
             removed = remove_durably(self.spec_path(cls, name))
             self._state.remove(cls, name)  # also clears state left behind by a hand delete
         if not removed:
@@ -419,6 +434,7 @@ class FileStore:
                 each.unsubscribe(queue)
 
     async def close(self) -> None:
+        self._views.close()
         watchers, self._watchers = list(self._watchers.values()), {}
         for watcher in watchers:
             await watcher.close()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 from pathlib import Path
 
-from api.auth import LoginLimiter, RefreshLedger
+import pytest
+
+from api.auth import AuthError, LoginLimiter, RefreshLedger, TokenIssuer
 
 
 class Clock:
@@ -48,3 +51,42 @@ def test_limiter_window_slides_and_clients_are_separate() -> None:
     limiter.failed("a")
     limiter.succeeded("a")
     assert limiter.retry_after("a") == 0
+
+
+def test_a_remembered_token_check_still_sees_revocation_expiry_and_a_new_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Access tokens are verified (signature, claims) once and remembered; what can end a token
+    is checked on every use all the same."""
+    epochs = {"admin": "one"}
+    ledger = RefreshLedger(tmp_path)
+    issuer = TokenIssuer(b"k" * 32, ledger, access_ttl=60, epoch_of=epochs.get)
+    pair = issuer.issue()
+    first = issuer.verify_access(pair.access_token)
+    first["sub"] = "mallory"  # a caller changing its copy changes nothing remembered
+    assert issuer.verify_access(pair.access_token)["sub"] == "admin"
+    with pytest.raises(AuthError, match="access token"):
+        issuer.rotate(pair.access_token)  # remembered as an access token, still no refresh token
+
+    issuer.rotate(pair.refresh_token)  # refresh token used once...
+    with pytest.raises(AuthError, match="already used"):
+        issuer.rotate(pair.refresh_token)  # ...and again: its whole family is revoked
+    with pytest.raises(AuthError, match="revoked"):
+        issuer.verify_access(pair.access_token)
+
+    other = issuer.issue()
+    assert issuer.verify_access(other.access_token)["sub"] == "admin"
+    epochs["admin"] = "two"  # a new password
+    with pytest.raises(AuthError, match="password changed"):
+        issuer.verify_access(other.access_token)
+    epochs["admin"] = "one"
+    assert issuer.verify_access(other.access_token)["sub"] == "admin"
+    del epochs["admin"]  # the user is gone
+    with pytest.raises(AuthError, match="no longer exists"):
+        issuer.verify_access(other.access_token)
+    epochs["admin"] = "one"
+
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 61)  # past the token's expiry
+    with pytest.raises(AuthError, match="expired"):
+        issuer.verify_access(other.access_token)

@@ -278,6 +278,32 @@ def test_lists_show_only_granted_projects(world: dict[str, Any]) -> None:
     assert len(everything) == 2
 
 
+def test_cached_list_answers_stay_per_caller_and_follow_changes(world: dict[str, Any]) -> None:
+    """The list route caches whole answers: one caller's answer must never reach another, and a
+    change must reach every caller's next answer (plain and paged)."""
+    url, op, admin = world["server"].url, world["callers"]["op"], world["admin"]
+
+    def names(headers: dict[str, str], **params: str) -> list[str]:
+        answer = httpx.get(f"{url}/api/agents", headers=headers, params=params)
+        assert answer.status_code == 200, answer.text
+        return [a["id"] for a in answer.json()]
+
+    for _ in range(3):  # interleaved, same query
+        assert names(op) == ["a1"]
+        assert names(admin) == ["a1", "b1"]
+    body = {"name": "a2", "project": "alpha", "state": "stopped"}
+    assert httpx.post(f"{url}/api/agents", json=body, headers=admin).status_code == 201
+    try:
+        assert names(op) == ["a1", "a2"]
+        assert names(admin) == ["a1", "a2", "b1"]
+        first = httpx.get(f"{url}/api/agents", headers=op, params={"limit": "1"})
+        assert [a["id"] for a in first.json()] == ["a1"]
+        assert names(op, limit="1", **{"continue": first.headers["x-continue"]}) == ["a2"]
+    finally:
+        assert httpx.delete(f"{url}/api/agents/a2", headers=admin).status_code == 204
+    assert names(op) == ["a1"]
+
+
 def test_operator_cannot_create_or_move_agents_outside_its_projects(world: dict[str, Any]) -> None:
     url, op = world["server"].url, world["callers"]["op"]
     answer = httpx.post(f"{url}/api/agents", json={"name": "c1", "project": "beta"}, headers=op)

@@ -1,4 +1,4 @@
-"""The list route's per-resourceVersion JSON cache never serves a stale object."""
+"""The list route's caches (per-resourceVersion JSON, whole answers) never serve a stale object."""
 
 from __future__ import annotations
 
@@ -6,10 +6,13 @@ import asyncio
 import json
 from pathlib import Path
 
+import httpx
+
 from api.convert import agent_out
 from api.render_cache import RenderCache
 from controller.resources import API_VERSION, Agent, AgentStatus, Phase, parse_resource
 from controller.store.files import FileStore
+from tests.api.harness import ServerThread
 
 
 def agent(name: str, model: str) -> Agent:
@@ -50,3 +53,29 @@ def test_every_change_is_rendered_fresh(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(run())
+
+
+def test_list_answers_follow_status_writes_and_hand_edits(gateway: ServerThread, client: httpx.Client) -> None:
+    """The list route's whole-answer cache (PageCache over the store's shared list) and the
+    per-agent JSON: the same query asked again after each kind of change answers the change."""
+    for name in ("pc-one", "pc-two"):
+        assert client.post("/api/agents", json={"name": name, "project": "pc", "state": "stopped"}).status_code == 201
+
+    def listed() -> dict[str, dict[str, object]]:
+        answer = client.get("/api/agents", params={"project": "pc"})
+        assert answer.status_code == 200, answer.text
+        return {a["id"]: a for a in answer.json()}
+
+    assert listed()["pc-one"]["status"] == "pending"
+    assert listed() == listed()
+    store = gateway.app.state.deps.store
+    gateway.call(store.update_status(Agent, "pc-one", AgentStatus(phase=Phase.RUNNING)))
+    assert listed()["pc-one"]["status"] == "running"
+    spec_file = Path(store.home) / "agents" / "pc-two.yaml"  # a hand edit behind the store's back
+    spec_file.write_text(spec_file.read_text().replace("project: pc", "project: pc\n  model: hand-edited"))
+    assert listed()["pc-two"]["config"]["llm_model"] == "hand-edited"
+    assert client.get("/api/agents", params={"project": "pc", "limit": "1"}).json()[0]["id"] == "pc-one"
+    assert client.delete("/api/agents/pc-one").status_code == 204
+    assert list(listed()) == ["pc-two"]
+    assert client.delete("/api/agents/pc-two").status_code == 204
+    assert listed() == {}
