@@ -42,6 +42,7 @@ def open_runtime(settings: Settings) -> Runtime:
             ports_file=settings.ensure_home() / "ports.json",
             volume_policy=settings.volume_policy(),
             gvisor_runtime=settings.gvisor_runtime,
+            claims_file=settings.ensure_home() / "warm-pool-claims.json",
         )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
@@ -97,6 +98,7 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
     reconciler = build_reconciler(settings, store, runtime, catalog)
     from controller.secrets import secret_change_task
     from controller.team_sync import team_status_task
+    from controller.warm_pool.task import warm_pool_task
 
     return Controller(
         store,
@@ -104,5 +106,5 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         reconciler,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
-        extra_tasks=[team_status_task, secret_change_task],
+        extra_tasks=[team_status_task, secret_change_task, warm_pool_task],
     )
