@@ -19,6 +19,7 @@ from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
+from controller.warm_pool.claims import CLAIMS_FILE
 
 
 def open_store(settings: Settings) -> Store:
@@ -42,7 +43,7 @@ def open_runtime(settings: Settings) -> Runtime:
             ports_file=settings.ensure_home() / "ports.json",
             volume_policy=settings.volume_policy(),
             gvisor_runtime=settings.gvisor_runtime,
-            claims_file=settings.ensure_home() / "warm-pool-claims.json",
+            claims_file=settings.ensure_home() / CLAIMS_FILE,
         )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
@@ -63,9 +64,7 @@ def open_catalog(settings: Settings) -> Catalog:
     return load_catalog(settings.templates_dir)
 
 
-def build_reconciler(
-    settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None
-) -> Reconciler:
+def build_reconciler(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Reconciler:
     """The reconcile core as both the local loop and the kopf operator use it."""
     return Reconciler(
         store,

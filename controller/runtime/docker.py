@@ -71,6 +71,7 @@ from controller.runtime.engine import Engine, engine_client, engine_from_env
 from controller.runtime.podman import find_image
 from controller.volume_policy import VolumeNotAllowed, VolumePolicy
 from controller.warm_pool.claims import ClaimBook
+from controller.warm_pool.shape import claimable
 
 __all__ = [
     "DockerRuntime",
@@ -310,7 +311,13 @@ class DockerRuntime:
             return self._observe(plan.key)
 
         image = self.image_for(plan)
-        if container is None and claim is None and self.warm_pool is not None and not self._has_volumes(plan.key):
+        if (
+            self.warm_pool is not None
+            and container is None
+            and claim is None
+            and claimable(plan)
+            and not self._has_volumes(plan.key)
+        ):
             observed = self.warm_pool.claim(plan, file_secrets)
             if observed is not None:
                 return observed
@@ -615,9 +622,7 @@ class DockerRuntime:
             self.remove_secret_dir(Path(claim.secrets_dir))
         self.claims.release_container(key)
         if volumes:
-            remove_volumes(
-                self.client, list(self._volume_names(key).values()), lambda: self._remove_container(key)
-            )
+            remove_volumes(self.client, list(self._volume_names(key).values()), lambda: self._remove_container(key))
             self.claims.forget(key)  # the claimed volumes are gone too: nothing left to remember
         self._release_network(key)
 

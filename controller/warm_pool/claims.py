@@ -18,6 +18,8 @@ from pathlib import Path
 
 from controller.store.fileio import atomic_write
 
+CLAIMS_FILE = "warm-pool-claims.json"  # in $CLAWPEN_HOME
+
 
 @dataclass(frozen=True)
 class Claim:
@@ -86,3 +88,9 @@ class ClaimBook:
         with self._lock:
             if self._claims.pop(key, None) is not None:
                 self._save()
+
+
+def agent_volumes(home: Path, key: str, default: dict[str, str]) -> dict[str, str]:
+    """The agent's volumes: a claimed pool container's (from the book in `home`), else `default`."""
+    claim = ClaimBook(home / CLAIMS_FILE).get(key)
+    return dict(claim.volumes) if claim is not None else default

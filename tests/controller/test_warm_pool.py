@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import ValidationError
 
 from controller.agent_token import TOKEN_NAME, TokenInfo
@@ -145,3 +146,17 @@ def test_claim_book_survives_a_restart(tmp_path: Path) -> None:
     again.forget("default/a")
     assert ClaimBook(path).all() == []
     assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_readme_example_template_is_valid() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### Warm pool") :]
+    block = section[section.index("```yaml\n") + 8 : section.index("```\n", section.index("```yaml\n"))]
+    templates = yaml.safe_load(block)["templates"]
+    (name, raw), *_ = templates.items()
+    template = Template.model_validate(raw)
+    assert template.warm_pool == 2 and template.config.program == "openclaw"
+    catalog = load_catalog(REPO_ROOT / "templates")
+    catalog = replace(catalog, templates={**catalog.templates, name: template})
+    assert pool_sizes(catalog) == {name: 2}
+    assert pool_plan(name, catalog, instance="i", image="i", environ={}) is not None
