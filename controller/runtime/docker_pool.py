@@ -59,6 +59,7 @@ class Slot:
     template: str
     running: bool
     endpoint: str | None
+    state: str = "running"
 
 
 def slot_prefix(instance: str) -> str:
@@ -99,6 +100,7 @@ class DockerWarmPool:
                     labels.get(LABEL_POOL_TEMPLATE, ""),
                     observed.running,
                     observed.endpoint,
+                    observed.state,
                 )
             )
         return out
@@ -106,19 +108,24 @@ class DockerWarmPool:
     # -- keeping the pool --------------------------------------------------------------------------------
 
     def refill(self, wanted: dict[str, tuple[WorkloadPlan, int, str]]) -> tuple[int, int]:
-        """wanted: shape → (pool plan, size, template). Creates missing slots, removes slots of shapes
-        nobody wants and dead ones. Returns (created, removed)."""
+        """wanted: shape → (pool plan, size, template). Removes slots of shapes nobody wants, surplus
+        and dead ones; creates missing ones, but only while no other slot of that shape is still
+        booting: two OpenClaw boots at once on a busy 2-core machine both miss OpenClaw's own startup
+        deadlines (Docker's restart policy then restarts them, slower still). Returns (created, removed)."""
         created = removed = 0
         counts: dict[str, int] = {}
+        booting: dict[str, int] = {}
         for slot in self.slots():
             want = wanted.get(slot.shape)
-            if want is None or not slot.running or counts.get(slot.shape, 0) >= want[1]:
+            if want is None or slot.state in ("exited", "dead") or counts.get(slot.shape, 0) >= want[1]:
                 self.remove_slot(slot.name)
                 removed += 1
                 continue
             counts[slot.shape] = counts.get(slot.shape, 0) + 1
+            if not (slot.running and slot.endpoint and self._answers(slot.endpoint, want[0].readiness_path)):
+                booting[slot.shape] = booting.get(slot.shape, 0) + 1
         for key, (plan, size, template) in wanted.items():
-            for _ in range(size - counts.get(key, 0)):
+            if counts.get(key, 0) < size and not booting.get(key):
                 self.create_slot(plan, template)
                 created += 1
         return created, removed

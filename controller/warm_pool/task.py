@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("clawpen.warm_pool")
 
-INTERVAL_S = 10.0  # between checks when nothing was claimed (a dead slot is replaced within this)
+INTERVAL_S = 5.0  # between checks when nothing was claimed (slots are started one at a time)
 
 
 def wanted_shapes(reconciler: Any) -> dict[str, tuple[WorkloadPlan, int, str]]:

@@ -222,15 +222,6 @@ async def test_restart_adopts_claimed_containers(pool_plane: Plane, docker_clien
     assert after.status.endpoint == before.endpoint
 
 
-async def test_template_change_drains_the_pool(pool_plane: Plane, docker_client: Any) -> None:
-    instance = pool_plane.settings.instance
-    templates = _templates(pool_plane.settings.ensure_home() / "templates2", POOL, program="clawpen")
-    assert pool_plane.controller is not None
-    pool_plane.controller.reconciler.catalog = load_catalog(templates)
-    await _until(lambda: not _slots(docker_client, instance), "the pool to drain", 120)
-    assert docker_client.containers.get(container_name(instance, "default/pa")).status == "running"
-
-
 async def test_delete_removes_claimed_container_files_and_volumes(pool_plane: Plane, docker_client: Any) -> None:
     instance = pool_plane.settings.instance
     claim = pool_plane.runtime.claims.get("default/pa")  # type: ignore[attr-defined]
@@ -252,3 +243,24 @@ async def test_delete_removes_claimed_container_files_and_volumes(pool_plane: Pl
         with pytest.raises(docker.errors.NotFound):
             docker_client.volumes.get(volume)
     assert pool_plane.runtime.claims.get("default/pa") is None  # type: ignore[attr-defined]
+
+
+async def test_template_change_drains_the_pool_and_replaces_agents_keeping_volumes(
+    pool_plane: Plane, docker_client: Any
+) -> None:
+    instance = pool_plane.settings.instance
+    claim = pool_plane.runtime.claims.get("default/pb")  # type: ignore[attr-defined]
+    assert claim is not None and claim.container
+    templates = _templates(pool_plane.settings.ensure_home() / "templates2", POOL, program="clawpen")
+    assert pool_plane.controller is not None
+    pool_plane.controller.reconciler.catalog = load_catalog(templates)  # what a template edit + restart does
+    await _until(lambda: not _slots(docker_client, instance), "the pool to drain", 120)
+    pool_plane.controller.queue.add("default/pb")
+    agent = await pool_plane.wait_for(
+        "pb", lambda a: bool(a.status and a.status.container_id not in (None, claim.container)), 120, "a replacement"
+    )
+    container = docker_client.containers.get(container_name(instance, "default/pb"))
+    assert container.id == (agent.status.container_id if agent.status else None)
+    assert LABEL_POOL_SHAPE not in container.labels  # a container of the agent's own now
+    volumes = {m["Destination"]: m["Name"] for m in container.attrs["Mounts"] if m["Type"] == "volume"}
+    assert volumes == claim.volumes  # the data it had in the pool container stays with it
