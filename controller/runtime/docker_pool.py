@@ -88,8 +88,8 @@ class DockerWarmPool:
         prefix = slot_prefix(self.runtime.instance)
         out = []
         for container in self.client.containers.list(all=True, filters=self._filters()):
-            if not container.name.startswith(prefix):
-                continue
+            if not container.name.startswith(prefix) or self.claims.by_container(container.id):
+                continue  # claimed: renamed to its agent (or about to be)
             labels = container.labels or {}
             observed = observed_from_attrs(container.name, container.attrs, self.runtime.engine.endpoint_host)
             out.append(
