@@ -99,6 +99,10 @@ async def pool_plane(
     try:
         yield plane
     finally:
+        await plane.stop_controller()
+        pool = getattr(plane.runtime, "warm_pool", None)
+        if pool is not None:
+            await asyncio.to_thread(pool.drain)  # slots and their placeholder files
         await plane.cleanup()
         label = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
         for container in docker_client.containers.list(all=True, filters=label):
