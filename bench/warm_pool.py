@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, token_version  # noqa: E402
 from controller.catalog import Catalog, Template, load_catalog  # noqa: E402
-from controller.plan import LABEL_INSTANCE  # noqa: E402
+from controller.plan import LABEL_INSTANCE, WorkloadPlan  # noqa: E402
 from controller.programs import program_named  # noqa: E402
 from controller.programs.images import build_openclaw_image  # noqa: E402
 from controller.resources import parse_resource  # noqa: E402
@@ -102,11 +102,13 @@ async def one_run(runtime: DockerRuntime, name: str, fake: FakeModelServer, imag
     return ready_s, replied_s, claimed
 
 
-async def wait_pool(runtime: DockerRuntime, count: int) -> float:
+async def wait_pool(runtime: DockerRuntime, count: int, wanted: dict[str, tuple[WorkloadPlan, int, str]]) -> float:
+    """Fill the pool as the controller's pool task does (one booting slot at a time) until `count` answer."""
     assert runtime.warm_pool is not None
     t0 = time.monotonic()
     async with httpx.AsyncClient(timeout=3.0) as http:
         while time.monotonic() - t0 < 1200:
+            await asyncio.to_thread(runtime.warm_pool.refill, wanted)
             slots = await asyncio.to_thread(runtime.warm_pool.slots)
             ready = 0
             for slot in slots:
@@ -116,7 +118,7 @@ async def wait_pool(runtime: DockerRuntime, count: int) -> float:
                     pass
             if ready >= count:
                 return time.monotonic() - t0
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(2.0)
     raise SystemExit("the pool did not boot within 1200 s")
 
 
@@ -142,8 +144,7 @@ async def measure(runs: int) -> None:
         report("no pool", [await one_run(cold, f"cold-{i}", fake, light) for i in range(runs)])
         plan = pool_plan(TEMPLATE, catalog(runs), instance=instance, image=light, environ={})
         assert plan is not None
-        await asyncio.to_thread(warm.warm_pool.refill, {shape(plan): (plan, runs, TEMPLATE)})
-        booted = await wait_pool(warm, runs)
+        booted = await wait_pool(warm, runs, {shape(plan): (plan, runs, TEMPLATE)})
         print(f"pool of {runs} booted in {booted:.0f} s (ahead of time, not part of the figures below)")
         report("warm pool", [await one_run(warm, f"warm-{i}", fake, light) for i in range(runs)])
     finally:
