@@ -20,6 +20,7 @@ slots whose shape no template wants any more (a template's image or program chan
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import secrets
 import threading
@@ -34,6 +35,7 @@ import httpx
 from controller.agent_token import TOKEN_NAME
 from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, MANAGED_BY, WorkloadPlan
 from controller.programs import program_named, warm_pool_program
+from controller.programs.openclaw import POOL_SECRETS_FILE
 from controller.runtime.base import Observed
 from controller.runtime.docker_parse import observed_from_attrs
 from controller.runtime.docker_ports import free_port
@@ -48,6 +50,7 @@ log = logging.getLogger("clawpen.warm_pool")
 LABEL_POOL_SHAPE = "clawpen.dev/pool-shape"
 LABEL_POOL_TEMPLATE = "clawpen.dev/pool-template"
 POOL_KIND = "WarmPool"
+WARM_UP_TIMEOUT_S = 300.0
 CLAIM_TIMEOUT_S = 60.0  # a loaded 2-core machine applies OpenClaw's reload in ~1-2 s; this is the give-up
 
 
@@ -74,6 +77,8 @@ class DockerWarmPool:
         self.claim_timeout = claim_timeout
         self._lock = threading.Lock()  # slot selection + rename: one claimer at a time
         self.claimed = threading.Event()  # set after each claim: the pool task refills at once
+        self._warm: set[str] = set()  # slot container ids that ran their warm-up turn
+        self._warming: set[str] = set()
 
     @property
     def client(self) -> Any:
@@ -124,6 +129,8 @@ class DockerWarmPool:
             counts[slot.shape] = counts.get(slot.shape, 0) + 1
             if not (slot.running and slot.endpoint and self._answers(slot.endpoint, want[0].readiness_path)):
                 booting[slot.shape] = booting.get(slot.shape, 0) + 1
+            elif slot.container_id not in self._warm:
+                self._start_warm_up(slot, want[0])  # claimable meanwhile; the next slot may boot
         for key, (plan, size, template) in wanted.items():
             if counts.get(key, 0) < size and not booting.get(key):
                 self.create_slot(plan, template)
@@ -164,6 +171,31 @@ class DockerWarmPool:
         container.start()
         log.info("warm pool: started %s for template %s", name, template)
         return name
+
+    def _start_warm_up(self, slot: Slot, plan: WorkloadPlan) -> None:
+        """OpenClaw's first chat turn loads most of its agent runtime (tens of seconds on a busy
+        machine). A ready slot runs one turn against its placeholder model (which fails at once:
+        nothing listens there) so that a claimed agent's first reply does not pay for it."""
+        with self._lock:
+            if slot.container_id in self._warming or slot.container_id in self._warm:
+                return
+            self._warming.add(slot.container_id)
+        threading.Thread(target=self._warm_up, args=(slot, plan), daemon=True, name=f"warm-{slot.name}").start()
+
+    def _warm_up(self, slot: Slot, plan: WorkloadPlan) -> None:
+        try:
+            directory = self.secrets_dir(slot.name.removeprefix(slot_prefix(self.runtime.instance)))
+            token = json.loads((directory / POOL_SECRETS_FILE).read_text())["token"]
+            request = program_named(plan.program).chat_request("warm up", "warm-up", None)
+            body = {**request.body, "stream": False}
+            headers = {**request.headers, "Authorization": f"Bearer {token}"}
+            httpx.post(f"{slot.endpoint}{request.path}", json=body, headers=headers, timeout=WARM_UP_TIMEOUT_S)
+        except (OSError, ValueError, KeyError, httpx.HTTPError) as err:
+            log.info("warm pool: warm-up of %s: %s", slot.name, err)
+        finally:
+            with self._lock:
+                self._warming.discard(slot.container_id)
+                self._warm.add(slot.container_id)
 
     def secrets_dir(self, slot: str) -> Path:
         return self.runtime.secrets_root / f"_pool-{slot}"  # "_" starts no namespace: no agent's directory
@@ -227,7 +259,7 @@ class DockerWarmPool:
         wanted = shape(plan)
         prefix = slot_prefix(self.runtime.instance)
         with self._lock:
-            for slot in self.slots():
+            for slot in sorted(self.slots(), key=lambda s: s.container_id not in self._warm):  # warm first
                 if slot.shape != wanted or not slot.running or not slot.endpoint:
                     continue
                 if not self._answers(slot.endpoint, plan.readiness_path):
