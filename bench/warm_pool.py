@@ -116,8 +116,8 @@ async def wait_pool(runtime: DockerRuntime, count: int, wanted: dict[str, tuple[
                     ready += bool(slot.endpoint) and (await http.get(f"{slot.endpoint}/readyz")).status_code == 200
                 except httpx.HTTPError:
                     pass
-            if ready >= count:
-                return time.monotonic() - t0
+            if ready >= count and len({s.container_id for s in slots} & runtime.warm_pool.warmed()) >= count:
+                return time.monotonic() - t0  # booted and warmed up
             await asyncio.sleep(2.0)
     raise SystemExit("the pool did not boot within 1200 s")
 

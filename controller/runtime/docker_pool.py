@@ -172,6 +172,11 @@ class DockerWarmPool:
         log.info("warm pool: started %s for template %s", name, template)
         return name
 
+    def warmed(self) -> set[str]:
+        """Container ids of slots that finished their warm-up turn."""
+        with self._lock:
+            return set(self._warm)
+
     def _start_warm_up(self, slot: Slot, plan: WorkloadPlan) -> None:
         """OpenClaw's first chat turn loads most of its agent runtime (tens of seconds on a busy
         machine). A ready slot runs one turn against its placeholder model (which fails at once:
