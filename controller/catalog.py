@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from controller.resources import ManifestError, format_validation_error
 
@@ -41,6 +41,9 @@ class Template(_Loose):
     env: dict[str, str] = Field(default_factory=dict)
     secrets: list[str] = Field(default_factory=list)
     tools: TemplateTools = Field(default_factory=TemplateTools)  # default spec.tools.builtin
+    # Started, unconfigured containers kept ready for new agents of this template (controller.warm_pool);
+    # only programs that take their config after start (OpenClaw) use it. 0: none (create on demand).
+    warm_pool: int = Field(default=0, ge=0, le=16, validation_alias=AliasChoices("warm_pool", "warmPool"))
 
 
 class ProviderModel(_Loose):

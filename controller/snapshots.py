@@ -60,6 +60,7 @@ from controller.runtime import podman
 from controller.runtime.docker import container_name, volume_names  # the runtime's naming, one source
 from controller.runtime.podman import find_image
 from controller.settings import Settings
+from controller.warm_pool.claims import agent_volumes  # a claimed pool container's volumes
 
 TARGETS = ("/data", "/workspace")
 SNAPSHOT_ID = re.compile(r"^[0-9]{8}T[0-9]{9}Z-[0-9a-f]{6}$")
@@ -376,7 +377,7 @@ class Snapshots:
         return {t: found[t] for t in TARGETS}
 
     def _existing_volumes(self, key: str) -> dict[str, str] | None:
-        names = volume_names(self.settings.instance, key)
+        names = agent_volumes(self.settings.ensure_home(), key, volume_names(self.settings.instance, key))
         for volume in names.values():
             try:
                 self.client.volumes.get(volume)
@@ -393,7 +394,7 @@ class Snapshots:
             LABEL_NAMESPACE: namespace,
             LABEL_NAME: name,
         }
-        names = volume_names(self.settings.instance, key)
+        names = agent_volumes(self.settings.ensure_home(), key, volume_names(self.settings.instance, key))
         for volume in names.values():
             try:
                 self.client.volumes.get(volume)

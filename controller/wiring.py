@@ -19,6 +19,7 @@ from controller.reconcile import Reconciler, SecretSource
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 from controller.store.base import Store
+from controller.warm_pool.claims import CLAIMS_FILE
 
 
 def open_store(settings: Settings) -> Store:
@@ -42,6 +43,7 @@ def open_runtime(settings: Settings) -> Runtime:
             ports_file=settings.ensure_home() / "ports.json",
             volume_policy=settings.volume_policy(),
             gvisor_runtime=settings.gvisor_runtime,
+            claims_file=settings.ensure_home() / CLAIMS_FILE,
         )
     if settings.runtime == "kubernetes":
         from controller.runtime.kubernetes import KubernetesRuntime
@@ -62,9 +64,7 @@ def open_catalog(settings: Settings) -> Catalog:
     return load_catalog(settings.templates_dir)
 
 
-def build_reconciler(
-    settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None
-) -> Reconciler:
+def build_reconciler(settings: Settings, store: Store, runtime: Runtime, catalog: Catalog | None = None) -> Reconciler:
     """The reconcile core as both the local loop and the kopf operator use it."""
     return Reconciler(
         store,
@@ -97,6 +97,7 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
     reconciler = build_reconciler(settings, store, runtime, catalog)
     from controller.secrets import secret_change_task
     from controller.team_sync import team_status_task
+    from controller.warm_pool.task import warm_pool_task
 
     return Controller(
         store,
@@ -104,5 +105,5 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         reconciler,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
-        extra_tasks=[team_status_task, secret_change_task],
+        extra_tasks=[team_status_task, secret_change_task, warm_pool_task],
     )

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from controller.programs.base import AgentProgram, ChatRequest, Rendered, RenderError, RenderInput
+from controller.programs.base import (
+    AgentProgram,
+    ChatRequest,
+    Rendered,
+    RenderError,
+    RenderInput,
+    WarmPoolProgram,
+    warm_pool_program,
+)
 from controller.programs.clawpen import ClawpenProgram
 from controller.programs.openclaw import OpenClawProgram
 
@@ -22,5 +30,7 @@ __all__ = [
     "RenderError",
     "RenderInput",
     "Rendered",
+    "WarmPoolProgram",
     "program_named",
+    "warm_pool_program",
 ]

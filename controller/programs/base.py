@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from controller.catalog import Provider
 from controller.plan import PlanFile
@@ -75,6 +75,22 @@ class AgentProgram(Protocol):
     def render(self, given: RenderInput) -> Rendered: ...
 
     def chat_request(self, content: str, session: str, model: str | None) -> ChatRequest: ...
+
+
+class WarmPoolProgram(Protocol):
+    """A program that accepts its configuration after it started (controller.warm_pool): a pool of
+    started, unconfigured containers can then serve new agents at once."""
+
+    claim_check_path: str  # answers 200 to the agent's token once the claimed config is live
+
+    def pool_files(self, placeholder_token: str) -> dict[str, bytes]: ...
+
+    def claim_files(self, files: dict[str, bytes], token_name: str) -> dict[str, bytes]: ...
+
+
+def warm_pool_program(program: AgentProgram) -> WarmPoolProgram | None:
+    """The program as a WarmPoolProgram, or None when it must be configured before it starts."""
+    return cast(WarmPoolProgram, program) if getattr(program, "warm_pool", False) else None
 
 
 def sorted_env(env: Mapping[str, str]) -> dict[str, str]:

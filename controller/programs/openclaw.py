@@ -7,6 +7,13 @@ each is an env SecretRef that the image's entrypoint fills from /run/secrets/<NA
 own process (so no env var `docker inspect` shows holds it). The gateway token is the per-agent
 token, handed over the same way. Everything that would call the internet on its own (update checks,
 model catalog refresh, Bonjour) is off; state lives on /data so sessions outlive the container.
+
+Warm pool (controller.warm_pool): OpenClaw watches its config file and hot-applies model, agent and
+gateway-token changes, re-resolving SecretRefs on that reload. A pool container therefore starts
+with a placeholder config (a dead-end model, a throwaway gateway token) and, when an agent claims it,
+gets the agent's config rewritten in place (claim_files()): the same config render() makes, with
+every env SecretRef turned into a file SecretRef into one private JSON file (the process env cannot
+change after start) and the gateway token read from that file too.
 """
 
 from __future__ import annotations
@@ -25,6 +32,11 @@ SECRETS_DIR = "/run/secrets"
 
 # Our provider API styles → OpenClaw's `models.providers.<id>.api`.
 API_STYLES = {"openai": "openai-completions", "anthropic": "anthropic-messages"}
+# Warm pool: the files a pool container starts with, and the one the claim fills. OpenClaw's file
+# SecretRef provider wants a private regular file owned by its uid (the runtime writes 0400, uid 10001).
+POOL_SECRETS_FILE = "clawpen-pool.json"
+CLAIM_SECRETS_FILE = "clawpen-claim.json"
+_POOL_PROVIDER, _CLAIM_PROVIDER = "clawpenpool", "clawpenclaim"
 
 
 class OpenClawProgram:
@@ -37,6 +49,8 @@ class OpenClawProgram:
     default_memory_mb: int | None = 2048  # ~850 MB RSS idle; 1 GB is OOM-killed under load
     default_cpu: float | None = 1.0
     required_secret_files: tuple[str, ...] = ()  # the agent token comes with every agent (agent_token)
+    warm_pool = True  # takes its config after start: see claim_files()
+    claim_check_path = "/v1/models"  # answers 200 to the agent's token once the claim's config is live
 
     def image(self, default_image: str) -> str:
         from controller.programs.images import openclaw_image_tag
@@ -109,3 +123,76 @@ class OpenClawProgram:
             "user": f"clawpen-{session}",  # OpenClaw derives a stable session key from `user`
         }
         return ChatRequest("/v1/chat/completions", body)
+
+    # -- warm pool -------------------------------------------------------------------------------------
+
+    def pool_files(self, placeholder_token: str) -> dict[str, bytes]:
+        """What a pool container starts with: no agent's config, key or token. The gateway token is a
+        random throwaway (OpenClaw refuses to start without one) that nothing else ever sees."""
+        config: dict[str, Any] = {
+            "gateway": {
+                "mode": "local",
+                "bind": "lan",
+                "port": GATEWAY_PORT,
+                "auth": {"mode": "token", "token": _file_ref(_POOL_PROVIDER, "token")},
+                "http": {"endpoints": {"chatCompletions": {"enabled": True}}},
+            },
+            "secrets": {"providers": {_POOL_PROVIDER: _file_provider(POOL_SECRETS_FILE)}},
+            "models": {
+                "catalogRefresh": {"enabled": False},
+                "providers": {
+                    "pool": {
+                        "baseUrl": "http://127.0.0.1:9/v1",  # discard port: a pool container calls nothing
+                        "api": "openai-completions",
+                        "apiKey": "unused",
+                        "models": [{"id": "unclaimed", "name": "unclaimed"}],
+                    }
+                },
+            },
+            "agents": {"defaults": {"workspace": "/workspace", "model": {"primary": "pool/unclaimed"}}},
+            "update": {"checkOnStart": False},
+        }
+        return {
+            CONFIG_FILE: (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(),
+            POOL_SECRETS_FILE: json.dumps({"token": placeholder_token}).encode(),
+        }
+
+    def claim_files(self, files: dict[str, bytes], token_name: str) -> dict[str, bytes]:
+        """The claimed agent's files for a running pool container: its rendered config (from
+        render(), under CONFIG_FILE) with env SecretRefs and the gateway token read from one private
+        JSON file holding the secret files' values. Raises ValueError for a value that is not text."""
+        config = json.loads(files[CONFIG_FILE])
+        values: dict[str, str] = {}
+        for name, value in files.items():
+            if name == CONFIG_FILE:
+                continue
+            values["token" if name == token_name else name] = value.decode()  # UnicodeDecodeError is a ValueError
+        if "token" not in values:
+            raise ValueError("the agent's token is missing")
+        config = _env_refs_to_file(config)
+        config["gateway"]["auth"]["token"] = _file_ref(_CLAIM_PROVIDER, "token")
+        config.setdefault("secrets", {}).setdefault("providers", {})[_CLAIM_PROVIDER] = _file_provider(
+            CLAIM_SECRETS_FILE
+        )
+        return {  # in this order: the config must never name a file that is not there yet
+            CLAIM_SECRETS_FILE: json.dumps(values, sort_keys=True).encode(),
+            CONFIG_FILE: (json.dumps(config, indent=2, sort_keys=True) + "\n").encode(),
+        }
+
+
+def _file_ref(provider: str, name: str) -> dict[str, str]:
+    return {"source": "file", "provider": provider, "id": "/" + name.replace("~", "~0").replace("/", "~1")}
+
+
+def _file_provider(file_name: str) -> dict[str, str]:
+    return {"source": "file", "path": f"{SECRETS_DIR}/{file_name}", "mode": "json"}
+
+
+def _env_refs_to_file(node: Any) -> Any:
+    if isinstance(node, dict):
+        if node.get("source") == "env" and set(node) == {"source", "provider", "id"}:
+            return _file_ref(_CLAIM_PROVIDER, str(node["id"]))
+        return {key: _env_refs_to_file(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_env_refs_to_file(item) for item in node]
+    return node

@@ -13,6 +13,11 @@ On a remote engine (split mode, see controller.runtime.engine) the files travel 
 into a per-agent volume instead (controller.runtime.docker_secret_volume), and ports are published
 on the engine machine's address.
 
+Warm pool (controller.runtime.docker_pool): a new agent whose program takes its config after start
+may claim a started pool container instead of creating one. The claimed container is renamed to the
+agent's name; what labels cannot say after create (its plan hash, its volumes, its secret directory)
+is kept in the claim book (controller.warm_pool.claims), consulted wherever a key maps to objects.
+
 The SDK is blocking; every method runs it in a worker thread. Streams (logs, events) run their
 blocking iterator in a thread that feeds an asyncio queue, and closing the async iterator closes
 the HTTP response so the thread ends too.
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import re
 import shutil
@@ -56,6 +62,7 @@ from controller.runtime.base import (
 )
 from controller.runtime.docker_cgroup import CgroupUsage, NotRunning
 from controller.runtime.docker_parse import observed_from_attrs, parse_log_line
+from controller.runtime.docker_pool import LABEL_POOL_SHAPE, DockerWarmPool, slot_prefix
 from controller.runtime.docker_ports import HostPorts, free_port, port_taken
 from controller.runtime.docker_secret_volume import fill_secret_volume, remove_secret_volume
 from controller.runtime.docker_stats import StatsSampler
@@ -64,6 +71,8 @@ from controller.runtime.docker_volumes import VolumeInfo, list_agent_volumes, re
 from controller.runtime.engine import Engine, engine_client, engine_from_env
 from controller.runtime.podman import find_image
 from controller.volume_policy import VolumeNotAllowed, VolumePolicy
+from controller.warm_pool.claims import ClaimBook
+from controller.warm_pool.shape import claimable
 
 __all__ = [
     "DockerRuntime",
@@ -142,6 +151,8 @@ class DockerRuntime:
         ports_file: Path | None = None,
         volume_policy: VolumePolicy | None = None,
         gvisor_runtime: str = "runsc",
+        claims_file: Path | None = None,
+        warm_pool: bool = True,
     ):
         self.gvisor_runtime = gvisor_runtime
         self.instance = instance
@@ -158,6 +169,12 @@ class DockerRuntime:
         self.usage_from_cgroups = CgroupUsage()
         self.usage_from_cgroups.available &= not self.engine.remote
         self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
+        self.claims = ClaimBook(claims_file)
+        self.warm_pool: DockerWarmPool | None = None
+        # The pool writes the claimed agent's files into a running container's secret directory: a
+        # local engine only, and as root (OpenClaw's file secrets must be owned by the agent's uid).
+        if warm_pool and not self.engine.remote and os.geteuid() == 0:
+            self.warm_pool = DockerWarmPool(self, self.claims)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -223,7 +240,18 @@ class DockerRuntime:
         container = self._find(key)
         if container is None:
             return Observed(key=key, exists=False)
-        return observed_from_attrs(key, container.attrs, self.engine.endpoint_host)
+        return self._observed(key, container.attrs)
+
+    def observe_now(self, key: str) -> Observed:
+        return self._observe(key)
+
+    def _observed(self, key: str, attrs: dict[str, Any]) -> Observed:
+        observed = observed_from_attrs(key, attrs, self.engine.endpoint_host)
+        if observed.plan_hash is None and LABEL_POOL_SHAPE in ((attrs.get("Config") or {}).get("Labels") or {}):
+            claim = self.claims.get(key)  # a claimed pool container: its plan hash is in the claim book
+            if claim is not None and claim.container == attrs.get("Id"):
+                observed = dataclasses.replace(observed, plan_hash=claim.plan_hash)
+        return observed
 
     async def list_owned(self) -> list[Observed]:
         return await self._run(self._list_owned)
@@ -233,7 +261,10 @@ class DockerRuntime:
         for container in self.client.containers.list(all=True, filters={"label": self._labels_filter()}):
             labels = container.labels or {}
             if not labels.get(LABEL_NAMESPACE) or not labels.get(LABEL_NAME):
-                continue  # a helper (snapshot copy, image build) of this installation, not an agent
+                claim = self.claims.by_container(container.id) if LABEL_POOL_SHAPE in labels else None
+                if claim is not None:  # a claimed pool container serves this agent
+                    found.append(self._observed(claim.key, container.attrs))
+                continue  # a helper (snapshot copy, image build) or an unclaimed pool container
             key = f"{labels[LABEL_NAMESPACE]}/{labels[LABEL_NAME]}"
             found.append(observed_from_attrs(key, container.attrs, self.engine.endpoint_host))
         return found
@@ -265,9 +296,18 @@ class DockerRuntime:
             file_secrets[rendered.name] = rendered.content.encode()
 
         container = self._find(plan.key)
-        if container is not None and (container.labels or {}).get(LABEL_PLAN_HASH) == plan.hash:
-            if file_secrets and not self.engine.remote:
-                self._write_secrets(plan, file_secrets)  # /dev/shm is empty again after a host reboot
+        claim = self.claims.get(plan.key)
+        claimed = claim is not None and container is not None and claim.container == container.id
+        serving = None  # the plan hash the existing container was made (or configured) for
+        if container is not None:
+            labelled = (container.labels or {}).get(LABEL_PLAN_HASH)
+            serving = claim.plan_hash if claim is not None and claimed else labelled
+        if container is not None and serving == plan.hash:
+            # /dev/shm is empty again after a host reboot: write the files again
+            if claimed and claim is not None and claim.secrets_dir and self.warm_pool is not None:
+                self.warm_pool.rewrite(plan, Path(claim.secrets_dir), file_secrets)
+            elif file_secrets and not self.engine.remote and not claimed:
+                self._write_secrets(plan, file_secrets)
             running = container.attrs["State"]["Running"]
             if plan.running and not running:
                 container.start()
@@ -275,15 +315,25 @@ class DockerRuntime:
                 container.stop(timeout=STOP_TIMEOUT)
             return self._observe(plan.key)
 
-        try:
-            found = find_image(self.client, plan.image)
-        except docker.errors.ImageNotFound:
-            raise ImageMissing(plan.image) from None
-        image = next((t for t in found.tags if t.endswith(plan.image)), found.id)  # Podman: localhost/<name>
+        image = self.image_for(plan)
+        if (
+            self.warm_pool is not None
+            and container is None
+            and claim is None
+            and claimable(plan)
+            and not self._has_volumes(plan.key)
+        ):
+            observed = self.warm_pool.claim(plan, file_secrets)
+            if observed is not None:
+                return observed
         runtime = self._engine_runtime(plan)
         host_port = self.ports.wanted(plan.key, container.attrs if container is not None else None, plan.port)
         if container is not None:
             container.remove(force=True)
+        if claimed and claim is not None:  # replaced by a container of the agent's own; the volumes stay
+            if claim.secrets_dir:
+                self.remove_secret_dir(Path(claim.secrets_dir))
+            self.claims.release_container(plan.key)
         mounts = self._ensure_volumes(plan)
         if file_secrets:
             mounts.append(self._secret_mount(plan, image, file_secrets))
@@ -311,6 +361,38 @@ class DockerRuntime:
         self.ports.remember(plan.key, host_port)
         return self._observe(plan.key)
 
+    def image_for(self, plan: WorkloadPlan) -> str:
+        try:
+            found = find_image(self.client, plan.image)
+        except docker.errors.ImageNotFound:
+            raise ImageMissing(plan.image) from None
+        return next((t for t in found.tags if t.endswith(plan.image)), found.id)  # Podman: localhost/<name>
+
+    def _has_volumes(self, key: str) -> bool:
+        """The agent ran here before (its volumes exist): it keeps its data, no pool container."""
+        for volume in self._volume_names(key).values():
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.volumes.get(volume)
+                return True
+        return False
+
+    def _volume_names(self, key: str) -> dict[str, str]:
+        claim = self.claims.get(key)
+        return dict(claim.volumes) if claim is not None else volume_names(self.instance, key)
+
+    def engine_runtime(self, plan: WorkloadPlan) -> str | None:
+        return self._engine_runtime(plan)
+
+    @property
+    def network_lock(self) -> threading.Lock:
+        return self._network_lock
+
+    def ensure_network_locked(self, key: str) -> str:
+        return self._ensure_network_locked(key)
+
+    def create_container(self, *args: Any, **kwargs: Any) -> Any:
+        return self._create(*args, **kwargs)
+
     def _engine_runtime(self, plan: WorkloadPlan) -> str | None:
         """The OCI runtime for the plan's isolation; a missing gVisor runtime is a clear, terminal error."""
         if plan.isolation != "gvisor":
@@ -335,12 +417,15 @@ class DockerRuntime:
         network: str,
         host_port: int,
         runtime: str | None = None,
+        *,
+        name: str | None = None,
+        labels: dict[str, str] | None = None,
     ) -> Any:
         return self.client.containers.create(
             image=image,
-            name=container_name(self.instance, plan.key),
+            name=name or container_name(self.instance, plan.key),
             hostname=plan.name,
-            labels=plan.owner_labels(),
+            labels=labels or plan.owner_labels(),
             environment=env,
             user=plan.user,
             mem_limit=f"{plan.memory_mb}m",
@@ -431,7 +516,7 @@ class DockerRuntime:
     def _ensure_volumes(self, plan: WorkloadPlan) -> list[DockerMount]:
         owner = {k: v for k, v in plan.owner_labels().items() if k != LABEL_PLAN_HASH}
         mounts = []
-        for target, volume in volume_names(self.instance, plan.key).items():
+        for target, volume in self._volume_names(plan.key).items():
             try:
                 self.client.volumes.get(volume)
             except docker.errors.NotFound:
@@ -453,6 +538,9 @@ class DockerRuntime:
         return mounts
 
     def _write_secrets(self, plan: WorkloadPlan, values: dict[str, bytes]) -> Path:
+        return self.write_secret_files(secrets_dir(self.secrets_root, plan.key), plan.user, values)
+
+    def write_secret_files(self, directory: Path, user: str, values: dict[str, bytes]) -> Path:
         """Write secret files on tmpfs: dir 0500 and files 0400, owned by the agent's uid when we can.
 
         The directory is updated in place (temp file + rename), never recreated: a running container
@@ -463,10 +551,9 @@ class DockerRuntime:
                 raise RuntimeError_(f"secret name {name!r} cannot be a file name", reason="InvalidSpec")
         self.secrets_root.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(self.secrets_root, 0o700)  # the parent keeps other host users out in every case
-        directory = secrets_dir(self.secrets_root, plan.key)
         directory.mkdir(mode=0o700, exist_ok=True)
         os.chmod(directory, 0o700)
-        owner = _uid_gid(plan.user) if os.geteuid() == 0 else None
+        owner = _uid_gid(user) if os.geteuid() == 0 else None
         # Not root: the container's uid is someone else, so it needs world-read on the leaf; the 0700
         # parent (ours) still keeps host users out, and the bind mount does not traverse it.
         file_mode, dir_mode = (0o400, 0o500) if owner else (0o444, 0o555)
@@ -503,7 +590,10 @@ class DockerRuntime:
         if self.engine.remote:
             remove_secret_volume(self.client, self._secret_volume(key))
             return
-        directory = secrets_dir(self.secrets_root, key)
+        self.remove_secret_dir(secrets_dir(self.secrets_root, key))
+
+    @staticmethod
+    def remove_secret_dir(directory: Path) -> None:
         try:
             os.chmod(directory, 0o700)  # read-only (0500/0555) until now; unlinking needs write
         except OSError:
@@ -532,10 +622,13 @@ class DockerRuntime:
         self._remove_container(key)
         self._remove_secrets(key)
         self.ports.forget(key)
+        claim = self.claims.get(key)
+        if claim is not None and claim.secrets_dir:
+            self.remove_secret_dir(Path(claim.secrets_dir))
+        self.claims.release_container(key)
         if volumes:
-            remove_volumes(
-                self.client, list(volume_names(self.instance, key).values()), lambda: self._remove_container(key)
-            )
+            remove_volumes(self.client, list(self._volume_names(key).values()), lambda: self._remove_container(key))
+            self.claims.forget(key)  # the claimed volumes are gone too: nothing left to remember
         self._release_network(key)
 
     def _remove_container(self, key: str) -> None:
@@ -548,7 +641,17 @@ class DockerRuntime:
 
     async def list_volumes(self) -> list[VolumeInfo]:
         """Every named volume of this installation's agents (deleted agents' included)."""
-        return await self._run(list_agent_volumes, self.client, self.instance)
+        return await self._run(self._list_volumes)
+
+    def _list_volumes(self) -> list[VolumeInfo]:
+        owners = {volume: claim.key for claim in self.claims.all() for volume in claim.volumes.values()}
+        out = []
+        for info in list_agent_volumes(self.client, self.instance):
+            if info.name in owners:  # a claimed pool volume: its agent's now
+                out.append(dataclasses.replace(info, key=owners[info.name]))
+            elif not info.name.startswith(slot_prefix(self.instance)):  # unclaimed slots are the pool's
+                out.append(info)
+        return out
 
     async def remove_volumes(self, names: list[str]) -> list[str]:
         return await self._run(remove_volumes, self.client, names, lambda: None)
@@ -599,9 +702,13 @@ class DockerRuntime:
             action = str(event.get("Action") or event.get("status") or "").split(":")[0]
             if action not in WATCHED_ACTIONS:
                 continue
-            attributes = (event.get("Actor") or {}).get("Attributes") or {}
+            actor = event.get("Actor") or {}
+            attributes = actor.get("Attributes") or {}
             if not attributes.get(LABEL_NAMESPACE) or not attributes.get(LABEL_NAME):
-                continue  # a helper container (snapshot copy): nothing for the controller to reconcile
+                claim = self.claims.by_container(str(actor.get("ID") or event.get("id") or ""))
+                if claim is not None:  # a claimed pool container: the agent it serves
+                    yield RuntimeEvent(key=claim.key, action=action)
+                continue  # a helper container (snapshot copy) or a pool slot: nothing to reconcile
             key = f"{attributes.get(LABEL_NAMESPACE, '')}/{attributes.get(LABEL_NAME, '')}"
             yield RuntimeEvent(key=key, action=action)
 
