@@ -46,7 +46,8 @@ def test_the_quickstart_has_the_two_shells() -> None:
 
 
 def test_every_yaml_example_in_the_readme_is_a_valid_spec() -> None:
-    """A ```yaml block is a whole manifest (kind: ...) or a `spec:` fragment of an Agent: both must validate."""
+    """A ```yaml block is a whole manifest (kind: ...) or a `spec:` fragment of an Agent: both must validate.
+    A `templates:` block (templates/agents.yaml) is checked by tests/controller/test_warm_pool.py."""
     import yaml
 
     from controller.resources import parse_resource
@@ -55,6 +56,8 @@ def test_every_yaml_example_in_the_readme_is_a_valid_spec() -> None:
     assert blocks, "the README's spec examples are ```yaml blocks"
     for block in blocks:
         for doc in yaml.safe_load_all(block):
+            if isinstance(doc, dict) and set(doc) == {"templates"}:
+                continue
             if isinstance(doc, dict) and set(doc) == {"spec"}:
                 doc = {"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": "example"}, **doc}
             parse_resource(doc)  # raises ManifestError naming the field
