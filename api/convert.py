@@ -221,6 +221,7 @@ def agent_out(agent: Agent) -> AgentOut:
         config=config_out(agent.spec),
         project=agent.spec.project,
         tags=list(agent.spec.tags),
+        labels=dict(meta.labels),
         created_at=meta.creation_timestamp,
         conditions=[ConditionOut.model_validate(c.model_dump()) for c in (status.conditions if status else [])],
         message=status.message if status else None,

@@ -175,6 +175,7 @@ class AgentOut(Out):
     config: AgentConfigOut
     project: str | None = None
     tags: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict, description="metadata.labels (a manifest's, or kubectl's)")
     created_at: datetime | None = None
     conditions: list[ConditionOut] = Field(default_factory=list)
     message: str | None = None

@@ -38,6 +38,7 @@ from api.schemas import (
 from controller.catalog import unknown_names
 from controller.events import EventLog
 from controller.interpolate import VarPolicy
+from controller.labels import matches, parse_selector
 from controller.resources import Agent, DesiredState
 from controller.runtime.base import Stats
 from controller.store.base import Conflict, list_shared
@@ -48,6 +49,7 @@ LIST_FILTERS = (
     Query("project", {"type": "string"}, "only agents of this project"),
     Query("status", {"type": "string", "enum": ["pending", "starting", "running", "stopped", "failed", "suspended"]}),
     Query("tag", {"type": "string"}, "only agents carrying this tag"),
+    Query("labelSelector", {"type": "string"}, "kubectl's grammar: k=v, k!=v, k, !k (comma = and)"),
     *PAGE_QUERY,
 )
 LOGS_TIMEOUT = 15.0
@@ -91,6 +93,10 @@ async def list_agents(request: Request) -> Response:
     tag = request.query_params.get("tag")
     if status is not None and status not in STATUSES:
         raise invalid([{"field": "status", "message": f"must be one of {', '.join(STATUSES)}"}])
+    try:
+        selector = parse_selector(request.query_params.get("labelSelector"))
+    except ValueError as err:
+        raise invalid([{"field": "labelSelector", "message": str(err)}]) from None
     wanted = [
         a
         for a in sorted(agents, key=lambda a: a.name)
@@ -98,6 +104,7 @@ async def list_agents(request: Request) -> Response:
         and (project is None or a.spec.project == project)
         and (status is None or status_name(a) == status)
         and (tag is None or tag in a.spec.tags)
+        and matches(a.metadata.labels, selector)
     ]
     page, headers = paginate(request, wanted, lambda a: a.name)
     body = _RENDERED.array(page)

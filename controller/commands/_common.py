@@ -9,6 +9,9 @@ from typing import Any
 
 import yaml
 
+from controller.labels import Selector
+from controller.labels import matches as matches
+from controller.labels import parse_selector as parse_labels
 from controller.resources import PLURALS, Resource
 from controller.settings import Settings
 
@@ -76,40 +79,12 @@ def namespace_of(args: Any) -> str:
     return getattr(args, "namespace", None) or settings().namespace
 
 
-def parse_selector(text: str | None) -> list[tuple[str, str, str | None]]:
-    """`-l` as kubectl takes it: comma-separated `k=v`, `k==v`, `k!=v`, `k` (exists), `!k` (absent)."""
-    terms: list[tuple[str, str, str | None]] = []
-    for raw in (text or "").split(","):
-        term = raw.strip()
-        if not term:
-            continue
-        if "!=" in term:
-            key, value = term.split("!=", 1)
-            terms.append(("!=", key.strip(), value.strip()))
-        elif "=" in term:
-            key, value = term.split("==", 1) if "==" in term else term.split("=", 1)
-            terms.append(("=", key.strip(), value.strip()))
-        elif term.startswith("!"):
-            terms.append(("!", term[1:].strip(), None))
-        else:
-            terms.append(("exists", term, None))
-    for _, key, _ in terms:
-        if not key:
-            raise ValueError(f"-l {text!r}: a label key is empty")
-    return terms
-
-
-def matches(labels: dict[str, str], selector: list[tuple[str, str, str | None]]) -> bool:
-    for op, key, value in selector:
-        if op == "=" and labels.get(key) != value:
-            return False
-        if op == "!=" and labels.get(key) == value:
-            return False
-        if op == "exists" and key not in labels:
-            return False
-        if op == "!" and key in labels:
-            return False
-    return True
+def parse_selector(text: str | None) -> Selector:
+    """`-l` as kubectl takes it (controller/labels.py, shared with the REST API's labelSelector)."""
+    try:
+        return parse_labels(text)
+    except ValueError as err:
+        raise ValueError(f"-l {err}") from None
 
 
 def jsonpath(doc: Any, template: str) -> str:

@@ -278,3 +278,24 @@ def test_runtime_reads_answer_503_when_the_engine_is_down(client: httpx.Client) 
         assert answer.status_code == 503, (path, answer.text)
         assert answer.json()["error"] == "runtime unavailable"
     assert "tail" in _fields(client.get("/api/agents/no-engine/logs", params={"tail": "many"}))
+
+
+def test_manifest_labels_show_and_filter_with_kubectls_selector(client: httpx.Client, gateway: ServerThread) -> None:
+    """Labels set by a manifest (clawpen apply / kubectl) are in the answer and select with ?labelSelector=."""
+    store = _store(gateway)
+    for name, labels in (("lab-a", {"team": "fin", "tier": "gold"}), ("lab-b", {"team": "fin"}), ("lab-c", {})):
+        doc = {"apiVersion": "clawpen.dev/v1alpha1", "kind": "Agent", "metadata": {"name": name, "labels": labels}}
+        gateway.call(store.create(Agent.model_validate(doc)))
+
+    def names(selector: str) -> list[str]:
+        answer = client.get("/api/agents", params={"labelSelector": selector})
+        assert answer.status_code == 200, answer.text
+        return [a["name"] for a in answer.json() if a["name"].startswith("lab-")]
+
+    assert client.get("/api/agents/lab-a").json()["labels"] == {"team": "fin", "tier": "gold"}
+    assert names("team=fin") == ["lab-a", "lab-b"]
+    assert names("team=fin,tier") == ["lab-a"]
+    assert names("team=fin,!tier") == ["lab-b"]
+    assert names("team!=fin") == ["lab-c"]
+    # The same grammar as the CLI's -l; a broken selector names the parameter.
+    assert "labelSelector" in _fields(client.get("/api/agents", params={"labelSelector": "=x"}))
