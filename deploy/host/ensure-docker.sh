@@ -40,9 +40,10 @@ start_dockerd() {
   if [ -f /var/run/docker.pid ] && ! live_dockerd "$(cat /var/run/docker.pid 2>/dev/null)"; then
     $SUDO rm -f /var/run/docker.pid
   fi
-  # In a session of its own (setsid): started from a job that is later interrupted or killed as a
-  # process group (a test run stopped with Ctrl-C, a CI step's cleanup), dockerd must not go with it.
-  $SUDO setsid sh -c 'nohup dockerd >>/var/log/clawpen-dockerd.log 2>&1 </dev/null &'
+  # From / and in a session of its own (setsid): started from a job that is later interrupted or
+  # killed as a process group (a test run stopped with Ctrl-C, a CI step's cleanup), dockerd must not
+  # go with it, nor depend on the caller's working directory (a checkout that gets deleted).
+  $SUDO setsid sh -c 'cd / && nohup dockerd >>/var/log/clawpen-dockerd.log 2>&1 </dev/null &'
 }
 
 attempts=0

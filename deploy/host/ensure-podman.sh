@@ -18,7 +18,10 @@ fi
 if ! answers; then
   $SUDO mkdir -p "$(dirname "$SOCK")"
   # netavark needs iptables; cgroupfs because there is no systemd here; --time=0 never exits idle.
-  $SUDO setsid sh -c "nohup podman --cgroup-manager=cgroupfs --events-backend=file system service --time=0 \
+  # From / and in a session of its own: conmon inherits the service's working directory (a deleted
+  # checkout breaks every container start: "Failed to get working directory"), and a job that
+  # happened to start it must not take it down when it is interrupted.
+  $SUDO setsid sh -c "cd / && nohup podman --cgroup-manager=cgroupfs --events-backend=file system service --time=0 \
       unix://$SOCK >'$LOG' 2>&1 </dev/null &"
   for _ in $(seq 1 50); do answers && break; sleep 0.2; done
   answers || { echo "ensure-podman: podman service did not answer on $SOCK; see $LOG" >&2; exit 1; }
