@@ -10,7 +10,6 @@ container removed by hand), or picks a free one. The registry forgets an agent w
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import threading
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 import docker.errors
 
-from controller.store.fileio import atomic_write
+from controller.json_map import read_json_map, save_json_map
 
 
 def free_port() -> int:
@@ -60,17 +59,12 @@ class HostPorts:
     def _load(self) -> dict[str, int]:
         if self.path is None:
             return {}
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return {str(k): int(v) for k, v in data.items() if isinstance(v, int)} if isinstance(data, dict) else {}
+        return {k: int(v) for k, v in read_json_map(self.path).items() if isinstance(v, int)}
 
     def _save(self, ports: dict[str, int]) -> None:
         if self.path is not None:
             with contextlib.suppress(OSError):  # losing the memory costs a port change, nothing more
-                self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                atomic_write(self.path, json.dumps(ports, sort_keys=True).encode(), 0o600)
+                save_json_map(self.path, ports)
 
     def wanted(self, key: str, previous: dict[str, Any] | None, container_port: int) -> int:
         """The port the agent's next container should bind: the previous one's, remembered, or free."""

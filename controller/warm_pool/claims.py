@@ -11,12 +11,11 @@ controller adopts a claimed container (same hash: nothing recreated) instead of 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from controller.store.fileio import atomic_write
+from controller.json_map import read_json_map, save_json_map
 
 CLAIMS_FILE = "warm-pool-claims.json"  # in $CLAWPEN_HOME
 
@@ -43,21 +42,15 @@ class ClaimBook:
     def _load(self) -> dict[str, Claim]:
         if self.path is None:
             return {}
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
         out: dict[str, Claim] = {}
-        for key, raw in data.items() if isinstance(data, dict) else []:
+        for key, raw in read_json_map(self.path).items():
             with contextlib.suppress(TypeError, ValueError):
-                out[str(key)] = Claim(**raw)
+                out[key] = Claim(**raw)
         return out
 
     def _save(self) -> None:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            blob = json.dumps({k: asdict(c) for k, c in sorted(self._claims.items())}, indent=1, sort_keys=True)
-            atomic_write(self.path, blob.encode(), 0o600)
+            save_json_map(self.path, {k: asdict(c) for k, c in sorted(self._claims.items())}, indent=1)
 
     def get(self, key: str) -> Claim | None:
         with self._lock:
