@@ -20,6 +20,7 @@ from pydantic import (
     Field,
     RootModel,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -218,6 +219,11 @@ MCP_SERVER_NAME = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 # reach the container's environment and `docker inspect`, so it must come from a secret file instead.
 CREDENTIAL_HEADER = re.compile(r"^(proxy-)?authorization$|^cookie$|key|token|secret|passw|credential", re.IGNORECASE)
 CREDENTIAL_ENV = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|PRIVATE", re.IGNORECASE)
+# The literal field → (its credential pattern, the field to use instead, the shape of a value there).
+_CREDENTIAL_FIELDS: dict[str, tuple[re.Pattern[str], str, str]] = {
+    "headers": (CREDENTIAL_HEADER, "secretHeaders", "{secret: NAME}"),
+    "env": (CREDENTIAL_ENV, "secretEnv", "NAME"),
+}
 
 
 class SecretValue(Model):
@@ -255,28 +261,18 @@ class MCPServerSpec(Model):
         default_factory=dict, description="variables of the stdio server read from secret files: {VAR: NAME}"
     )
 
-    @field_validator("headers")
+    @field_validator("headers", "env")
     @classmethod
-    def _no_credential_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        for header in headers:
-            if CREDENTIAL_HEADER.search(header):
+    def _no_literal_credentials(cls, values: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        pattern, secret_field, secret_value = _CREDENTIAL_FIELDS[str(info.field_name)]
+        for name in values:
+            if pattern.search(name):
                 raise ValueError(
-                    f"{header}: a credential written in the spec reaches the container's environment and "
-                    f"`docker inspect`; use secretHeaders: {{{header}: {{secret: NAME}}}} (set the value with "
+                    f"{name}: a credential written in the spec reaches the container's environment and "
+                    f"`docker inspect`; use {secret_field}: {{{name}: {secret_value}}} (set the value with "
                     "`clawpen secrets set NAME`)"
                 )
-        return headers
-
-    @field_validator("env")
-    @classmethod
-    def _no_credential_env(cls, env: dict[str, str]) -> dict[str, str]:
-        for key in env:
-            if CREDENTIAL_ENV.search(key):
-                raise ValueError(
-                    f"{key}: a credential written in the spec reaches the container's environment and "
-                    f"`docker inspect`; use secretEnv: {{{key}: NAME}} (set the value with `clawpen secrets set NAME`)"
-                )
-        return env
+        return values
 
     def secret_names(self) -> list[str]:
         """The secrets this server reads (each must be mounted as a file)."""

@@ -83,10 +83,19 @@ def test_agent_reads_secret_references_not_values() -> None:
 @pytest.mark.parametrize(
     ("server", "message"),
     [
-        ({"url": "http://a", "headers": {"Authorization": "Bearer abc"}}, "use secretHeaders"),
+        (
+            {"url": "http://a", "headers": {"Authorization": "Bearer abc"}},
+            "Authorization: a credential written in the spec reaches the container's environment and `docker "
+            "inspect`; use secretHeaders: {Authorization: {secret: NAME}} (set the value with "
+            "`clawpen secrets set NAME`)",
+        ),
         ({"url": "http://a", "headers": {"X-Api-Key": "abc"}}, "use secretHeaders"),
         ({"url": "http://a", "headers": {"cookie": "sid=1"}}, "use secretHeaders"),
-        ({"command": "x", "env": {"GITHUB_TOKEN": "ghp_abc"}}, "use secretEnv"),
+        (
+            {"command": "x", "env": {"GITHUB_TOKEN": "ghp_abc"}},
+            "GITHUB_TOKEN: a credential written in the spec reaches the container's environment and `docker "
+            "inspect`; use secretEnv: {GITHUB_TOKEN: NAME} (set the value with `clawpen secrets set NAME`)",
+        ),
         ({"command": "x", "env": {"DB_PASSWORD": "pw"}}, "use secretEnv"),
         ({"command": "x", "secretHeaders": {"Authorization": "T"}}, "only url servers send headers"),
         ({"url": "http://a", "secretEnv": {"TOKEN": "T"}}, "only command (stdio) servers"),
