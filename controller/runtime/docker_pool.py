@@ -37,6 +37,7 @@ from controller.plan import LABEL_INSTANCE, LABEL_KIND, LABEL_MANAGED, MANAGED_B
 from controller.programs import program_named, warm_pool_program
 from controller.programs.openclaw import POOL_SECRETS_FILE
 from controller.runtime.base import Observed
+from controller.runtime.docker_names import container_name
 from controller.runtime.docker_parse import observed_from_attrs
 from controller.runtime.docker_ports import free_port
 from controller.warm_pool.claims import Claim, ClaimBook
@@ -259,8 +260,6 @@ class DockerWarmPool:
             self.runtime.write_secret_files(directory, plan.user, program.claim_files(files, TOKEN_NAME))
 
     def _take(self, plan: WorkloadPlan) -> tuple[Slot, Claim] | None:
-        from controller.runtime.docker import container_name
-
         wanted = shape(plan)
         prefix = slot_prefix(self.runtime.instance)
         with self._lock:
