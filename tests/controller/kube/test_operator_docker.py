@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import kmock
-import kopf
 import pytest
 
 from controller import operator
@@ -24,10 +23,10 @@ from controller.runtime.docker import DockerRuntime
 from controller.settings import REPO_ROOT
 from controller.store.kube import KubeStore
 from tests.conftest import unique_instance
+from tests.support.kopf_kmock import AGENTS, declare_agents, running_operator
 
 pytestmark = pytest.mark.docker
 
-AGENTS = "clawpen.dev/v1alpha1/agents"
 
 
 async def eventually(check: Any, timeout: float = 60.0, what: str = "condition") -> Any:
@@ -46,18 +45,7 @@ async def eventually(check: Any, timeout: float = 60.0, what: str = "condition")
 async def docker_plane(
     kmock: kmock.KubernetesEmulator, agent_image: str, tmp_path: Path
 ) -> AsyncIterator[tuple[KubeStore, DockerRuntime]]:
-    kmock.resources[AGENTS] = kmock.ResourceInfo(
-        kind="Agent",
-        singular="agent",
-        namespaced=True,
-        subresources={"status"},
-        verbs={"list", "watch", "patch"},
-    )
-    kmock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
-    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-        kind="CustomResourceDefinition", namespaced=False
-    )
+    declare_agents(kmock)
     instance = unique_instance("kop")
     store = KubeStore(api_client_for(str(kmock.url)))
     runtime = DockerRuntime(instance, secrets_root=tmp_path / "secrets")
@@ -71,20 +59,10 @@ async def docker_plane(
     )
     ctx = operator.OperatorContext(reconciler=reconciler, runtime=runtime, resync_seconds=1.0)
 
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
-
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(
-        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5)
-    )
-    await asyncio.wait_for(ready.wait(), timeout=20)
     try:
-        yield store, runtime
+        async with running_operator(ctx, kmock):
+            yield store, runtime
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=20)
         with contextlib.suppress(Exception):
             await runtime.remove("default/finn", volumes=True)
         with contextlib.suppress(Exception):

@@ -9,15 +9,13 @@ is checked is exactly the operator's job (which call happens when), nothing of t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
 import kmock
-import kopf
 import pytest
 
 from controller import operator
@@ -25,8 +23,7 @@ from controller.kube.client import api_client_for
 from controller.reconcile import ReconcileResult
 from controller.resources import Agent, AgentStatus, DesiredState, Phase
 from controller.store.kube import KubeStore
-
-AGENTS = "clawpen.dev/v1alpha1/agents"
+from tests.support.kopf_kmock import AGENTS, declare_agents, eventually, running_operator
 
 
 @dataclass
@@ -55,15 +52,6 @@ class RecordingRuntime:
         self.removed.append(key)
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] = str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out; state: {what()}") from None
-
-
 def agent_body(name: str, state: str = "Running") -> dict[str, Any]:
     return {
         "apiVersion": "clawpen.dev/v1alpha1",
@@ -78,42 +66,20 @@ def agent_body(name: str, state: str = "Running") -> dict[str, Any]:
 async def running(
     kmock: kmock.KubernetesEmulator,
 ) -> AsyncIterator[tuple[StatusWritingReconciler, RecordingRuntime]]:
-    kmock.resources[AGENTS] = kmock.ResourceInfo(
-        kind="Agent",
-        singular="agent",
-        namespaced=True,
-        subresources={"status"},
-        verbs={"list", "watch", "patch"},
-    )
-    kmock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
-    # kopf waits for these to be discoverable (it watches CRDs to notice resources appearing later).
-    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-        kind="CustomResourceDefinition", namespaced=False
-    )
+    declare_agents(kmock)
     store = KubeStore(api_client_for(str(kmock.url)))
     reconciler, runtime = StatusWritingReconciler(store), RecordingRuntime()
     ctx = operator.OperatorContext(reconciler=reconciler, runtime=runtime, resync_seconds=0.5)  # type: ignore[arg-type]
 
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
-
-    stop, ready = asyncio.Event(), asyncio.Event()
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     liveness = f"http://127.0.0.1:{port}/healthz"
     reconciler.liveness = liveness
-    task = asyncio.create_task(
-        operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5, liveness=liveness)
-    )
-    await asyncio.wait_for(ready.wait(), timeout=20)
     try:
-        yield reconciler, runtime
+        async with running_operator(ctx, kmock, liveness=liveness):
+            yield reconciler, runtime
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=20)
         await store.close()
 
 
@@ -267,16 +233,9 @@ async def test_pod_and_statefulset_changes_wake_a_not_ready_agent(kmock: kmock.K
     """A not-ready agent's re-checks back off (up to the resync period); its Pod or StatefulSet
     changing (scheduled, Ready, crashed) wakes it at once, so readiness shows without polling.
     Objects of another installation, or not ours, wake nothing."""
-    kmock.resources[AGENTS] = kmock.ResourceInfo(
-        kind="Agent", singular="agent", namespaced=True, subresources={"status"}, verbs={"list", "watch", "patch"}
-    )
+    declare_agents(kmock)
     for resource, kind in (("v1/pods", "Pod"), ("apps/v1/statefulsets", "StatefulSet")):
         kmock.resources[resource] = kmock.ResourceInfo(kind=kind, namespaced=True, verbs={"list", "watch", "create"})
-    kmock.resources["v1/events"] = kmock.ResourceInfo(kind="Event", namespaced=True)
-    kmock.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", namespaced=False)
-    kmock.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-        kind="CustomResourceDefinition", namespaced=False
-    )
 
     @dataclass
     class Starting:
@@ -296,9 +255,6 @@ async def test_pod_and_statefulset_changes_wake_a_not_ready_agent(kmock: kmock.K
         instance="t-wake",
     )
 
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
-
     def labels(instance: str = "t-wake", name: str = "slow") -> dict[str, str]:
         return {
             "clawpen.dev/managed-by": "clawpen",
@@ -313,10 +269,7 @@ async def test_pod_and_statefulset_changes_wake_a_not_ready_agent(kmock: kmock.K
         async with http.post(f"{str(kmock.url).rstrip('/')}{path}", json=body) as answer:
             assert answer.status < 300, await answer.text()
 
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5))
-    await asyncio.wait_for(ready.wait(), timeout=20)
-    try:
+    async with running_operator(ctx, kmock):
         await seed(kmock, "slow")
         obj = kmock.objects[AGENTS, "default", "slow"]
         # kopf has handled the Agent (finalizer added, create handler done): the daemon now sleeps.
@@ -344,7 +297,3 @@ async def test_pod_and_statefulset_changes_wake_a_not_ready_agent(kmock: kmock.K
             await eventually(lambda: woke(1), timeout=10, what=lambda: reconciler.calls)
         # The wake also reset the backoff: the next safety look is the smallest one, not a doubled one.
         assert ctx.waiting.get("default/slow") == 1
-    finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=20)

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import kmock
-import kopf
 import pytest
 
 from controller import operator
@@ -30,8 +28,8 @@ from controller.store.base import InvalidObject
 from controller.store.kube import KubeStore
 from controller.team_sync import sync_team_statuses
 from controller.teams.model import router_problem
+from tests.support.kopf_kmock import AGENTS, eventually, running_operator
 
-AGENTS = "clawpen.dev/v1alpha1/agents"
 TEAMS = "clawpen.dev/v1alpha1/teams"
 STS = "apps/v1/statefulsets"
 SECRETS = "v1/secrets"
@@ -53,15 +51,6 @@ class DictSecrets:
 
     def read(self, info: Resolved) -> bytes:
         return self.values[info.name]
-
-
-async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: Callable[[], Any] = str) -> None:
-    try:
-        async with asyncio.timeout(timeout):
-            while not check():
-                await asyncio.sleep(0.05)
-    except TimeoutError:
-        raise AssertionError(f"timed out; state: {what()}") from None
 
 
 def declare(server: kmock.KubernetesEmulator) -> None:
@@ -113,18 +102,10 @@ async def plane(kmock: kmock.KubernetesEmulator) -> AsyncIterator[KubeStore]:
         team_period=0.2,
     )
 
-    def login(**_: Any) -> kopf.ConnectionInfo:
-        return kopf.ConnectionInfo(server=str(kmock.url).rstrip("/"), insecure=True)
-
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(operator.run(ctx, stop_flag=stop, ready_flag=ready, login_fn=login, server_timeout=5))
-    await asyncio.wait_for(ready.wait(), timeout=20)
     try:
-        yield store
+        async with running_operator(ctx, kmock):
+            yield store
     finally:
-        stop.set()
-        with contextlib.suppress(asyncio.TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=20)
         await store.close()
         await runtime.close()
 
