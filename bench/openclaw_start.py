@@ -12,34 +12,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import docker
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, token_version  # noqa: E402
+from bench.agent_start import agent_plan, apply_to_first_reply, remove_instance_objects  # noqa: E402
 from controller.catalog import load_catalog  # noqa: E402
 from controller.image import build_agent_image  # noqa: E402
-from controller.plan import LABEL_INSTANCE  # noqa: E402
-from controller.programs import program_named  # noqa: E402
 from controller.programs.images import build_openclaw_image  # noqa: E402
-from controller.resources import parse_resource  # noqa: E402
 from controller.runtime.docker import DockerRuntime, network_name  # noqa: E402
 from controller.settings import REPO_ROOT, Settings  # noqa: E402
-from controller.translate import translate  # noqa: E402
 from tests.fakes.model_server import FakeModelServer, Script  # noqa: E402
-
-
-class Resolved:
-    def __init__(self, scope: str, version: str):
-        self.scope, self.version = scope, version
 
 
 async def one_run(
@@ -52,42 +40,10 @@ async def one_run(
         "metadata": {"name": name},
         "spec": {"program": program, "provider": "openai", "model": "fake-model", "baseURL": fake.container_url()},
     }
-    token = secrets.token_urlsafe(32)
-    values = {"OPENAI_API_KEY": b"sk-bench", TOKEN_NAME: token.encode()}
-    resolved = {"OPENAI_API_KEY": Resolved("global", "1")}
-    plan = translate(
-        parse_resource(manifest),
-        load_catalog(REPO_ROOT / "templates"),
-        resolved,
-        instance=runtime.instance,
-        image=image,
-        environ={},
-        agent_token=Resolved(TOKEN_SCOPE, token_version(token)),
+    plan, values, token = agent_plan(runtime, manifest, load_catalog(REPO_ROOT / "templates"), image)
+    observed, ready, replied = await apply_to_first_reply(
+        runtime, plan, values, token, ready_within=600, reply_within=300
     )
-    chosen = program_named(program)
-    t0 = time.monotonic()
-    observed = await runtime.apply(plan, values)
-    headers = {"Authorization": f"Bearer {token}"}  # every agent program requires its token
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        while True:
-            if time.monotonic() - t0 > 600:
-                raise SystemExit(f"{name}: {plan.readiness_path} did not answer 200 within 600 s")
-            try:
-                if (await http.get(f"{observed.endpoint}{plan.readiness_path}")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        ready = time.monotonic() - t0
-        request = chosen.chat_request("say hello", "bench", "fake-model")
-        async with http.stream(
-            "POST", f"{observed.endpoint}{request.path}", json=request.body, headers=headers, timeout=300
-        ) as answer:
-            assert answer.status_code == 200, answer.status_code
-            async for line in answer.aiter_lines():
-                if line.startswith("data:") and '"content"' in line:
-                    break
-        replied = time.monotonic() - t0
     container = client.containers.get(observed.container_id or "")
     memory = container.stats(stream=False)["memory_stats"].get("usage", 0) / 1e6
     await runtime.remove(plan.key, volumes=True)
@@ -116,11 +72,7 @@ async def measure(runs: int) -> None:
             )
     finally:
         fake.stop()
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in client.containers.list(all=True, filters=label):
-            container.remove(force=True)
-        for volume in client.volumes.list(filters=label):
-            volume.remove(force=True)
+        remove_instance_objects(client, instance)
         for network in client.networks.list(names=[network_name(instance)]):
             if network.name == network_name(instance):
                 network.remove()

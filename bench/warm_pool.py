@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import sys
 import time
@@ -27,24 +26,16 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, token_version  # noqa: E402
+from bench.agent_start import agent_plan, apply_to_first_reply, remove_instance_objects  # noqa: E402
 from controller.catalog import Catalog, Template, load_catalog  # noqa: E402
-from controller.plan import LABEL_INSTANCE, WorkloadPlan  # noqa: E402
-from controller.programs import program_named  # noqa: E402
+from controller.plan import WorkloadPlan  # noqa: E402
 from controller.programs.images import build_openclaw_image  # noqa: E402
-from controller.resources import parse_resource  # noqa: E402
 from controller.runtime.docker import DockerRuntime  # noqa: E402
 from controller.settings import REPO_ROOT, Settings  # noqa: E402
-from controller.translate import translate  # noqa: E402
 from controller.warm_pool.shape import pool_plan, shape  # noqa: E402
 from tests.fakes.model_server import FakeModelServer, Script  # noqa: E402
 
 TEMPLATE = "pooled-claw"
-
-
-class Resolved:
-    def __init__(self, scope: str, version: str):
-        self.scope, self.version = scope, version
 
 
 def catalog(size: int) -> Catalog:
@@ -62,41 +53,10 @@ async def one_run(runtime: DockerRuntime, name: str, fake: FakeModelServer, imag
         "metadata": {"name": name},
         "spec": {"template": TEMPLATE, "model": "fake-model", "baseURL": fake.container_url()},
     }
-    token = secrets.token_urlsafe(32)
-    values = {"OPENAI_API_KEY": b"sk-bench", TOKEN_NAME: token.encode()}
-    plan = translate(
-        parse_resource(manifest),
-        catalog(0),
-        {"OPENAI_API_KEY": Resolved("global", "1")},
-        instance=runtime.instance,
-        image=image,
-        environ={},
-        agent_token=Resolved(TOKEN_SCOPE, token_version(token)),
+    plan, values, token = agent_plan(runtime, manifest, catalog(0), image)
+    _, ready_s, replied_s = await apply_to_first_reply(
+        runtime, plan, values, token, ready_within=900, reply_within=600, token_checked=("/v1/models",)
     )
-    headers = {"Authorization": f"Bearer {token}"}
-    t0 = time.monotonic()
-    observed = await runtime.apply(plan, values)
-    async with httpx.AsyncClient(timeout=5.0) as http:
-        while True:
-            if time.monotonic() - t0 > 900:
-                raise SystemExit(f"{name}: not Ready within 900 s")
-            try:
-                ready = (await http.get(f"{observed.endpoint}{plan.readiness_path}")).status_code == 200
-                if ready and (await http.get(f"{observed.endpoint}/v1/models", headers=headers)).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        ready_s = time.monotonic() - t0
-        request = program_named("openclaw").chat_request("say hello", "bench", "fake-model")
-        async with http.stream(
-            "POST", f"{observed.endpoint}{request.path}", json=request.body, headers=headers, timeout=600
-        ) as answer:
-            assert answer.status_code == 200, answer.status_code
-            async for line in answer.aiter_lines():
-                if line.startswith("data:") and '"content"' in line:
-                    break
-        replied_s = time.monotonic() - t0
     claimed = runtime.claims.get(plan.key) is not None
     await runtime.remove(plan.key, volumes=True)
     return ready_s, replied_s, claimed
@@ -151,11 +111,7 @@ async def measure(runs: int) -> None:
         fake.stop()
         if warm.warm_pool is not None:
             await asyncio.to_thread(warm.warm_pool.drain)
-        label = {"label": f"{LABEL_INSTANCE}={instance}"}
-        for container in client.containers.list(all=True, filters=label):
-            container.remove(force=True)
-        for volume in client.volumes.list(filters=label):
-            volume.remove(force=True)
+        remove_instance_objects(client, instance)
         await warm.close()
         await cold.close()
 
