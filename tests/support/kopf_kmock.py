@@ -30,6 +30,27 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, what: Call
         raise AssertionError(f"timed out; state: {what()}") from None
 
 
+async def settled(check: Callable[[], Any], *, what: Callable[[], Any] = str, quiet: float = 1.0) -> Any:
+    """Wait until `check()` is truthy, stay quiet `quiet` seconds (several operator passes), then
+    return `check()` again: how a test sees that something was said once, not once per pass."""
+    await eventually(check, what=what)
+    await asyncio.sleep(quiet)
+    return check()
+
+
+def posted_events(server: kmock.KubernetesEmulator, kind: str | None = None, name: str | None = None) -> list[Any]:
+    """The Kubernetes Events posted to `server` so far, optionally only those about one kind / name."""
+    return [
+        request.data
+        for request in server
+        if str(request.method.value) == "POST"
+        and request.url.path.endswith("/events")
+        and isinstance(request.data, dict)
+        and (kind is None or request.data.get("involvedObject", {}).get("kind") == kind)
+        and (name is None or request.data.get("involvedObject", {}).get("name") == name)
+    ]
+
+
 def declare_agents(server: kmock.KubernetesEmulator) -> None:
     """The Agent resource, the Events kopf posts, and what kopf waits to discover before it is ready
     (it watches CRDs to notice resources appearing later)."""

@@ -23,7 +23,7 @@ from controller.kube.client import api_client_for
 from controller.reconcile import ReconcileResult
 from controller.resources import Agent, AgentStatus, DesiredState, Phase
 from controller.store.kube import KubeStore
-from tests.support.kopf_kmock import AGENTS, declare_agents, eventually, running_operator
+from tests.support.kopf_kmock import AGENTS, declare_agents, eventually, posted_events, running_operator
 
 
 @dataclass
@@ -170,16 +170,6 @@ async def test_requeue_hints_are_bounded() -> None:
     assert await ctx(Hinting(600)).reconcile("default/a") == 30  # never slower than a resync
     failing = Hinting(None, fail=RuntimeError("a bug"))
     assert await ctx(failing).reconcile("default/a") == 5.0  # logged and retried, the daemon lives on
-
-
-def posted_events(server: kmock.KubernetesEmulator) -> list[dict[str, Any]]:
-    return [
-        request.data
-        for request in server
-        if str(request.method.value) == "POST"
-        and request.url.path.endswith("/events")
-        and isinstance(request.data, dict)
-    ]
 
 
 async def test_failures_and_actions_become_kubernetes_events_once(

@@ -8,7 +8,6 @@ cluster reports while a pod is being scheduled. tests/e2e/kube covers a real API
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from controller.store.base import InvalidObject
 from controller.store.kube import KubeStore
 from controller.team_sync import sync_team_statuses
 from controller.teams.model import router_problem
-from tests.support.kopf_kmock import AGENTS, eventually, running_operator
+from tests.support.kopf_kmock import AGENTS, eventually, posted_events, running_operator, settled
 
 TEAMS = "clawpen.dev/v1alpha1/teams"
 STS = "apps/v1/statefulsets"
@@ -160,9 +159,9 @@ async def test_agent_lifecycle_through_the_real_reconciler(plane: KubeStore, kmo
     await eventually(
         lambda: any(
             e["type"] == "Normal" and e["reason"] == "Created" and e["involvedObject"]["name"] == "finn"
-            for e in events_on(kmock, "Agent")
+            for e in posted_events(kmock, "Agent")
         ),
-        what=lambda: events_on(kmock, "Agent"),
+        what=lambda: posted_events(kmock, "Agent"),
     )
     # Scaled up, no pod answering yet (kmock runs none): Starting, not Ready, endpoint = the Service.
     assert status()["phase"] == "Starting"
@@ -246,27 +245,10 @@ async def test_outside_the_cluster_readiness_comes_from_the_pod(kmock: kmock.Kub
         await runtime.close()
 
 
-def events_on(server: kmock.KubernetesEmulator, kind: str) -> list[dict[str, Any]]:
-    return [
-        request.data
-        for request in server
-        if str(request.method.value) == "POST"
-        and request.url.path.endswith("/events")
-        and isinstance(request.data, dict)
-        and request.data.get("involvedObject", {}).get("kind") == kind
-    ]
 
 
 def team_events(server: kmock.KubernetesEmulator, name: str) -> list[dict[str, Any]]:
-    return [
-        request.data
-        for request in server
-        if str(request.method.value) == "POST"
-        and request.url.path.endswith("/events")
-        and isinstance(request.data, dict)
-        and request.data.get("involvedObject", {}).get("kind") == "Team"
-        and request.data.get("involvedObject", {}).get("name") == name
-    ]
+    return posted_events(server, "Team", name)
 
 
 async def test_team_problems_become_kubernetes_events_once(plane: KubeStore, kmock: kmock.KubernetesEmulator) -> None:
@@ -280,9 +262,8 @@ async def test_team_problems_become_kubernetes_events_once(plane: KubeStore, kmo
         "spec": {"agents": {"books": {"agent": "finn"}, "other": {"agent": "ghost"}}},
     }
     await seed(kmock, plane, TEAMS, team)
-    await eventually(lambda: team_events(kmock, "crew"), what=lambda: [r.data for r in kmock])
-    await asyncio.sleep(1.0)  # five more status passes (team_period 0.2 s): nothing new to say
-    events = team_events(kmock, "crew")
+    # Then five more status passes (team_period 0.2 s): nothing new to say.
+    events = await settled(lambda: team_events(kmock, "crew"), what=lambda: [r.data for r in kmock])
     assert len(events) == 1, events
     event = events[0]
     assert (event["type"], event["reason"]) == ("Warning", "AgentsUnavailable"), event
@@ -310,9 +291,7 @@ async def test_an_invalid_team_is_failed_with_an_event(plane: KubeStore, kmock: 
     ready = status()["conditions"][0]
     assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec")
     assert "routing.payroll names an intent missing from agents" in ready["message"]
-    await eventually(lambda: team_events(kmock, "mixed"))
-    await asyncio.sleep(1.0)
-    events = team_events(kmock, "mixed")
+    events = await settled(lambda: team_events(kmock, "mixed"))
     assert len(events) == 1 and events[0]["type"] == "Warning" and events[0]["reason"] == "InvalidSpec", events
     assert "routing.payroll" in events[0]["message"]
 
@@ -331,14 +310,11 @@ async def test_a_team_router_that_cannot_work_is_an_event(plane: KubeStore, kmoc
     def router_events() -> list[dict[str, Any]]:
         return [e for e in team_events(kmock, "routed") if e["reason"].startswith("Router")]
 
-    await eventually(router_events, what=lambda: team_events(kmock, "routed"))
-    await asyncio.sleep(1.0)
-    assert len(router_events()) == 1, router_events()
+    assert len(await settled(router_events, what=lambda: team_events(kmock, "routed"))) == 1, router_events()
     event = router_events()[0]
     assert (event["type"], event["reason"]) == ("Warning", "RouterMisconfigured")
     assert "unknown provider 'nosuch'" in event["message"] and "routes by keywords instead" in event["message"]
     kmock.objects[TEAMS, "default", "routed"].patch({"spec": {"router": {"mode": "keyword", "provider": None}}})
     await plane.update_status(Team, "routed", TeamStatus())  # announce the change
-    await eventually(lambda: len(router_events()) == 2, what=router_events)
-    await asyncio.sleep(1.0)
+    await settled(lambda: len(router_events()) == 2, what=router_events)
     assert [e["reason"] for e in router_events()] == ["RouterMisconfigured", "RouterConfigured"]
