@@ -14,12 +14,11 @@ import secrets
 import time
 from typing import Any
 
-import docker
 import httpx
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, token_version
 from controller.catalog import Catalog
-from controller.plan import LABEL_INSTANCE, WorkloadPlan
+from controller.plan import WorkloadPlan
 from controller.programs import program_named
 from controller.resources import Agent, parse_resource
 from controller.runtime.base import Observed
@@ -104,11 +103,3 @@ async def apply_to_first_reply(
         replied = time.monotonic() - t0
     return observed, ready, replied
 
-
-def remove_instance_objects(client: docker.DockerClient, instance: str) -> None:
-    """Remove every container and volume the benchmark's installation left (found by its label)."""
-    label = {"label": f"{LABEL_INSTANCE}={instance}"}
-    for container in client.containers.list(all=True, filters=label):
-        container.remove(force=True)
-    for volume in client.volumes.list(filters=label):
-        volume.remove(force=True)

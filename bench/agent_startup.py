@@ -22,9 +22,10 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.image import build_agent_image  # noqa: E402
-from controller.plan import LABEL_INSTANCE, WorkloadPlan  # noqa: E402
-from controller.runtime.docker import DockerRuntime, network_name  # noqa: E402
+from controller.plan import WorkloadPlan  # noqa: E402
+from controller.runtime.docker import DockerRuntime  # noqa: E402
 from controller.settings import Settings  # noqa: E402
+from tests.support.docker_objects import remove_instance  # noqa: E402
 
 
 async def measure(runs: int) -> None:
@@ -66,13 +67,7 @@ async def measure(runs: int) -> None:
                 from_started.append((ready_wall - observed.started_at).total_seconds())
                 await runtime.remove(plan.key, volumes=True)
     finally:
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            container.remove(force=True)
-        for volume in client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            volume.remove(force=True)
-        for network in client.networks.list(names=[network_name(instance)]):
-            if network.name == network_name(instance):
-                network.remove()
+        remove_instance(client, instance)
     print(f"apply → ready:     median {statistics.median(from_apply):.3f} s, max {max(from_apply):.3f} s")
     print(f"started → ready:   median {statistics.median(from_started):.3f} s, max {max(from_started):.3f} s")
 

@@ -32,9 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from controller.commands.resources import apply_resource  # noqa: E402
-from controller.plan import LABEL_INSTANCE  # noqa: E402
 from controller.resources import API_VERSION, Agent, Phase, parse_resource  # noqa: E402
 from controller.store.files import FileStore  # noqa: E402
+from tests.support.docker_objects import remove_instance  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -101,16 +101,6 @@ async def ready_count(home: Path) -> int:
         await store.close()
 
 
-def cleanup(instance: str) -> None:
-    client = docker.from_env()
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-        container.remove(force=True, v=True)
-    for volume in client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-        volume.remove(force=True)
-    for network in client.networks.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-        network.remove()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=200)
@@ -156,7 +146,7 @@ def main() -> int:
                 proc.wait(60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-            cleanup(instance)
+            remove_instance(docker.from_env(), instance)
     return 0
 
 

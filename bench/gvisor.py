@@ -26,10 +26,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.agent_token import TOKEN_NAME, TOKEN_SCOPE, new_token, token_version  # noqa: E402
 from controller.image import build_agent_image  # noqa: E402
-from controller.plan import LABEL_INSTANCE, SecretMount, WorkloadPlan  # noqa: E402
-from controller.runtime.docker import DockerRuntime, network_name  # noqa: E402
+from controller.plan import SecretMount, WorkloadPlan  # noqa: E402
+from controller.runtime.docker import DockerRuntime  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from tests.fakes.model_server import FakeModelServer, Script  # noqa: E402
+from tests.support.docker_objects import remove_instance  # noqa: E402
 
 ISOLATIONS = ("default", "gvisor")
 
@@ -97,13 +98,7 @@ async def measure(runs: int, chats: int) -> None:
                     results[isolation].append(await one(runtime, http, plan, token, chats))
     finally:
         model.stop()
-        for container in client.containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            container.remove(force=True)
-        for volume in client.volumes.list(filters={"label": f"{LABEL_INSTANCE}={instance}"}):
-            volume.remove(force=True)
-        for network in client.networks.list(names=[network_name(instance)]):
-            if network.name == network_name(instance):
-                network.remove()
+        remove_instance(client, instance)
         await runtime.close()
     medians = {}
     for isolation, samples in results.items():

@@ -21,13 +21,14 @@ import docker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agent_start import agent_plan, apply_to_first_reply, remove_instance_objects  # noqa: E402
+from bench.agent_start import agent_plan, apply_to_first_reply  # noqa: E402
 from controller.catalog import load_catalog  # noqa: E402
 from controller.image import build_agent_image  # noqa: E402
 from controller.programs.images import build_openclaw_image  # noqa: E402
-from controller.runtime.docker import DockerRuntime, network_name  # noqa: E402
+from controller.runtime.docker import DockerRuntime  # noqa: E402
 from controller.settings import REPO_ROOT, Settings  # noqa: E402
 from tests.fakes.model_server import FakeModelServer, Script  # noqa: E402
+from tests.support.docker_objects import remove_instance  # noqa: E402
 
 
 async def one_run(
@@ -72,10 +73,7 @@ async def measure(runs: int) -> None:
             )
     finally:
         fake.stop()
-        remove_instance_objects(client, instance)
-        for network in client.networks.list(names=[network_name(instance)]):
-            if network.name == network_name(instance):
-                network.remove()
+        remove_instance(client, instance)
         await runtime.close()
 
 

@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agent_start import agent_plan, apply_to_first_reply, remove_instance_objects  # noqa: E402
+from bench.agent_start import agent_plan, apply_to_first_reply  # noqa: E402
 from controller.catalog import Catalog, Template, load_catalog  # noqa: E402
 from controller.plan import WorkloadPlan  # noqa: E402
 from controller.programs.images import build_openclaw_image  # noqa: E402
@@ -34,6 +34,7 @@ from controller.runtime.docker import DockerRuntime  # noqa: E402
 from controller.settings import REPO_ROOT, Settings  # noqa: E402
 from controller.warm_pool.shape import pool_plan, shape  # noqa: E402
 from tests.fakes.model_server import FakeModelServer, Script  # noqa: E402
+from tests.support.docker_objects import remove_instance  # noqa: E402
 
 TEMPLATE = "pooled-claw"
 
@@ -111,7 +112,7 @@ async def measure(runs: int) -> None:
         fake.stop()
         if warm.warm_pool is not None:
             await asyncio.to_thread(warm.warm_pool.drain)
-        remove_instance_objects(client, instance)
+        remove_instance(client, instance)
         await warm.close()
         await cold.close()
 

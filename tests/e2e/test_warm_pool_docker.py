@@ -37,6 +37,7 @@ from controller.secrets import SecretStore
 from controller.settings import Settings
 from tests.e2e.conftest import Plane
 from tests.fakes.model_server import FakeModelServer, Script
+from tests.support.docker_objects import remove_instance
 
 pytestmark = [
     pytest.mark.docker,
@@ -104,13 +105,7 @@ async def pool_plane(
         if pool is not None:
             await asyncio.to_thread(pool.drain)  # slots and their placeholder files
         await plane.cleanup()
-        label = {"label": f"{LABEL_INSTANCE}={settings.instance}"}
-        for container in docker_client.containers.list(all=True, filters=label):
-            container.remove(force=True, v=True)
-        for volume in docker_client.volumes.list(filters=label):
-            volume.remove(force=True)
-        for network in docker_client.networks.list(filters=label):
-            network.remove()
+        remove_instance(docker_client, settings.instance)
 
 
 def _slots(client: docker.DockerClient, instance: str, ready: bool = False) -> list[Any]:

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.plan import LABEL_INSTANCE
 from tests.conftest import unique_instance
+from tests.support.docker_objects import remove_instance
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = re.compile(r"clawpen up on (http://127\.0\.0\.1:\d+)")
@@ -40,17 +40,6 @@ class Up:
 
     def tail(self, lines: int = 30) -> str:
         return "".join(self.log[-lines:])
-
-
-def remove_instance(docker_client: Any, instance: str) -> None:
-    """Remove the containers, volumes and networks labelled with this installation id (only those)."""
-    label = {"label": f"{LABEL_INSTANCE}={instance}"}
-    for container in docker_client.containers.list(all=True, filters=label):
-        container.remove(force=True, v=True)
-    for volume in docker_client.volumes.list(filters=label):
-        volume.remove(force=True)
-    for network in docker_client.networks.list(filters=label):
-        network.remove()
 
 
 @contextmanager
