@@ -38,6 +38,7 @@ from controller.teams.toml_format import load_team_file  # noqa: E402
 ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
 HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
 DEV2_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev2.yaml"  # second development set (tuning)
+DEV3_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev3.yaml"  # third development set (tuning)
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -138,8 +139,11 @@ def _dir_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
-def heldout_report(seconds: float) -> None:
-    """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs."""
+def heldout_report(seconds: float, dev_only: bool = False) -> None:
+    """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs.
+
+    `dev_only`: the development sets only, held-out neither loaded nor printed (for tuning runs).
+    """
     import asyncio
 
     import numpy as np
@@ -149,8 +153,10 @@ def heldout_report(seconds: float) -> None:
     from controller.teams.semantic import AnchorCache, SemanticRouter
     from tests.controller.teams.scripted_model import ScriptedModel
 
-    dev, held, dev2 = load_routing_set(), load_routing_set(HELDOUT_SET), load_routing_set(DEV2_SET)
-    teams = load_teams({c.team for c in dev + held + dev2})
+    dev, dev2 = load_routing_set(), load_routing_set(DEV2_SET)
+    held = [] if dev_only else load_routing_set(HELDOUT_SET)
+    dev3 = load_routing_set(DEV3_SET) if DEV3_SET.exists() else []
+    teams = load_teams({c.team for c in dev + held + dev2 + dev3})
     keyword = {name: KeywordRouter(team) for name, team in teams.items()}
     rss0 = _rss_mb()
     start = time.perf_counter()
@@ -171,8 +177,12 @@ def heldout_report(seconds: float) -> None:
             outcomes[(case.team, case.message)] = outcome_of(result)
         return accuracy(cases, lambda c: outcomes[(c.team, c.message)])
 
-    print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
-    for label, part in (("held-out", held), ("development", dev), ("development 2", dev2)):
+    if not dev_only:
+        print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
+    parts = [("held-out", held), ("development", dev), ("development 2", dev2), ("development 3", dev3)]
+    for label, part in parts:
+        if not part:
+            continue
         kw = accuracy(part, lambda c: outcome_of(keyword[c.team].classify(c.message)))
         sem = asyncio.run(run(part, "semantic", None))
         hyb = asyncio.run(run(part, "hybrid", None))
@@ -196,7 +206,7 @@ def heldout_report(seconds: float) -> None:
 
     # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size; for the
     # encoder the router uses (int8 onnxruntime when installed) and, for comparison, the float32 one.
-    msgs = [c.message for c in dev + dev2 + held]
+    msgs = [c.message for c in dev + dev2 + dev3 + held]
 
     def per_message(enc) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
         for m in msgs[:5]:
@@ -247,6 +257,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum run time per router")
     parser.add_argument("--keyword-only", action="store_true", help="skip the semantic/held-out report")
+    parser.add_argument("--dev-only", action="store_true",
+                        help="development sets only: the held-out set is not read (use this while tuning)")
     args = parser.parse_args()
     cases = load_routing_set()
     teams = load_teams({c.team for c in cases})
@@ -270,7 +282,7 @@ def main() -> None:
     print(f"cost of correctness: {naive_rate / ours_rate:.1f}x slower than raw substrings, "
           f"{1e6 / ours_rate:.1f} µs per message")
     if not args.keyword_only:
-        heldout_report(args.seconds)
+        heldout_report(args.seconds, dev_only=args.dev_only)
 
 
 if __name__ == "__main__":
