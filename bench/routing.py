@@ -20,11 +20,14 @@ The evaluation helpers here are also used by tests/controller/teams/test_routing
 from __future__ import annotations
 
 import argparse
+import random
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -139,6 +142,43 @@ def _dir_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
+def with_typo(message: str, rng: random.Random) -> str:
+    """`message` with one slip in one word of 5+ letters: a letter dropped, two swapped, or one changed."""
+    found = list(re.finditer(r"[a-z]{5,}", message))
+    if not found:
+        return message
+    match = rng.choice(found)
+    word, i = match.group(), rng.randrange(1, len(match.group()) - 1)
+    slip = rng.choice("dts")
+    if slip == "d":
+        typed = word[:i] + word[i + 1:]
+    elif slip == "t":
+        typed = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    else:
+        typed = word[:i] + rng.choice("aeioursnt".replace(word[i], "")) + word[i + 1:]
+    return message[: match.start()] + typed + message[match.end():]
+
+
+def typo_report(teams: dict[str, Team], cases: list[Case], semantic: Any,
+                with_mode: Callable[[Team, str], Team]) -> None:
+    """The development sets' clear messages with one injected slip each (seeded, two draws per
+    message): semantic accuracy with and without typo repair (controller/teams/spelling.py)."""
+    from controller.teams.semantic import SemanticRouter
+
+    rng = random.Random(17)
+    clear = [c for c in cases if c.kind == "clear"]
+    slipped = [Case(c.team, with_typo(c.message, rng), c.accept, c.kind) for c in clear for _ in range(2)]
+    raw = SemanticRouter(cache=semantic.cache, repair_typos=False)
+
+    def run(router: Any, part: list[Case]) -> Accuracy:
+        return accuracy(part, lambda c: outcome_of(router.classify(with_mode(teams[c.team], "semantic"), c.message)))
+
+    print(f"-- one typo per message ({len(slipped)} messages from the development sets' clear ones)")
+    print(run(raw, clear).line("  semantic, as written          "))
+    print(run(raw, slipped).line("  semantic, typos, no repair    "))
+    print(run(semantic, slipped).line("  semantic, typos, repaired     "))
+
+
 def heldout_report(seconds: float, dev_only: bool = False) -> None:
     """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs.
 
@@ -199,6 +239,7 @@ def heldout_report(seconds: float, dev_only: bool = False) -> None:
         if label == "held-out":
             print(f"  semantic over keyword: {100 * (sem.ratio - kw.ratio):+.1f} points; "
                   f"hybrid over keyword: {100 * (hyb.ratio - kw.ratio):+.1f} points")
+    typo_report(teams, dev + dev2 + dev3, semantic, with_mode)
     plain = [c for c in dev if c.trap]
     print(accuracy(plain, lambda c: outcome_of(keyword[c.team].classify(c.message))).line("traps, keyword"))
     print(asyncio.run(run(plain, "semantic", None)).line("traps, semantic"))

@@ -149,6 +149,7 @@ def test_anchor_cache_invalidates_on_a_team_change(finance: Team) -> None:
     router.classify(finance, message)
     router.classify(finance, "another message")
     assert cache.builds == 1  # same team version: anchors embedded once
+    embedded = cache.embedded
     routing = finance.spec.routing["payables"].model_copy(
         update={"examples": [*finance.spec.routing["payables"].examples, message]})
     changed = finance.model_copy(update={"spec": finance.spec.model_copy(
@@ -156,6 +157,7 @@ def test_anchor_cache_invalidates_on_a_team_change(finance: Team) -> None:
     assert team_fingerprint(changed) != team_fingerprint(finance)
     result = router.classify(changed, message)
     assert cache.builds == 2
+    assert cache.embedded == embedded + 1  # only the new example is embedded, not the whole team again
     assert (result.intent, result.needs_clarification) == ("payables", False)
 
 
