@@ -40,12 +40,14 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.resources import Team
+from controller.teams.anchor_vectors import VectorFile, text_key
 from controller.teams.router import Classification, agent_for, no_match
 from controller.teams.spelling import General, Speller, english_counts
 
@@ -112,7 +114,8 @@ class AnchorCache:
 
     Vectors are also kept per anchor text (up to CACHE_TEXTS), so a new team version — an edited
     example, a learned clarification answer — embeds only the texts that are new, not the whole team
-    again. They are reused only with the same encoder that made them.
+    again. They are reused only with the same encoder that made them, and, after `persist_to`, kept
+    on disk per encoder identity so the next process does not embed them again.
     """
 
     def __init__(self, size: int = CACHE_TEAMS) -> None:
@@ -120,8 +123,10 @@ class AnchorCache:
         self._lock = threading.Lock()
         self._sets: OrderedDict[str, AnchorSet] = OrderedDict()
         self._spellers: OrderedDict[str, Speller] = OrderedDict()
-        self._texts: OrderedDict[str, Vector] = OrderedDict()
+        self._texts: OrderedDict[str, Vector] = OrderedDict()  # text_key(text) -> vector
         self._texts_owner: object = None
+        self._directory: Path | None = None
+        self._file: VectorFile | None = None
         self.builds = 0  # how many times anchors were embedded (tests check invalidation with it)
         self.embedded = 0  # how many anchor texts were embedded in all
 
@@ -145,26 +150,38 @@ class AnchorCache:
                 self._sets.popitem(last=False)
         return built
 
+    def persist_to(self, directory: Path) -> None:
+        """Keep anchor vectors in `directory` too (anchor_vectors.py), read back on the next start."""
+        with self._lock:
+            if self._directory != directory:
+                self._directory = directory
+                self._texts_owner = None  # re-read from the new place on the next build
+
     def _embed(self, texts: list[str], embed_many: Callable[[list[str]], Vector]) -> Vector:
         encoder = getattr(embed_many, "__self__", embed_many)
+        keys = [text_key(t) for t in texts]
         with self._lock:
             if self._texts_owner is not encoder:
                 self._texts.clear()
                 self._texts_owner = encoder
-            missing = [t for t in dict.fromkeys(texts) if t not in self._texts]
+                identity = getattr(encoder, "identity", None)
+                self._file = VectorFile(self._directory, identity) if self._directory and identity else None
+                if self._file is not None:
+                    self._texts.update(self._file.load())
+            missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._texts))
         fresh = embed_many(missing) if missing else None
         with self._lock:
-            if self._texts_owner is encoder and fresh is not None:
+            if fresh is not None:
                 self.embedded += len(missing)
                 for text, vector in zip(missing, fresh, strict=True):
-                    self._texts[text] = vector
-            known = {t: self._texts[t] for t in texts if t in self._texts}
-            for text in known:
-                self._texts.move_to_end(text)
+                    self._texts[text_key(text)] = vector
+            rows = [self._texts[k] for k in keys]
+            for key in keys:
+                self._texts.move_to_end(key)
             while len(self._texts) > max(CACHE_TEXTS, len(texts)):
                 self._texts.popitem(last=False)
-        fresh_by_text = dict(zip(missing, fresh, strict=True)) if fresh is not None else {}
-        rows = [known[t] if t in known else fresh_by_text[t] for t in texts]
+            if fresh is not None and self._file is not None and self._texts_owner is encoder:
+                self._file.save(dict(self._texts))
         return np.stack(rows).astype(np.float32) if rows else embed_many([])
 
     def speller(self, anchors: AnchorSet, vocabulary: General) -> Speller:
@@ -268,9 +285,12 @@ class SemanticRouter:
     """
 
     def __init__(self, encoder: Callable[[], Any] | None = None, cache: AnchorCache | None = None,
-                 learned: Learned | None = None, repair_typos: bool = True) -> None:
+                 learned: Learned | None = None, repair_typos: bool = True,
+                 vectors_dir: Path | None = None) -> None:
         self._encoder = encoder or _shared_encoder
         self.cache = cache or SHARED_ANCHORS
+        if vectors_dir is not None:
+            self.cache.persist_to(vectors_dir)
         self.learned = learned
         self.repair_typos = repair_typos  # off only to measure what the repair is worth (bench/routing.py)
 
