@@ -20,11 +20,14 @@ The evaluation helpers here are also used by tests/controller/teams/test_routing
 from __future__ import annotations
 
 import argparse
+import random
+import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -38,6 +41,7 @@ from controller.teams.toml_format import load_team_file  # noqa: E402
 ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
 HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
 DEV2_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev2.yaml"  # second development set (tuning)
+DEV3_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev3.yaml"  # third development set (tuning)
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -138,8 +142,48 @@ def _dir_mb(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6
 
 
-def heldout_report(seconds: float) -> None:
-    """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs."""
+def with_typo(message: str, rng: random.Random) -> str:
+    """`message` with one slip in one word of 5+ letters: a letter dropped, two swapped, or one changed."""
+    found = list(re.finditer(r"[a-z]{5,}", message))
+    if not found:
+        return message
+    match = rng.choice(found)
+    word, i = match.group(), rng.randrange(1, len(match.group()) - 1)
+    slip = rng.choice("dts")
+    if slip == "d":
+        typed = word[:i] + word[i + 1:]
+    elif slip == "t":
+        typed = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    else:
+        typed = word[:i] + rng.choice("aeioursnt".replace(word[i], "")) + word[i + 1:]
+    return message[: match.start()] + typed + message[match.end():]
+
+
+def typo_report(teams: dict[str, Team], cases: list[Case], semantic: Any,
+                with_mode: Callable[[Team, str], Team]) -> None:
+    """The development sets' clear messages with one injected slip each (seeded, two draws per
+    message): semantic accuracy with and without typo repair (controller/teams/spelling.py)."""
+    from controller.teams.semantic import SemanticRouter
+
+    rng = random.Random(17)
+    clear = [c for c in cases if c.kind == "clear"]
+    slipped = [Case(c.team, with_typo(c.message, rng), c.accept, c.kind) for c in clear for _ in range(2)]
+    raw = SemanticRouter(cache=semantic.cache, repair_typos=False)
+
+    def run(router: Any, part: list[Case]) -> Accuracy:
+        return accuracy(part, lambda c: outcome_of(router.classify(with_mode(teams[c.team], "semantic"), c.message)))
+
+    print(f"-- one typo per message ({len(slipped)} messages from the development sets' clear ones)")
+    print(run(raw, clear).line("  semantic, as written          "))
+    print(run(raw, slipped).line("  semantic, typos, no repair    "))
+    print(run(semantic, slipped).line("  semantic, typos, repaired     "))
+
+
+def heldout_report(seconds: float, dev_only: bool = False) -> None:
+    """Held-out accuracy of keyword / semantic / hybrid / scripted-LLM, and the semantic router's costs.
+
+    `dev_only`: the development sets only, held-out neither loaded nor printed (for tuning runs).
+    """
     import asyncio
 
     import numpy as np
@@ -149,8 +193,10 @@ def heldout_report(seconds: float) -> None:
     from controller.teams.semantic import AnchorCache, SemanticRouter
     from tests.controller.teams.scripted_model import ScriptedModel
 
-    dev, held, dev2 = load_routing_set(), load_routing_set(HELDOUT_SET), load_routing_set(DEV2_SET)
-    teams = load_teams({c.team for c in dev + held + dev2})
+    dev, dev2 = load_routing_set(), load_routing_set(DEV2_SET)
+    held = [] if dev_only else load_routing_set(HELDOUT_SET)
+    dev3 = load_routing_set(DEV3_SET) if DEV3_SET.exists() else []
+    teams = load_teams({c.team for c in dev + held + dev2 + dev3})
     keyword = {name: KeywordRouter(team) for name, team in teams.items()}
     rss0 = _rss_mb()
     start = time.perf_counter()
@@ -171,8 +217,12 @@ def heldout_report(seconds: float) -> None:
             outcomes[(case.team, case.message)] = outcome_of(result)
         return accuracy(cases, lambda c: outcomes[(c.team, c.message)])
 
-    print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
-    for label, part in (("held-out", held), ("development", dev), ("development 2", dev2)):
+    if not dev_only:
+        print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
+    parts = [("held-out", held), ("development", dev), ("development 2", dev2), ("development 3", dev3)]
+    for label, part in parts:
+        if not part:
+            continue
         kw = accuracy(part, lambda c: outcome_of(keyword[c.team].classify(c.message)))
         sem = asyncio.run(run(part, "semantic", None))
         hyb = asyncio.run(run(part, "hybrid", None))
@@ -189,6 +239,7 @@ def heldout_report(seconds: float) -> None:
         if label == "held-out":
             print(f"  semantic over keyword: {100 * (sem.ratio - kw.ratio):+.1f} points; "
                   f"hybrid over keyword: {100 * (hyb.ratio - kw.ratio):+.1f} points")
+    typo_report(teams, dev + dev2 + dev3, semantic, with_mode)
     plain = [c for c in dev if c.trap]
     print(accuracy(plain, lambda c: outcome_of(keyword[c.team].classify(c.message))).line("traps, keyword"))
     print(asyncio.run(run(plain, "semantic", None)).line("traps, semantic"))
@@ -196,7 +247,7 @@ def heldout_report(seconds: float) -> None:
 
     # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size; for the
     # encoder the router uses (int8 onnxruntime when installed) and, for comparison, the float32 one.
-    msgs = [c.message for c in dev + dev2 + held]
+    msgs = [c.message for c in dev + dev2 + dev3 + held]
 
     def per_message(enc) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
         for m in msgs[:5]:
@@ -247,6 +298,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="minimum run time per router")
     parser.add_argument("--keyword-only", action="store_true", help="skip the semantic/held-out report")
+    parser.add_argument("--dev-only", action="store_true",
+                        help="development sets only: the held-out set is not read (use this while tuning)")
     args = parser.parse_args()
     cases = load_routing_set()
     teams = load_teams({c.team for c in cases})
@@ -270,7 +323,7 @@ def main() -> None:
     print(f"cost of correctness: {naive_rate / ours_rate:.1f}x slower than raw substrings, "
           f"{1e6 / ours_rate:.1f} µs per message")
     if not args.keyword_only:
-        heldout_report(args.seconds)
+        heldout_report(args.seconds, dev_only=args.dev_only)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ from api.wake import wake_for_chat
 from controller.resources import DNS1123_LABEL, Agent, Team
 from controller.secrets import SecretError
 from controller.store.base import NotFound, StoreError
+from controller.teams.anchor_vectors import anchor_vectors_dir
 from controller.teams.conversation import Clarify, Conversation
 from controller.teams.conversation import Route as RouteTo
 from controller.teams.learned import LearnedExamples, learned_dir
@@ -210,7 +211,8 @@ def semantic_router(conn: HTTPConnection) -> SemanticRouter:
     """One per app over the process's shared model and anchor cache, with the app's learned examples."""
     state = conn.app.state
     if getattr(state, "semantic_router", None) is None:
-        state.semantic_router = SemanticRouter(learned=learned_examples(conn).get)
+        state.semantic_router = SemanticRouter(learned=learned_examples(conn).get,
+                                               vectors_dir=anchor_vectors_dir(deps(conn).settings))
     return state.semantic_router  # type: ignore[no-any-return]
 
 

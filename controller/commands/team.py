@@ -59,12 +59,14 @@ def render_classification(result: dict[str, object]) -> str:
 
 
 async def classify_command(args: argparse.Namespace) -> int:
+    from controller.teams.anchor_vectors import anchor_vectors_dir
     from controller.teams.learned import LearnedExamples, learned_dir
     from controller.teams.semantic import SemanticRouter
 
     team = await _find(args.name)
     learned = LearnedExamples(learned_dir(settings()))
-    result = (await classify(team, args.message, None, semantic=SemanticRouter(learned=learned.get).aclassify))
+    router = SemanticRouter(learned=learned.get, vectors_dir=anchor_vectors_dir(settings()))
+    result = await classify(team, args.message, None, semantic=router.aclassify)
     out = result.to_json()
     print(json.dumps(out, indent=2) if args.output == "json" else render_classification(out))
     return 0

@@ -117,6 +117,7 @@ class Encoder:
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config.get("layer_norm_eps", 1e-12))
         self.tokenizer = WordPiece.from_vocab_file(directory / "vocab.txt", MAX_TOKENS)
+        self.identity = f"minilm-l6-float32-{MODEL_DIST}"  # names its cached anchor vectors
         raw = read_safetensors(directory / "model.safetensors")
         t = {name.removeprefix("bert."): tensor for name, tensor in raw.items()}
 

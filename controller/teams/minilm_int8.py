@@ -73,6 +73,7 @@ class Int8Encoder:
         self.tokenizer = WordPiece.from_vocab_file((vocab_dir or model_dir()) / "vocab.txt", MAX_TOKENS)
         self.hidden = int(self.session.get_outputs()[0].shape[-1])
         self.inputs = {i.name for i in self.session.get_inputs()}
+        self.identity = f"minilm-l6-int8-{INT8_SHA256[:16]}"  # names its cached anchor vectors
 
     def encode(self, text: str) -> Array:
         ids = np.array([self.tokenizer.encode(text)], dtype=np.int64)

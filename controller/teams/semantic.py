@@ -40,13 +40,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from controller.resources import Team
+from controller.teams.anchor_vectors import VectorFile, text_key
 from controller.teams.router import Classification, agent_for, no_match
+from controller.teams.spelling import General, Speller, english_counts
 
 Vector = npt.NDArray[np.float32]
 Embed = Callable[[str], Vector]
@@ -55,6 +58,7 @@ TOP_K = 3  # an intent's score: the mean of its TOP_K nearest (centred) anchors
 MARGIN_SCALE = 0.015
 DEFAULT_FLOOR = 0.35
 CACHE_TEAMS = 64
+CACHE_TEXTS = 20_000  # embedded anchor texts kept across team versions (~30 MB at 384 floats)
 SPLIT = re.compile(r"[:,;]")
 
 
@@ -106,13 +110,25 @@ def centred_set(fingerprint: str, intents: tuple[str, ...], texts: tuple[str, ..
 
 
 class AnchorCache:
-    """Embedded anchors per team fingerprint, least recently used dropped past `size` entries."""
+    """Embedded anchors per team fingerprint, least recently used dropped past `size` entries.
+
+    Vectors are also kept per anchor text (up to CACHE_TEXTS), so a new team version — an edited
+    example, a learned clarification answer — embeds only the texts that are new, not the whole team
+    again. They are reused only with the same encoder that made them, and, after `persist_to`, kept
+    on disk per encoder identity so the next process does not embed them again.
+    """
 
     def __init__(self, size: int = CACHE_TEAMS) -> None:
         self.size = size
         self._lock = threading.Lock()
         self._sets: OrderedDict[str, AnchorSet] = OrderedDict()
+        self._spellers: OrderedDict[str, Speller] = OrderedDict()
+        self._texts: OrderedDict[str, Vector] = OrderedDict()  # text_key(text) -> vector
+        self._texts_owner: object = None
+        self._directory: Path | None = None
+        self._file: VectorFile | None = None
         self.builds = 0  # how many times anchors were embedded (tests check invalidation with it)
+        self.embedded = 0  # how many anchor texts were embedded in all
 
     def get(self, team: Team, embed_many: Callable[[list[str]], Vector],
             learned: dict[str, list[str]] | None = None) -> AnchorSet:
@@ -126,12 +142,60 @@ class AnchorCache:
         intents = tuple(anchors)
         texts = tuple(t for intent in intents for t in anchors[intent])
         owner = np.array([i for i, intent in enumerate(intents) for _ in anchors[intent]], dtype=np.int64)
-        built = centred_set(key, intents, texts, owner, embed_many(list(texts)))
+        built = centred_set(key, intents, texts, owner, self._embed(list(texts), embed_many))
         with self._lock:
             self.builds += 1
             self._sets[key] = built
             while len(self._sets) > self.size:
                 self._sets.popitem(last=False)
+        return built
+
+    def persist_to(self, directory: Path) -> None:
+        """Keep anchor vectors in `directory` too (anchor_vectors.py), read back on the next start."""
+        with self._lock:
+            if self._directory != directory:
+                self._directory = directory
+                self._texts_owner = None  # re-read from the new place on the next build
+
+    def _embed(self, texts: list[str], embed_many: Callable[[list[str]], Vector]) -> Vector:
+        encoder = getattr(embed_many, "__self__", embed_many)
+        keys = [text_key(t) for t in texts]
+        with self._lock:
+            if self._texts_owner is not encoder:
+                self._texts.clear()
+                self._texts_owner = encoder
+                identity = getattr(encoder, "identity", None)
+                self._file = VectorFile(self._directory, identity) if self._directory and identity else None
+                if self._file is not None:
+                    self._texts.update(self._file.load())
+            missing = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in self._texts))
+        fresh = embed_many(missing) if missing else None
+        with self._lock:
+            if fresh is not None:
+                self.embedded += len(missing)
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._texts[text_key(text)] = vector
+            rows = [self._texts[k] for k in keys]
+            for key in keys:
+                self._texts.move_to_end(key)
+            while len(self._texts) > max(CACHE_TEXTS, len(texts)):
+                self._texts.popitem(last=False)
+            if fresh is not None and self._file is not None and self._texts_owner is encoder:
+                self._file.save(dict(self._texts))
+        return np.stack(rows).astype(np.float32) if rows else embed_many([])
+
+    def speller(self, anchors: AnchorSet, vocabulary: General) -> Speller:
+        """The typo repairer for a team version: the encoder's words plus the team's own anchor words."""
+        with self._lock:
+            found = self._spellers.get(anchors.fingerprint)
+            if found is not None and found.vocabulary is vocabulary:
+                self._spellers.move_to_end(anchors.fingerprint)
+                return found
+        built = Speller.for_team(vocabulary, anchors.texts)
+        with self._lock:
+            self._spellers[anchors.fingerprint] = built
+            while len(self._spellers) > self.size:
+                self._spellers.popitem(last=False)
         return built
 
 
@@ -161,9 +225,19 @@ def intent_scores(anchors: AnchorSet, message: Vector) -> list[tuple[str, float,
     return sorted(out, key=lambda s: (-s[1], order[s[0]]))
 
 
-def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed) -> Classification:
-    """The nearest intent with a margin-calibrated confidence; below the floor, fallback or clarify."""
+def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed,
+                      speller: Speller | None = None) -> Classification:
+    """The nearest intent with a margin-calibrated confidence; below the floor, fallback or clarify.
+
+    With a `speller`, unknown words are repaired first (spelling.py) and the reasoning says how the
+    message was read ("pasword" as "password")."""
     router = team.spec.router
+    read_as = ""
+    if speller is not None:
+        repaired, changed = speller.repair(message)
+        if changed:
+            message = repaired
+            read_as = "; read " + ", ".join(f"{typed!r} as {fixed!r}" for typed, fixed in changed)
     vector = embed(message)
     ranked = intent_scores(anchors, vector)
     scores = tuple((intent, round(score, 4)) for intent, score, _ in ranked)
@@ -175,11 +249,12 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
     near = nearness(anchors, vector)
     if near < floor:
         result = no_match(team, f"semantic: nothing in the team resembles the message (nearest anchors "
-                                f"{near:.2f} < floor {floor:.2f})")
+                                f"{near:.2f} < floor {floor:.2f}){read_as}")
         return replace(result, scores=scores)
     confidence = margin_confidence(top - runner)
     reasoning = f"semantic: nearest to {best} ({top:.2f}, via {nearest!r}; similarity {near:.2f})"
     reasoning += f", margin {top - runner:.2f} over {ranked[1][0]}" if len(ranked) > 1 else ""
+    reasoning += read_as
     low = confidence < router.confidence_threshold
     return Classification(
         intent=best,
@@ -210,20 +285,47 @@ class SemanticRouter:
     """
 
     def __init__(self, encoder: Callable[[], Any] | None = None, cache: AnchorCache | None = None,
-                 learned: Learned | None = None) -> None:
+                 learned: Learned | None = None, repair_typos: bool = True,
+                 vectors_dir: Path | None = None) -> None:
         self._encoder = encoder or _shared_encoder
         self.cache = cache or SHARED_ANCHORS
+        if vectors_dir is not None:
+            self.cache.persist_to(vectors_dir)
         self.learned = learned
+        self.repair_typos = repair_typos  # off only to measure what the repair is worth (bench/routing.py)
 
     def classify(self, team: Team, message: str) -> Classification:
         """Raises ModelUnavailable when the model package is missing (callers fall back to keywords)."""
         encoder = self._encoder()
         anchors = self.cache.get(team, encoder.encode_many, self.learned(team) if self.learned else None)
-        return classify_semantic(team, message, anchors, encoder.encode)
+        speller = None
+        vocabulary = _vocabulary(encoder) if self.repair_typos else None
+        if vocabulary is not None:
+            speller = self.cache.speller(anchors, vocabulary)
+        return classify_semantic(team, message, anchors, encoder.encode, speller)
 
     async def aclassify(self, team: Team, message: str) -> Classification:
         # A forward pass is milliseconds of NumPy (and the first call loads the model): off the event loop.
         return await asyncio.to_thread(self.classify, team, message)
+
+
+_VOCABULARIES: dict[int, tuple[Any, General]] = {}
+_VOCABULARIES_LOCK = threading.Lock()
+
+
+def _vocabulary(encoder: Any) -> General | None:
+    """The encoder's whole-word vocabulary for typo repair (None for an encoder without a tokenizer)."""
+    vocab = getattr(getattr(encoder, "tokenizer", None), "vocab", None)
+    if not isinstance(vocab, dict):
+        return None
+    with _VOCABULARIES_LOCK:
+        found = _VOCABULARIES.get(id(encoder))
+        if found is not None and found[0] is encoder:
+            return found[1]
+    general = General.from_vocab(vocab, english_counts())
+    with _VOCABULARIES_LOCK:
+        _VOCABULARIES[id(encoder)] = (encoder, general)
+    return general
 
 
 def _shared_encoder() -> Any:

@@ -149,6 +149,7 @@ def test_anchor_cache_invalidates_on_a_team_change(finance: Team) -> None:
     router.classify(finance, message)
     router.classify(finance, "another message")
     assert cache.builds == 1  # same team version: anchors embedded once
+    embedded = cache.embedded
     routing = finance.spec.routing["payables"].model_copy(
         update={"examples": [*finance.spec.routing["payables"].examples, message]})
     changed = finance.model_copy(update={"spec": finance.spec.model_copy(
@@ -156,6 +157,7 @@ def test_anchor_cache_invalidates_on_a_team_change(finance: Team) -> None:
     assert team_fingerprint(changed) != team_fingerprint(finance)
     result = router.classify(changed, message)
     assert cache.builds == 2
+    assert cache.embedded == embedded + 1  # only the new example is embedded, not the whole team again
     assert (result.intent, result.needs_clarification) == ("payables", False)
 
 
@@ -231,3 +233,29 @@ async def test_learning_off_stores_nothing(tmp_path: Path, finance: Team) -> Non
     await conversation.decide("Sort out the coffee beans subscription thing", router.aclassify)
     await conversation.decide("payables", router.aclassify)
     assert store.get(finance) == {} and not (tmp_path / "learned").exists()
+
+
+def test_anchor_vectors_are_kept_on_disk_for_the_next_process(finance: Team, tmp_path: Path) -> None:
+    first = AnchorCache()
+    SemanticRouter(cache=first, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    assert first.embedded > 100  # every anchor of the team was embedded once
+    (saved,) = tmp_path.glob("*.npz")
+    assert b"landlord" not in saved.read_bytes()  # hashes and vectors only, no text
+    again = AnchorCache()  # a new process: nothing in memory
+    result = SemanticRouter(cache=again, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    assert again.embedded == 0
+    assert result.intent == "payables"
+
+
+def test_a_corrupt_anchor_vector_file_is_rebuilt_not_an_error(finance: Team, tmp_path: Path) -> None:
+    SemanticRouter(cache=AnchorCache(), vectors_dir=tmp_path).classify(finance, "warm")
+    (saved,) = tmp_path.glob("*.npz")
+    saved.write_bytes(b"not a numpy file")
+    cache = AnchorCache()
+    result = SemanticRouter(cache=cache, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    assert result.intent == "payables"
+    assert cache.embedded > 100
+    assert SemanticRouter(cache=AnchorCache(), vectors_dir=tmp_path).cache is not cache
+    fresh = AnchorCache()
+    SemanticRouter(cache=fresh, vectors_dir=tmp_path).classify(finance, "warm")
+    assert fresh.embedded == 0  # the rewritten file is good again
