@@ -235,14 +235,17 @@ async def test_learning_off_stores_nothing(tmp_path: Path, finance: Team) -> Non
     assert store.get(finance) == {} and not (tmp_path / "learned").exists()
 
 
+RENT = "we still owe the landlord December's rent"
+
+
 def test_anchor_vectors_are_kept_on_disk_for_the_next_process(finance: Team, tmp_path: Path) -> None:
     first = AnchorCache()
-    SemanticRouter(cache=first, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    SemanticRouter(cache=first, vectors_dir=tmp_path).classify(finance, RENT)
     assert first.embedded > 100  # every anchor of the team was embedded once
     (saved,) = tmp_path.glob("*.npz")
     assert b"landlord" not in saved.read_bytes()  # hashes and vectors only, no text
     again = AnchorCache()  # a new process: nothing in memory
-    result = SemanticRouter(cache=again, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    result = SemanticRouter(cache=again, vectors_dir=tmp_path).classify(finance, RENT)
     assert again.embedded == 0
     assert result.intent == "payables"
 
@@ -252,7 +255,7 @@ def test_a_corrupt_anchor_vector_file_is_rebuilt_not_an_error(finance: Team, tmp
     (saved,) = tmp_path.glob("*.npz")
     saved.write_bytes(b"not a numpy file")
     cache = AnchorCache()
-    result = SemanticRouter(cache=cache, vectors_dir=tmp_path).classify(finance, "we still owe the landlord December's rent")
+    result = SemanticRouter(cache=cache, vectors_dir=tmp_path).classify(finance, RENT)
     assert result.intent == "payables"
     assert cache.embedded > 100
     assert SemanticRouter(cache=AnchorCache(), vectors_dir=tmp_path).cache is not cache
