@@ -48,6 +48,7 @@ import numpy.typing as npt
 
 from controller.resources import Team
 from controller.teams.anchor_vectors import VectorFile, text_key
+from controller.teams.lexical import LexicalIndex
 from controller.teams.router import Classification, agent_for, no_match
 from controller.teams.spelling import General, Speller, english_counts
 
@@ -55,6 +56,7 @@ Vector = npt.NDArray[np.float32]
 Embed = Callable[[str], Vector]
 
 TOP_K = 3  # an intent's score: the mean of its TOP_K nearest (centred) anchors
+LEXICAL_WEIGHT = 0.15  # plus this times the mean of its TOP_K best word-overlap anchors (lexical.py)
 MARGIN_SCALE = 0.015
 DEFAULT_FLOOR = 0.35
 CACHE_TEAMS = 64
@@ -98,6 +100,7 @@ class AnchorSet:
     vectors: Vector  # (anchors, dim), unit rows
     centre: Vector  # the mean anchor vector of the team
     centred: Vector  # (anchors, dim): vectors - centre, rescaled to unit rows
+    lexical: LexicalIndex  # the anchors' words, for the word-overlap part of the score
 
 
 def centred_set(fingerprint: str, intents: tuple[str, ...], texts: tuple[str, ...],
@@ -106,7 +109,7 @@ def centred_set(fingerprint: str, intents: tuple[str, ...], texts: tuple[str, ..
     centred = vectors - centre
     centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
     return AnchorSet(fingerprint, intents, texts, owner, vectors, centre.astype(np.float32),
-                     centred.astype(np.float32))
+                     centred.astype(np.float32), LexicalIndex.build(texts))
 
 
 class AnchorCache:
@@ -205,14 +208,16 @@ def nearness(anchors: AnchorSet, message: Vector) -> float:
     return float(np.sort(sims)[::-1][:TOP_K].mean()) if sims.size else 0.0
 
 
-def intent_scores(anchors: AnchorSet, message: Vector) -> list[tuple[str, float, str]]:
+def intent_scores(anchors: AnchorSet, message: Vector, text: str = "") -> list[tuple[str, float, str]]:
     """(intent, score, nearest anchor text) for every intent with anchors, best first.
 
-    Score: the mean centred cosine similarity of the intent's TOP_K nearest anchors (see the module doc).
+    Score: the mean centred cosine similarity of the intent's TOP_K nearest anchors (see the module
+    doc), plus LEXICAL_WEIGHT x the mean of its TOP_K best word-overlap similarities to `text`.
     """
     centred = message - anchors.centre
     centred = centred / max(float(np.linalg.norm(centred)), 1e-12)
     sims = anchors.centred @ centred
+    words = anchors.lexical.similarities(text) if text else None
     out = []
     for i, intent in enumerate(anchors.intents):
         rows = np.flatnonzero(anchors.owner == i)
@@ -220,6 +225,8 @@ def intent_scores(anchors: AnchorSet, message: Vector) -> list[tuple[str, float,
             continue
         own = sims[rows]
         score = float(np.sort(own)[::-1][:TOP_K].mean())
+        if words is not None:
+            score += LEXICAL_WEIGHT * float(np.sort(words[rows])[::-1][:TOP_K].mean())
         out.append((intent, score, anchors.texts[int(rows[int(np.argmax(own))])]))
     order = {intent: i for i, intent in enumerate(anchors.intents)}
     return sorted(out, key=lambda s: (-s[1], order[s[0]]))
@@ -239,7 +246,7 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
             message = repaired
             read_as = "; read " + ", ".join(f"{typed!r} as {fixed!r}" for typed, fixed in changed)
     vector = embed(message)
-    ranked = intent_scores(anchors, vector)
+    ranked = intent_scores(anchors, vector, message)
     scores = tuple((intent, round(score, 4)) for intent, score, _ in ranked)
     if not ranked:
         return no_match(team, "the team has no intents to compare with")
