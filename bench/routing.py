@@ -42,6 +42,7 @@ ROUTING_SET = ROOT / "tests" / "controller" / "teams" / "routing_set.yaml"
 HELDOUT_SET = ROOT / "tests" / "controller" / "teams" / "routing_heldout.yaml"
 DEV2_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev2.yaml"  # second development set (tuning)
 DEV3_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev3.yaml"  # third development set (tuning)
+DEV4_SET = ROOT / "tests" / "controller" / "teams" / "routing_dev4.yaml"  # fourth: last check before held-out
 TEAMS_DIR = ROOT / "teams"
 CLARIFY = "clarify"
 
@@ -195,8 +196,8 @@ def heldout_report(seconds: float, dev_only: bool = False) -> None:
 
     dev, dev2 = load_routing_set(), load_routing_set(DEV2_SET)
     held = [] if dev_only else load_routing_set(HELDOUT_SET)
-    dev3 = load_routing_set(DEV3_SET) if DEV3_SET.exists() else []
-    teams = load_teams({c.team for c in dev + held + dev2 + dev3})
+    dev3, dev4 = load_routing_set(DEV3_SET), load_routing_set(DEV4_SET)
+    teams = load_teams({c.team for c in dev + held + dev2 + dev3 + dev4})
     keyword = {name: KeywordRouter(team) for name, team in teams.items()}
     rss0 = _rss_mb()
     start = time.perf_counter()
@@ -219,7 +220,8 @@ def heldout_report(seconds: float, dev_only: bool = False) -> None:
 
     if not dev_only:
         print(f"\nheld-out set: {len(held)} messages (written before tuning; never used to tune)")
-    parts = [("held-out", held), ("development", dev), ("development 2", dev2), ("development 3", dev3)]
+    parts = [("held-out", held), ("development", dev), ("development 2", dev2), ("development 3", dev3),
+             ("development 4", dev4)]
     for label, part in parts:
         if not part:
             continue
@@ -247,7 +249,7 @@ def heldout_report(seconds: float, dev_only: bool = False) -> None:
 
     # Costs: per-message latency after warm-up (wall and CPU), load time, RSS, install size; for the
     # encoder the router uses (int8 onnxruntime when installed) and, for comparison, the float32 one.
-    msgs = [c.message for c in dev + dev2 + dev3 + held]
+    msgs = [c.message for c in dev + dev2 + dev3 + dev4 + held]
 
     def per_message(enc) -> tuple[float, float, int]:  # type: ignore[no-untyped-def]
         for m in msgs[:5]:

@@ -375,7 +375,7 @@ def test_learn_stores_a_clarification_pick_and_routes_it_next_time(
     learning = text.replace("confidence_threshold = 0.7", "confidence_threshold = 0.7\nlearn = true")
     learning = learning.replace('id = "finance-team"', 'id = "finance-learns"')
     (teams_dir / "finance-learns.toml").write_text(learning)
-    message = "Sort out the coffee beans subscription thing"
+    message = "Sort out the window cleaners"
     try:
         with _open(gateway, tokens, "finance-learns") as ws:
             _recv(ws)

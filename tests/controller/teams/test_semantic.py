@@ -213,7 +213,7 @@ async def test_learn_adds_an_example_and_the_same_message_then_routes(tmp_path: 
     team = _mode(finance, "semantic", learn=True)
     store = LearnedExamples(tmp_path / "learned")
     router = SemanticRouter(cache=AnchorCache(), learned=store.get)
-    message = "Sort out the coffee beans subscription thing"
+    message = "Sort out the window cleaners"
     first = Conversation(team, learn=store.add)
     asked = await first.decide(message, router.aclassify)
     assert isinstance(asked, Clarify)
@@ -230,7 +230,7 @@ async def test_learning_off_stores_nothing(tmp_path: Path, finance: Team) -> Non
     store = LearnedExamples(tmp_path / "learned")
     router = SemanticRouter(cache=AnchorCache(), learned=store.get)
     conversation = Conversation(finance, learn=store.add)
-    await conversation.decide("Sort out the coffee beans subscription thing", router.aclassify)
+    await conversation.decide("Sort out the window cleaners", router.aclassify)
     await conversation.decide("payables", router.aclassify)
     assert store.get(finance) == {} and not (tmp_path / "learned").exists()
 
