@@ -90,11 +90,12 @@ async def test_hybrid_accuracy_with_scripted_model(cases: list[Case], teams: dic
 
 # Semantic floors. First run of bench/routing.py (session 2): held-out keyword 18.8 %, semantic 49.5 %.
 # Session 3 (richer anchors, centred kNN, int8 encoder): held-out semantic 79.7 %, +60.9 points over
-# keyword; development hybrid without a model 97.2 %, traps 15/16. The held-out set was written before
-# tuning and is never tuned on; these floors only catch regressions (a broken tokenizer, forward pass or
-# anchor set falls far below), with room for a few messages of noise.
-HELDOUT_SEMANTIC_FLOOR = 0.75
-HELDOUT_GAIN_OVER_KEYWORD = 0.55
+# keyword; development hybrid without a model 97.2 %, traps 15/16. Session 4 (typo repair, word overlap,
+# small talk, ~95 examples per intent): held-out semantic 93.1 %, +74.3 points over keyword. The held-out
+# set was written before tuning and is never tuned on; these floors only catch regressions (a broken
+# tokenizer, forward pass or anchor set falls far below), with room for a few messages of noise.
+HELDOUT_SEMANTIC_FLOOR = 0.88
+HELDOUT_GAIN_OVER_KEYWORD = 0.65
 DEV_HYBRID_NO_MODEL_FLOOR = 0.92
 
 
@@ -134,36 +135,37 @@ async def test_hybrid_without_a_model_on_the_development_set(cases: list[Case], 
     assert traps.right >= 15
 
 
-# The second development set (routing_dev2.yaml: written from the intents' purposes, with typos, short
+# The later development sets (routing_dev2/3/4.yaml: written from the intents' purposes, with typos, short
 # and long messages, words no keyword list has). Tuned on, so these are regression floors, not claims;
-# measured 0.89 semantic, 0.90 hybrid without a model, 0.43 keyword when the floors were set.
-DEV2_SEMANTIC_FLOOR = 0.85
-DEV2_GAIN_OVER_KEYWORD = 0.40
+# measured when the floors were set (session 4): semantic 97.1 / 94.1 / 94.9 %, keyword 43 / 57 / 45 %.
+DEV_SETS_SEMANTIC_FLOOR = 0.88
+DEV_SETS_GAIN_OVER_KEYWORD = 0.30
 
 
-async def test_semantic_and_hybrid_on_the_second_development_set(teams: dict[str, Team]) -> None:
+@pytest.mark.parametrize("name", ["routing_dev2.yaml", "routing_dev3.yaml", "routing_dev4.yaml"])
+async def test_semantic_and_hybrid_on_the_later_development_sets(teams: dict[str, Team], name: str) -> None:
     from bench.routing import DEV2_SET
     from controller.teams.semantic import AnchorCache, SemanticRouter
 
-    dev2 = load_routing_set(DEV2_SET)
-    assert len(dev2) >= 130 and {c.kind for c in dev2} == {"clear", "ambiguous", "off-topic"}
+    cases = load_routing_set(DEV2_SET.parent / name)
+    assert len(cases) >= 130 and {c.kind for c in cases} == {"clear", "ambiguous", "off-topic"}
     examples = {e for t in teams.values() for r in t.spec.routing.values() for e in r.examples}
-    assert not [c.message for c in dev2 if c.message in examples], "dev2 must not repeat the anchors"
+    assert not [c.message for c in cases if c.message in examples], f"{name} must not repeat the anchors"
     semantic = SemanticRouter(cache=AnchorCache())
     sem: dict[str, str] = {}
     hyb: dict[str, str] = {}
-    for case in dev2:
+    for case in cases:
         team = teams[case.team]
         router = team.spec.router.model_copy(update={"mode": "semantic"})
         sem_team = team.model_copy(update={"spec": team.spec.model_copy(update={"router": router})})
         sem[case.message] = outcome_of(semantic.classify(sem_team, case.message))
         hyb[case.message] = outcome_of(await classify(team, case.message, None, semantic=semantic.aclassify))
-    s = accuracy(dev2, lambda c: sem[c.message])
-    h = accuracy(dev2, lambda c: hyb[c.message])
-    k = accuracy(dev2, lambda c: outcome_of(KeywordRouter(teams[c.team]).classify(c.message)))
+    s = accuracy(cases, lambda c: sem[c.message])
+    h = accuracy(cases, lambda c: hyb[c.message])
+    k = accuracy(cases, lambda c: outcome_of(KeywordRouter(teams[c.team]).classify(c.message)))
     print()
-    print(s.line("dev2 semantic"))
-    print(h.line("dev2 hybrid, no model"))
-    print(k.line("dev2 keyword"))
-    assert s.ratio >= DEV2_SEMANTIC_FLOOR and h.ratio >= DEV2_SEMANTIC_FLOOR
-    assert s.ratio - k.ratio >= DEV2_GAIN_OVER_KEYWORD
+    print(s.line(f"{name} semantic"))
+    print(h.line(f"{name} hybrid, no model"))
+    print(k.line(f"{name} keyword"))
+    assert s.ratio >= DEV_SETS_SEMANTIC_FLOOR and h.ratio >= DEV_SETS_SEMANTIC_FLOOR
+    assert s.ratio - k.ratio >= DEV_SETS_GAIN_OVER_KEYWORD
