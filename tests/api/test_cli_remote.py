@@ -224,3 +224,82 @@ def test_a_bad_manifest_is_one_clear_line(gateway: dict[str, Any], tmp_path: Pat
     local = _clawpen(tmp_path, "diff", "-f", str(broken))
     assert local.returncode == 1 and "works on the local home only" in local.stderr
     assert "apply, delete, describe, get, logs, start, stop, team" in local.stderr
+
+
+
+def test_readme_roles_and_the_cli_block_runs(gateway: dict[str, Any], tmp_path: Path) -> None:
+    """The README's "Roles and the CLI" shell block, line by line as written, against the gateway
+    (its URL put in place of 127.0.0.1:3000), with the Quickstart's finn.yaml in the directory."""
+    import re
+
+    server: ServerThread = gateway["server"]
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    finn = re.search(r"cat > finn.yaml <<'YAML'\n(.*?)\nYAML\n", quickstart, re.S)
+    assert finn is not None
+    (tmp_path / "finn.yaml").write_text(finn.group(1) + "\n")
+    section = readme.split("**Roles and the CLI.**", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None and "clawpen apply -f finn.yaml" in block.group(1)
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("CLAWPEN_SERVER", "CLAWPEN_TOKEN")},
+        "CLAWPEN_HOME": str(tmp_path / "cli-home"),
+        "CLAWPEN_CREDENTIALS": str(tmp_path / "credentials.json"),
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
+    seen: dict[str, str] = {}
+    labels = None
+    for line in block.group(1).splitlines():
+        command = line.replace("http://127.0.0.1:3000", server.url)
+        done = subprocess.run(
+            ["bash", "-c", command], input=OPERATOR_PASSWORD if "login" in line else "", env=env, cwd=tmp_path,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, (line, done.stderr)
+        seen[line.split("#")[0].strip()] = done.stdout
+        if line.startswith("clawpen apply -f finn.yaml  "):
+            stored = gateway["admin"].get("/api/agents/finn").json()
+            labels = stored["labels"]
+            assert stored["config"]["memory_mb"] == 1024
+    assert labels == {"team": "finance"}  # the manifest's labels, which the flat REST create cannot carry
+    assert seen["clawpen apply -f finn.yaml --dry-run"].strip() == "agent/finn created (dry run)"
+    assert seen["clawpen apply -f finn.yaml"].strip() == "agent/finn created"
+    assert "Name:        finn" in seen["clawpen describe agent finn"]
+    assert gateway["admin"].get("/api/agents/finn").status_code == 404  # deleted through the gateway
+    assert not (tmp_path / "credentials.json").exists()  # logged out
+
+
+@pytest.mark.docker
+def test_logs_through_the_gateway(docker_client: Any, agent_image: str, tmp_path: Path) -> None:
+    """`clawpen logs NAME --tail N` reads the gateway's /logs route, which reads the real engine: a
+    container of the agent image under the agent's container name stands in for what the controller
+    would start (no controller runs here), so the lines can only have come from that container."""
+    from controller.plan import LABEL_INSTANCE
+    from controller.runtime.docker import DockerRuntime
+    from controller.runtime.docker_names import container_name
+    from tests.conftest import unique_instance
+    from tests.support.docker_objects import remove_instance
+
+    instance = unique_instance("cli")
+    server = start_gateway(tmp_path / "gw-home", runtime=DockerRuntime(instance), instance=instance)
+    try:
+        admin = {"Authorization": f"Bearer {login(server.url)['access_token']}"}
+        made = httpx.post(f"{server.url}/api/agents", json={"name": "talker", "state": "stopped"}, headers=admin)
+        assert made.status_code == 201, made.text
+        said = "; ".join(f"print('line {n} from talker', flush=True)" for n in range(1, 6))
+        talker = docker_client.containers.run(
+            agent_image, entrypoint=["python", "-c", said], name=container_name(instance, "default/talker"),
+            labels={LABEL_INSTANCE: instance}, detach=True,
+        )  # fmt: skip
+        talker.wait(timeout=60)  # it prints and exits; its log stays until the container is removed
+        env = {"CLAWPEN_SERVER": server.url, "CLAWPEN_TOKEN": admin["Authorization"].split()[1]}
+        shown = _clawpen(tmp_path, "logs", "talker", "--tail", "2", env=env)
+        assert shown.returncode == 0, shown.stderr
+        assert len(shown.stdout.splitlines()) == 2, shown.stdout
+        assert "line 4 from talker" in shown.stdout and "line 5 from talker" in shown.stdout
+        assert "line 3 from talker" not in shown.stdout  # --tail 2 reached the engine
+        follow = _clawpen(tmp_path, "logs", "talker", "-f", env=env)
+        assert follow.returncode == 1 and "works on the local home only" in follow.stderr
+    finally:
+        server.stop()
+        remove_instance(docker_client, instance)
