@@ -48,8 +48,20 @@ class Verdict:
     reasoning: str
 
 
+PROMPT_EXAMPLES = 8  # per intent: semantic anchors run to ~90 per intent; the model needs a taste, not all
+
+
+def prompt_examples(examples: list[str], limit: int = PROMPT_EXAMPLES) -> list[str]:
+    """At most `limit` examples, spread over the list (team files group examples by sub-topic, so
+    evenly spaced picks show the model the breadth of an intent, not its first sub-topic only)."""
+    if len(examples) <= limit:
+        return list(examples)
+    return [examples[i * len(examples) // limit] for i in range(limit)]
+
+
 def build_messages(team: Team, message: str) -> list[Message]:
-    """The classification prompt: the team, each intent with its description and examples, the message."""
+    """The classification prompt: the team, each intent with its description and a few examples
+    (PROMPT_EXAMPLES; the semantic router uses them all), the message."""
     spec = team.spec
     lines = [
         f"You route messages for the team \"{spec.display_name or team.name}\".",
@@ -63,7 +75,7 @@ def build_messages(team: Team, message: str) -> list[Message]:
     for intent, entry in spec.agents.items():
         lines.append(f"- {intent}: {entry.description or '(no description)'}")
         routing = spec.routing.get(intent)
-        for example in routing.examples if routing else ():
+        for example in prompt_examples(routing.examples) if routing else ():
             lines.append(f"    example: {example}")
     lines += [
         'If no intent fits, answer with intent "none".',

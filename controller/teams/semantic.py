@@ -48,13 +48,16 @@ import numpy.typing as npt
 
 from controller.resources import Team
 from controller.teams.anchor_vectors import VectorFile, text_key
+from controller.teams.lexical import LexicalIndex
 from controller.teams.router import Classification, agent_for, no_match
+from controller.teams.small_talk import SMALL_TALK
 from controller.teams.spelling import General, Speller, english_counts
 
 Vector = npt.NDArray[np.float32]
 Embed = Callable[[str], Vector]
 
 TOP_K = 3  # an intent's score: the mean of its TOP_K nearest (centred) anchors
+LEXICAL_WEIGHT = 0.15  # plus this times the mean of its TOP_K best word-overlap anchors (lexical.py)
 MARGIN_SCALE = 0.015
 DEFAULT_FLOOR = 0.35
 CACHE_TEAMS = 64
@@ -98,15 +101,21 @@ class AnchorSet:
     vectors: Vector  # (anchors, dim), unit rows
     centre: Vector  # the mean anchor vector of the team
     centred: Vector  # (anchors, dim): vectors - centre, rescaled to unit rows
+    lexical: LexicalIndex  # the anchors' words, for the word-overlap part of the score
+    small_talk: Vector  # (SMALL_TALK, dim): small_talk.py's sentences, centred like the anchors
+
+
+def _centred(vectors: Vector, centre: Vector) -> Vector:
+    centred = vectors - centre
+    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
+    return centred.astype(np.float32)
 
 
 def centred_set(fingerprint: str, intents: tuple[str, ...], texts: tuple[str, ...],
-                owner: npt.NDArray[np.int64], vectors: Vector) -> AnchorSet:
+                owner: npt.NDArray[np.int64], vectors: Vector, small_talk: Vector) -> AnchorSet:
     centre = vectors.mean(0) if len(vectors) else np.zeros(vectors.shape[1:], dtype=np.float32)
-    centred = vectors - centre
-    centred /= np.maximum(np.linalg.norm(centred, axis=1, keepdims=True), 1e-12)
     return AnchorSet(fingerprint, intents, texts, owner, vectors, centre.astype(np.float32),
-                     centred.astype(np.float32))
+                     _centred(vectors, centre), LexicalIndex.build(texts), _centred(small_talk, centre))
 
 
 class AnchorCache:
@@ -142,7 +151,8 @@ class AnchorCache:
         intents = tuple(anchors)
         texts = tuple(t for intent in intents for t in anchors[intent])
         owner = np.array([i for i, intent in enumerate(intents) for _ in anchors[intent]], dtype=np.int64)
-        built = centred_set(key, intents, texts, owner, self._embed(list(texts), embed_many))
+        vectors = self._embed(list(texts) + list(SMALL_TALK), embed_many)
+        built = centred_set(key, intents, texts, owner, vectors[: len(texts)], vectors[len(texts):])
         with self._lock:
             self.builds += 1
             self._sets[key] = built
@@ -205,14 +215,16 @@ def nearness(anchors: AnchorSet, message: Vector) -> float:
     return float(np.sort(sims)[::-1][:TOP_K].mean()) if sims.size else 0.0
 
 
-def intent_scores(anchors: AnchorSet, message: Vector) -> list[tuple[str, float, str]]:
+def intent_scores(anchors: AnchorSet, message: Vector, text: str = "") -> list[tuple[str, float, str]]:
     """(intent, score, nearest anchor text) for every intent with anchors, best first.
 
-    Score: the mean centred cosine similarity of the intent's TOP_K nearest anchors (see the module doc).
+    Score: the mean centred cosine similarity of the intent's TOP_K nearest anchors (see the module
+    doc), plus LEXICAL_WEIGHT x the mean of its TOP_K best word-overlap similarities to `text`.
     """
     centred = message - anchors.centre
     centred = centred / max(float(np.linalg.norm(centred)), 1e-12)
     sims = anchors.centred @ centred
+    words = anchors.lexical.similarities(text) if text else None
     out = []
     for i, intent in enumerate(anchors.intents):
         rows = np.flatnonzero(anchors.owner == i)
@@ -220,9 +232,19 @@ def intent_scores(anchors: AnchorSet, message: Vector) -> list[tuple[str, float,
             continue
         own = sims[rows]
         score = float(np.sort(own)[::-1][:TOP_K].mean())
+        if words is not None:
+            score += LEXICAL_WEIGHT * float(np.sort(words[rows])[::-1][:TOP_K].mean())
         out.append((intent, score, anchors.texts[int(rows[int(np.argmax(own))])]))
     order = {intent: i for i, intent in enumerate(anchors.intents)}
     return sorted(out, key=lambda s: (-s[1], order[s[0]]))
+
+
+def small_talk_score(anchors: AnchorSet, message: Vector) -> tuple[float, str]:
+    """The message's score against small_talk.py's sentences (as an intent's), and the nearest one."""
+    centred = message - anchors.centre
+    centred = centred / max(float(np.linalg.norm(centred)), 1e-12)
+    sims = anchors.small_talk @ centred
+    return float(np.sort(sims)[::-1][:TOP_K].mean()), SMALL_TALK[int(np.argmax(sims))]
 
 
 def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed,
@@ -239,7 +261,7 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
             message = repaired
             read_as = "; read " + ", ".join(f"{typed!r} as {fixed!r}" for typed, fixed in changed)
     vector = embed(message)
-    ranked = intent_scores(anchors, vector)
+    ranked = intent_scores(anchors, vector, message)
     scores = tuple((intent, round(score, 4)) for intent, score, _ in ranked)
     if not ranked:
         return no_match(team, "the team has no intents to compare with")
@@ -250,6 +272,11 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
     if near < floor:
         result = no_match(team, f"semantic: nothing in the team resembles the message (nearest anchors "
                                 f"{near:.2f} < floor {floor:.2f}){read_as}")
+        return replace(result, scores=scores)
+    chat, chat_nearest = small_talk_score(anchors, vector)
+    if chat > top:
+        result = no_match(team, f"semantic: closer to small talk ({chat:.2f}, via {chat_nearest!r}) than to "
+                                f"any intent (best {best} {top:.2f}){read_as}")
         return replace(result, scores=scores)
     confidence = margin_confidence(top - runner)
     reasoning = f"semantic: nearest to {best} ({top:.2f}, via {nearest!r}; similarity {near:.2f})"

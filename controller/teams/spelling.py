@@ -69,11 +69,12 @@ class General:
     def from_vocab(cls, vocab: Mapping[str, int], counts: Mapping[str, int] | None = None) -> General:
         """An encoder vocabulary's whole words, plus word `counts` (english_counts()) when given."""
         rank = {w: i for w, i in vocab.items() if i >= FIRST_WORD_ID and w.isalpha() and w.isascii()}
-        if counts:
-            most = max(counts.values())
-            for word, count in counts.items():
-                rank[word] = min(rank.get(word, most), most - count)
-        return cls(rank, frozenset(stem(w) for w in rank))
+        if not counts:  # the encoder's vocabulary lacks most inflections: accept those of its words
+            return cls(rank, frozenset(stem(w) for w in rank))
+        most = max(counts.values())
+        for word, count in counts.items():
+            rank[word] = min(rank.get(word, most), most - count)
+        return cls(rank, frozenset())  # the word list has the inflections themselves (~8 MB saved)
 
 
 def english_counts(minimum: int = MIN_COUNT) -> dict[str, int]:

@@ -262,3 +262,19 @@ def test_a_corrupt_anchor_vector_file_is_rebuilt_not_an_error(finance: Team, tmp
     fresh = AnchorCache()
     SemanticRouter(cache=fresh, vectors_dir=tmp_path).classify(finance, "warm")
     assert fresh.embedded == 0  # the rewritten file is good again
+
+
+@pytest.mark.parametrize("message", ["please reserve the small meeting room for friday morning",
+                                     "where can I find a spare desk chair", "any plans for the christmas party"])
+def test_small_talk_is_off_topic_not_an_agents_job(router: SemanticRouter, finance: Team, platform: Team,
+                                                   message: str) -> None:
+    asked = router.classify(finance, message)
+    assert asked.needs_clarification and "small talk" in asked.reasoning
+    sent = router.classify(platform, message)
+    assert (sent.intent, sent.method) == ("helpdesk", "fallback")
+
+
+def test_work_messages_are_not_taken_for_small_talk(router: SemanticRouter, finance: Team) -> None:
+    # Lunch and a party, but a receipt: the team's own examples are nearer than small talk.
+    result = router.classify(finance, "I paid for the team lunch after the summer party, can I claim it?")
+    assert (result.intent, result.needs_clarification) == ("receipts", False)

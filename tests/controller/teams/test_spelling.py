@@ -65,8 +65,9 @@ def test_a_capitalised_first_word_is_only_repaired_towards_the_teams_words(gener
 
 @pytest.mark.parametrize(("team", "typed", "intent"), [
     ("platform-support", "i forgot my pasword for the staging console", "access"),
-    ("platform-support", "acess to sentry", "access"),
-    ("finance-team", "how many months of runwya do we have at current burn", "reporter"),
+    ("platform-support", "please provison a new postgress databse for billing", "infrastructure"),
+    ("finance-team", "our cleint hasnt setled the ballance", "receivables"),
+    ("finance-team", "the suplier wants there mony", "payables"),
 ])
 def test_a_misspelt_message_routes_like_the_spelt_one(typed: str, team: str, intent: str) -> None:
     router = SemanticRouter(cache=AnchorCache())
