@@ -27,7 +27,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.guard import Guard
 from api.middleware import AuditTrail, JsonTooLarge, RequestMetrics, SecurityHeaders
 from api.routematch import RouteTable, TableRouter
-from api.routes import agents, auth, dashboard, oidc, secrets, snapshots, system, teams, users, watch, ws
+from api.routes import agents, apply, auth, dashboard, oidc, secrets, snapshots, system, teams, users, watch, ws
 from controller.agent_token import open_agent_tokens
 from controller.runtime.base import Runtime
 from controller.settings import Settings
@@ -39,6 +39,7 @@ ROUTES: list[BaseRoute] = [
     *system.ROUTES,
     *auth.ROUTES,
     *agents.ROUTES,
+    *apply.ROUTES,
     *secrets.ROUTES,
     *snapshots.ROUTES,
     *ws.ROUTES,

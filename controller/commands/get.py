@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -322,13 +323,26 @@ async def cmd_describe(args: argparse.Namespace) -> int:
     doc = obj.dump()
     status = doc.pop("status", None) or {}
     conditions = status.pop("conditions", [])
-    print(f"Name:        {obj.name}")
-    print(f"Kind:        {cls.KIND}")
-    print(f"Labels:      {_labels(obj)}")
-    print(f"Generation:  {obj.metadata.generation}")
-    print(f"Created:     {obj.metadata.creation_timestamp}")
+    events = [asdict(e) for e in EventLog(cfg.home / "events").recent(obj.key)]
+    print_description(
+        obj.name, cls.KIND, obj.metadata.labels, obj.metadata.generation, obj.metadata.creation_timestamp,
+        doc.get("spec", {}), status, conditions, events,
+    )  # fmt: skip
+    return 0
+
+
+def print_description(
+    name: str, kind: str, labels: dict[str, str], generation: int | None, created: Any,
+    spec: dict[str, Any], status: dict[str, Any], conditions: list[dict[str, Any]], events: list[dict[str, Any]],
+) -> None:  # fmt: skip
+    """`describe`'s text, from the local store or (clawpen describe through a gateway) the REST answers."""
+    print(f"Name:        {name}")
+    print(f"Kind:        {kind}")
+    print(f"Labels:      {','.join(f'{k}={v}' for k, v in sorted(labels.items())) or '-'}")
+    print(f"Generation:  {generation}")
+    print(f"Created:     {created}")
     print("Spec:")
-    print(_indent(render(doc.get("spec", {}), "yaml")))
+    print(_indent(render(spec, "yaml")))
     print("Status:")
     print(_indent(render(status, "yaml")) if status else "  (none yet)")
     print("Conditions:")
@@ -337,12 +351,10 @@ async def cmd_describe(args: argparse.Namespace) -> int:
         if c.get("message"):
             print(f"    {c['message']}")
     print("Events:")
-    events = EventLog(cfg.home / "events").recent(obj.key)
     for e in events:
-        print(f"  {e.time}  {e.type:<7}  {e.reason:<12}  {e.message}")
+        print(f"  {e['time']}  {e['type']:<7}  {e['reason']:<12}  {e['message']}")
     if not events:
         print("  (none)")
-    return 0
 
 
 def _indent(text: str) -> str:

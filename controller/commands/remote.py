@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 # Commands that manage resources: through a gateway when a server is set (REMOTE), else refused.
-REMOTE = {"get", "delete", "start", "stop"}
+REMOTE = {"get", "delete", "start", "stop", "apply", "logs", "describe", "team"}
 RESOURCE_COMMANDS = REMOTE | {
     "apply", "diff", "edit", "describe", "wait", "restart", "logs", "top", "chat", "secrets", "snapshot",
     "export", "import", "volumes", "team",
@@ -185,7 +185,7 @@ def route(args: argparse.Namespace) -> Any:
     if args.command not in REMOTE:
         raise RemoteError(
             f"`clawpen {args.command}` works on the local home only, but a gateway is set ({creds.server}); "
-            "through a gateway: get, delete, start, stop (or the REST API). `clawpen logout` / unset "
+            f"through a gateway: {', '.join(sorted(REMOTE))} (or the REST API). `clawpen logout` / unset "
             "CLAWPEN_SERVER to work locally as this machine's admin"
         )
     gateway = Gateway(creds, saved=not os.environ.get("CLAWPEN_SERVER"))
@@ -247,4 +247,78 @@ def remote_set_state(gateway: Gateway, args: argparse.Namespace) -> int:
     return 0
 
 
-REMOTE_HANDLERS = {"get": remote_get, "delete": remote_delete, "start": remote_set_state, "stop": remote_set_state}
+def _manifest(obj: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = obj.dump()
+    doc.pop("status", None)
+    if doc["metadata"].get("namespace") == "default":  # the model's default: let the gateway use its own
+        doc["metadata"].pop("namespace")
+    return doc
+
+
+def _apply_one(gateway: Gateway, label: str, doc: dict[str, Any], dry_run: bool) -> str:
+    try:
+        answer = gateway.call("POST", "/api/apply", params={"dryRun": str(dry_run).lower()}, json=doc)
+    except RemoteError as err:
+        raise RemoteError(f"{label}: {err} (nothing was applied)" if dry_run else f"{label}: {err}") from None
+    return str(answer.json()["result"])
+
+
+def remote_apply(gateway: Gateway, args: argparse.Namespace) -> int:
+    """`clawpen apply -f` through POST /api/apply: the gateway judges each document with its catalog,
+    policy and the caller's role. Every document is dry-run first, so a refusal anywhere (a 403, a 422)
+    means nothing is written, as with the local apply."""
+    from controller.commands.resources import load_documents
+
+    docs = [(f"{o.KIND.lower()}/{o.name}", _manifest(o)) for o in load_documents(args.filename)]
+    results = [_apply_one(gateway, label, doc, dry_run=True) for label, doc in docs]
+    if not args.dry_run:
+        results = [_apply_one(gateway, label, doc, dry_run=False) for label, doc in docs]
+    for (label, _), result in zip(docs, results, strict=True):
+        print(f"{label} {result}{' (dry run)' if args.dry_run else ''}")
+    return 0
+
+
+def remote_logs(gateway: Gateway, args: argparse.Namespace) -> int:
+    if args.follow:
+        raise RemoteError("logs -f works on the local home only (through a gateway: the WebSocket "
+                          "/api/agents/{id}/logs/stream)")  # fmt: skip
+    for line in gateway.call("GET", f"/api/agents/{args.name}/logs", params={"tail": args.tail}).json():
+        print(f"{line.get('timestamp') or ''} {line['level'].upper():<5} {line['message']}")
+    return 0
+
+
+def remote_describe(gateway: Gateway, args: argparse.Namespace) -> int:
+    from controller.commands.get import print_description
+
+    [name] = _agent_names(args.kind, [args.name] if args.name else [])
+    agent = gateway.call("GET", f"/api/agents/{name}").json()
+    events = gateway.call("GET", f"/api/agents/{name}/events").json()
+    spec = {k: agent[k] for k in ("template", "project", "tags", "desired_state") if agent.get(k)}
+    spec["config"] = {k: v for k, v in agent["config"].items() if v not in (None, [], {})}
+    status = {k: agent[k] for k in ("status", "message", "endpoint", "restart_count", "observed_generation")}
+    conditions = [
+        {"type": c["type"], "status": c["status"], "reason": c.get("reason", ""),
+         "lastTransitionTime": c.get("last_transition_time") or "", "message": c.get("message", "")}
+        for c in agent["conditions"]
+    ]  # fmt: skip
+    print_description(
+        name, "Agent", agent.get("labels") or {}, agent.get("generation"), agent.get("created_at"),
+        spec, {k: v for k, v in status.items() if v not in (None, "")}, conditions, events,
+    )  # fmt: skip
+    return 0
+
+
+def remote_team(gateway: Gateway, args: argparse.Namespace) -> int:
+    from controller.commands.team import render_classification
+
+    if args.team_command != "classify":
+        raise RemoteError(f"`clawpen team {args.team_command}` works on the local home only")
+    body = gateway.call("POST", f"/api/teams/{args.name}/classify", json={"message": args.message}).json()
+    print(json.dumps(body, indent=2) if args.output == "json" else render_classification(body))
+    return 0
+
+
+REMOTE_HANDLERS = {
+    "get": remote_get, "delete": remote_delete, "start": remote_set_state, "stop": remote_set_state,
+    "apply": remote_apply, "logs": remote_logs, "describe": remote_describe, "team": remote_team,
+}  # fmt: skip

@@ -65,9 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 # ---- reading manifests --------------------------------------------------------------------------
 
 
-def read_manifests(filenames: list[str]) -> list[Resource]:
-    """Every resource in the files (or stdin for `-`), schema- and catalog-validated: a bad name
-    anywhere means nothing is written."""
+def load_documents(filenames: list[str]) -> list[Resource]:
+    """Every resource in the files, directories (or stdin for `-`), schema-validated. What the
+    installation allows (catalog names, policy) is judged by whoever writes: read_manifests here,
+    the gateway's POST /api/apply for `clawpen apply` through a gateway."""
     from controller.manifests import LOADERS, load_manifests
     from controller.resources import parse_resource
 
@@ -83,6 +84,13 @@ def read_manifests(filenames: list[str]) -> list[Resource]:
                         raise ManifestError(f"stdin: document {index}: {err}") from None
         else:
             objs += load_manifests(Path(name))
+    return objs
+
+
+def read_manifests(filenames: list[str]) -> list[Resource]:
+    """Every resource in the files (or stdin for `-`), schema- and catalog-validated: a bad name
+    anywhere means nothing is written."""
+    objs = load_documents(filenames)
     cfg = settings()
     catalog = open_catalog(cfg)
     # The installation's volume and interpolation policy, judged here as the API judges REST specs,

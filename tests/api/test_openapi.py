@@ -53,6 +53,7 @@ def test_schema_lists_every_http_route(gateway: ServerThread) -> None:
         ("/api/agents/{id}/stop", "post"),
         ("/api/agents/start-all", "post"),
         ("/api/agents/stop-all", "post"),
+        ("/api/apply", "post"),
         ("/api/agents/{id}/logs", "get"),
         ("/api/agents/{id}/metrics", "get"),
         ("/api/agents/{id}/health", "get"),

@@ -48,6 +48,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, str]] = {
     ("POST", "/api/agents"): ("operator", "-"),
     ("POST", "/api/agents/start-all"): ("operator", "-"),
     ("POST", "/api/agents/stop-all"): ("operator", "-"),
+    ("POST", "/api/apply"): ("operator", "-"),
     ("GET", "/api/agents/{id}"): ("viewer", "agent"),
     ("PUT", "/api/agents/{id}"): ("operator", "agent"),
     ("DELETE", "/api/agents/{id}"): ("operator", "agent"),
