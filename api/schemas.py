@@ -270,6 +270,22 @@ class CatalogEntryOut(BaseModel):
     id: str
 
 
+class WarmPoolOut(BaseModel):
+    """A template's warm pool as the controller last reported it (controller.warm_pool.status)."""
+
+    size: int = Field(description="containers the pool keeps (warmPool; templates that plan the same container share)")
+    ready: int = Field(description="started and answering: a new agent of the template claims one")
+    starting: int = Field(description="started, not answering yet (the pool is refilling)")
+    enabled: bool = Field(description="whether a controller keeps this pool")
+    reason: str | None = Field(default=None, description="why it is off (or, when on, why it does not fill)")
+
+
+class TemplateOut(CatalogEntryOut):
+    """A template of templates/agents.yaml, plus its key as `id` and, when it sets warmPool, its pool."""
+
+    warm_pool: WarmPoolOut | None = Field(default=None, description="only for templates that set warmPool")
+
+
 # ---- websocket frames (documented in the README; not part of OpenAPI, which cannot express them) ---
 
 

@@ -6,6 +6,7 @@ and the operator assemble the same thing.
 
 from __future__ import annotations
 
+import functools
 import os
 
 from controller.agent_token import open_agent_tokens
@@ -97,6 +98,7 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
     reconciler = build_reconciler(settings, store, runtime, catalog)
     from controller.secrets import secret_change_task
     from controller.team_sync import team_status_task
+    from controller.warm_pool.status import status_path
     from controller.warm_pool.task import warm_pool_task
 
     return Controller(
@@ -105,5 +107,9 @@ def build_controller(settings: Settings, store: Store, runtime: Runtime, catalog
         reconciler,
         workers=settings.workers,
         resync_seconds=settings.resync_seconds,
-        extra_tasks=[team_status_task, secret_change_task, warm_pool_task],
+        extra_tasks=[
+            team_status_task,
+            secret_change_task,
+            functools.partial(warm_pool_task, status_file=status_path(settings.ensure_home())),
+        ],
     )

@@ -7,6 +7,8 @@ metrics hold counts and timings, no names of agents or secrets).
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -18,12 +20,13 @@ from api.convert import status_name
 from api.openapi import Operation, build_openapi, operation
 from api.permissions import AGENTS_READ, PUBLIC, SYSTEM_READ, Route, need, principal
 from api.routes.agents import metrics_out
-from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut
+from api.schemas import AgentMetricsOut, CatalogEntryOut, GlobalMetricsOut, HealthOut, RuntimeStatusOut, TemplateOut
 from api.usage import USAGE_DEADLINE_SECONDS, within
 from controller import __version__
 from controller.metrics import REGISTRY, agents_by_phase
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
+from controller.warm_pool.status import read_view
 
 TAGS = ("system",)
 
@@ -41,9 +44,18 @@ def _entries(items: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-@operation(Operation("Agent templates (templates/agents.yaml)", response=list[CatalogEntryOut], tags=TAGS))
+@operation(Operation("Agent templates (agents.yaml) and their warm pools", response=list[TemplateOut], tags=TAGS))
 async def templates(request: Request) -> JSONResponse:
-    return JSONResponse(_entries(deps(request).catalog.templates))
+    d = deps(request)
+    entries = _entries(d.catalog.templates)
+    sizes = {e["id"]: int(e.get("warm_pool") or 0) for e in entries if e.get("warm_pool")}
+    # The pool task's report in the home (see controller.warm_pool.status for why a file).
+    pools = await asyncio.to_thread(read_view, d.settings.ensure_home(), sizes, d.runtime.name)
+    for entry in entries:
+        entry.pop("warm_pool", None)  # the catalog's size becomes the pool's status
+        if entry["id"] in pools:
+            entry["warm_pool"] = asdict(pools[entry["id"]])
+    return JSONResponse(entries)
 
 
 @operation(Operation("Model providers (templates/providers.yaml)", response=list[CatalogEntryOut], tags=TAGS))

@@ -43,6 +43,7 @@ from controller.runtime.docker_volumes import remove_volumes
 from controller.runtime.engine import Engine, engine_from_env
 from controller.volume_policy import VolumePolicy
 from controller.warm_pool.claims import ClaimBook
+from controller.warm_pool.status import pool_off_reason
 
 __all__ = [
     "DockerRuntime",
@@ -94,11 +95,11 @@ class DockerRuntime(DockerApply):
         self.usage_from_cgroups.available &= not self.engine.remote
         self._creating = 0  # container creates in flight on our network (guarded by _network_lock)
         self.claims = ClaimBook(claims_file)
-        self.warm_pool = None
         # The pool writes the claimed agent's files into a running container's secret directory: a
         # local engine only, and as root (OpenClaw's file secrets must be owned by the agent's uid).
-        if warm_pool and not self.engine.remote and os.geteuid() == 0:
-            self.warm_pool = DockerWarmPool(self, self.claims)
+        # The reason it is off is shown by the API (controller.warm_pool.status).
+        self.warm_pool_off = pool_off_reason(enabled=warm_pool, remote=self.engine.remote, root=os.geteuid() == 0)
+        self.warm_pool = DockerWarmPool(self, self.claims) if self.warm_pool_off is None else None
 
     async def apply(self, plan: WorkloadPlan, secret_values: Mapping[str, bytes] | None = None) -> Observed:
         if plan.instance != self.instance:

@@ -54,6 +54,7 @@ class DockerBase:
     usage_from_cgroups: CgroupUsage
     claims: ClaimBook
     warm_pool: DockerWarmPool | None
+    warm_pool_off: str | None  # why warm_pool is None (controller.warm_pool.status)
     _client: docker.DockerClient | None
     _owns_client: bool
     _network_lock: threading.Lock

@@ -80,6 +80,7 @@ class DockerWarmPool:
         self.claimed = threading.Event()  # set after each claim: the pool task refills at once
         self._warm: set[str] = set()  # slot container ids that ran their warm-up turn
         self._warming: set[str] = set()
+        self.last_pass: list[tuple[str, bool]] = []  # (shape, answers) of the slots refill() kept or made
 
     @property
     def client(self) -> Any:
@@ -121,6 +122,7 @@ class DockerWarmPool:
         created = removed = 0
         counts: dict[str, int] = {}
         booting: dict[str, int] = {}
+        kept: list[tuple[str, bool]] = []
         for slot in self.slots():
             want = wanted.get(slot.shape)
             if want is None or slot.state in ("exited", "dead") or counts.get(slot.shape, 0) >= want[1]:
@@ -128,14 +130,18 @@ class DockerWarmPool:
                 removed += 1
                 continue
             counts[slot.shape] = counts.get(slot.shape, 0) + 1
-            if not (slot.running and slot.endpoint and self._answers(slot.endpoint, want[0].readiness_path)):
+            answers = bool(slot.running and slot.endpoint and self._answers(slot.endpoint, want[0].readiness_path))
+            kept.append((slot.shape, answers))
+            if not answers:
                 booting[slot.shape] = booting.get(slot.shape, 0) + 1
             elif slot.container_id not in self._warm:
                 self._start_warm_up(slot, want[0])  # claimable meanwhile; the next slot may boot
         for key, (plan, size, template) in wanted.items():
             if counts.get(key, 0) < size and not booting.get(key):
                 self.create_slot(plan, template)
+                kept.append((key, False))
                 created += 1
+        self.last_pass = kept  # what the pool task reports (controller.warm_pool.status)
         return created, removed
 
     def create_slot(self, plan: WorkloadPlan, template: str) -> str:

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+from typing import Any
+
 import httpx
+import yaml
 
 from controller import __version__
+from controller.settings import REPO_ROOT
+from controller.warm_pool.status import PoolStatus, save_report, status_path
+from tests.api.conftest import login, start_gateway
 from tests.api.harness import ServerThread
 
 
@@ -73,3 +81,38 @@ def test_oversized_streamed_body_is_refused_as_json(client: httpx.Client) -> Non
 
     answer = client.post("/api/agents", content=chunks())
     assert answer.status_code == 413 and answer.headers["content-type"] == "application/json" and answer.json()["error"]
+
+
+def test_templates_show_their_warm_pool_as_the_controller_reported_it(tmp_path: Path) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    shutil.copy(REPO_ROOT / "templates" / "providers.yaml", templates / "providers.yaml")
+    data = yaml.safe_load((REPO_ROOT / "templates" / "agents.yaml").read_text())
+    data["templates"]["pooled"] = {"name": "Pooled", "warmPool": 2, "config": {"program": "openclaw"}}
+    (templates / "agents.yaml").write_text(yaml.safe_dump(data))
+    home = tmp_path / "home"
+    server = start_gateway(home, templates_dir=templates)
+    try:
+        headers = {"Authorization": f"Bearer {login(server.url)['access_token']}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:
+
+            def entries() -> dict[str, Any]:
+                answer = client.get("/api/templates")
+                assert answer.status_code == 200
+                return {t["id"]: t for t in answer.json()}
+
+            before = entries()
+            assert before["pooled"]["warm_pool"] == {
+                "size": 2,
+                "ready": 0,
+                "starting": 0,
+                "enabled": False,
+                "reason": "no report from the controller yet (is it running?)",
+            }
+            assert all("warm_pool" not in t for name, t in before.items() if name != "pooled")
+            save_report(status_path(home), {"pooled": PoolStatus(2, ready=1, starting=1)})  # what the pool task writes
+            pool = entries()["pooled"]["warm_pool"]
+            assert (pool["size"], pool["ready"], pool["starting"], pool["enabled"]) == (2, 1, 1, True)
+            assert pool["reason"] is None
+    finally:
+        server.stop()
