@@ -8,7 +8,6 @@ metrics hold counts and timings, no names of agents or secrets).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,7 +25,7 @@ from controller import __version__
 from controller.metrics import REGISTRY, agents_by_phase
 from controller.resources import Agent, Phase
 from controller.runtime.base import RuntimeError_, RuntimeUnavailable
-from controller.warm_pool.status import read_view
+from controller.warm_pool.status import with_pools
 
 TAGS = ("system",)
 
@@ -47,15 +46,9 @@ def _entries(items: dict[str, Any]) -> list[dict[str, Any]]:
 @operation(Operation("Agent templates (agents.yaml) and their warm pools", response=list[TemplateOut], tags=TAGS))
 async def templates(request: Request) -> JSONResponse:
     d = deps(request)
-    entries = _entries(d.catalog.templates)
-    sizes = {e["id"]: int(e.get("warm_pool") or 0) for e in entries if e.get("warm_pool")}
-    # The pool task's report in the home (see controller.warm_pool.status for why a file).
-    pools = await asyncio.to_thread(read_view, d.settings.ensure_home(), sizes, d.runtime.name)
-    for entry in entries:
-        entry.pop("warm_pool", None)  # the catalog's size becomes the pool's status
-        if entry["id"] in pools:
-            entry["warm_pool"] = asdict(pools[entry["id"]])
-    return JSONResponse(entries)
+    # warmPool templates show their pool as the pool task last reported it (controller.warm_pool.status).
+    home = d.settings.ensure_home()
+    return JSONResponse(await asyncio.to_thread(with_pools, _entries(d.catalog.templates), home, d.runtime.name))
 
 
 @operation(Operation("Model providers (templates/providers.yaml)", response=list[CatalogEntryOut], tags=TAGS))

@@ -4,7 +4,8 @@ get takes kinds (`agents`, `teams`, `all`) or `kind/name`, label selectors (-l),
 formats a script needs (-o name|wide|yaml|json|jsonpath=..., --no-headers) and -w to keep printing
 changes. Watching reads the store's own change stream (spec files) plus the status directory, so it
 works with or without a gateway, and never re-lists on a timer. Every reader warns (on stderr) when
-no controller runs for this home: the status it shows may then be stale.
+no controller runs for this home: the status it shows may then be stale. `get templates` (the
+catalog and its warm pools, not stored resources) is in get_templates.py.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from controller.commands._common import (
     settings,
     table,
 )
+from controller.commands.get_templates import KINDS as TEMPLATE_KINDS
+from controller.commands.get_templates import get_templates
 from controller.resources import Agent, Resource, Team
 from controller.store.base import Store
 from controller.translate import effective_provider_model
@@ -45,7 +48,7 @@ TEAM_WIDE = ["MISSING", "NOT-RUNNING", "LABELS"]
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("get", help="list resources or show some", description="list resources or show some")
-    p.add_argument("kind", help="agents | teams | all, or TYPE/NAME (e.g. agent/finn)")
+    p.add_argument("kind", help="agents | teams | templates | all, or TYPE/NAME (e.g. agent/finn)")
     p.add_argument("names", nargs="*", metavar="NAME", help="only these (default: all)")
     p.add_argument("-o", "--output", default="table", help=OUTPUT_HELP)
     p.add_argument("-l", "--selector", help="label selector: k=v, k!=v, k, !k (comma = and)")
@@ -173,6 +176,8 @@ def _check_output(output: str) -> None:
 async def cmd_get(args: argparse.Namespace) -> int:
     _check_output(args.output)
     kind, names = split_target(args.kind, args.names)
+    if kind.lower() in TEMPLATE_KINDS:
+        return get_templates(args, names)  # the catalog's, not stored resources
     classes: list[type[Resource]] = [Agent, Team] if kind.lower() == "all" else [resource_class(kind)]
     if kind.lower() == "all" and names:
         raise ValueError("`get all` takes no names")

@@ -118,7 +118,7 @@ def pool_view(data: Mapping[str, Any], sizes: Mapping[str, int], now: datetime, 
         checked = datetime.fromisoformat(str(data["checked_at"]))
         reported = dict(data["templates"])
     except (KeyError, TypeError, ValueError):
-        return off_report(sizes, "no report from the controller yet (is it running?)")
+        return off_report(sizes, "no report from the controller yet: is it running?")
     age = (now - checked).total_seconds()
     out = {}
     for name, size in sorted(sizes.items()):
@@ -132,7 +132,7 @@ def pool_view(data: Mapping[str, Any], sizes: Mapping[str, int], now: datetime, 
                 status.ready,
                 status.starting,
                 enabled=False,
-                reason=f"no report from the controller for {int(age)} s (is it running?)",
+                reason=f"no report from the controller for {int(age)} s: is it running?",
             )
         out[name] = status
     return out
@@ -153,3 +153,17 @@ def summary(status: PoolStatus) -> str:
     if status.starting:
         text += f", {status.starting} starting"
     return f"{text} ({status.reason})" if status.reason else text
+
+
+def with_pools(entries: list[dict[str, Any]], home: Path, runtime: str) -> list[dict[str, Any]]:
+    """Template entries (the catalog's fields plus `id`) with their `warm_pool` status in place of the
+    catalog's size: only on templates that set warmPool. What the API and `clawpen get templates` show."""
+    sizes = {str(e["id"]): int(e.get("warm_pool") or 0) for e in entries if e.get("warm_pool")}
+    pools = read_view(home, sizes, runtime)
+    out = []
+    for entry in entries:
+        entry = {k: v for k, v in entry.items() if k != "warm_pool"}
+        if entry["id"] in pools:
+            entry["warm_pool"] = asdict(pools[entry["id"]])
+        out.append(entry)
+    return out

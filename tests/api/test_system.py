@@ -107,7 +107,7 @@ def test_templates_show_their_warm_pool_as_the_controller_reported_it(tmp_path: 
                 "ready": 0,
                 "starting": 0,
                 "enabled": False,
-                "reason": "no report from the controller yet (is it running?)",
+                "reason": "no report from the controller yet: is it running?",
             }
             assert all("warm_pool" not in t for name, t in before.items() if name != "pooled")
             save_report(status_path(home), {"pooled": PoolStatus(2, ready=1, starting=1)})  # what the pool task writes

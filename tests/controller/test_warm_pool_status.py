@@ -91,12 +91,12 @@ def test_reader_shows_a_stale_report_off_with_its_last_counts() -> None:
     data = report_json({"claw": PoolStatus(2, ready=1, starting=1)}, NOW - timedelta(seconds=STALE_S + 30))
     view = pool_view(data, {"claw": 2}, NOW, "docker")["claw"]
     assert (view.ready, view.starting, view.enabled) == (1, 1, False)
-    assert view.reason == f"no report from the controller for {int(STALE_S) + 30} s (is it running?)"
+    assert view.reason == f"no report from the controller for {int(STALE_S) + 30} s: is it running?"
 
 
 def test_reader_without_a_report() -> None:
     assert pool_view({}, {"claw": 2}, NOW, "docker") == {
-        "claw": PoolStatus(2, enabled=False, reason="no report from the controller yet (is it running?)")
+        "claw": PoolStatus(2, enabled=False, reason="no report from the controller yet: is it running?")
     }
     assert pool_view({}, {"claw": 2}, NOW, "kubernetes")["claw"].reason == (
         "warm pools need a local Docker engine (runtime: kubernetes)"
