@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
 from controller import __version__
-from controller.settings import REPO_ROOT
 from controller.warm_pool.status import PoolStatus, save_report, status_path
 from tests.api.conftest import login, start_gateway
 from tests.api.harness import ServerThread
+from tests.support.templates import POOLED, templates_with
 
 
 def test_health_is_public(gateway: ServerThread) -> None:
@@ -84,14 +82,8 @@ def test_oversized_streamed_body_is_refused_as_json(client: httpx.Client) -> Non
 
 
 def test_templates_show_their_warm_pool_as_the_controller_reported_it(tmp_path: Path) -> None:
-    templates = tmp_path / "templates"
-    templates.mkdir()
-    shutil.copy(REPO_ROOT / "templates" / "providers.yaml", templates / "providers.yaml")
-    data = yaml.safe_load((REPO_ROOT / "templates" / "agents.yaml").read_text())
-    data["templates"]["pooled"] = {"name": "Pooled", "warmPool": 2, "config": {"program": "openclaw"}}
-    (templates / "agents.yaml").write_text(yaml.safe_dump(data))
     home = tmp_path / "home"
-    server = start_gateway(home, templates_dir=templates)
+    server = start_gateway(home, templates_dir=templates_with(tmp_path / "templates", pooled=POOLED))
     try:
         headers = {"Authorization": f"Bearer {login(server.url)['access_token']}"}
         with httpx.Client(base_url=server.url, headers=headers, timeout=10) as client:

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from controller.warm_pool.status import PoolStatus, save_report, status_path
+from tests.support.templates import POOLED, templates_with
+
 ROOT = Path(__file__).resolve().parents[2]
 
 AGENTS = """
@@ -362,3 +365,27 @@ def test_apply_refuses_what_the_volume_policy_forbids_and_writes_nothing(cli: Cl
     )
     assert refused.returncode == 1 and f"resolves to '{outside}'" in refused.stderr, refused.stderr
     assert not (home / "agents" / "linked.yaml").exists()
+
+
+def test_get_templates_shows_each_warm_pool(cli: Cli, home: Path, tmp_path: Path) -> None:
+    env = {"CLAWPEN_TEMPLATES_DIR": str(templates_with(tmp_path / "templates", pooled=POOLED))}
+    listed = cli("get", "templates", env=env)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "PROGRAM", "PROVIDER", "MODEL", "POOL"]
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert "pooled" in rows and "coding-assistant" in rows
+    assert rows["pooled"].endswith("off (no report from the controller yet: is it running?)")
+    assert rows["coding-assistant"].split()[-1] == "-"  # no warmPool: no pool
+
+    save_report(status_path(home), {"pooled": PoolStatus(2, ready=1, starting=1)})  # what the pool task writes
+    one = cli("get", "template/pooled", "--no-headers", env=env)
+    assert one.stdout.split()[0] == "pooled" and one.stdout.rstrip().endswith("1/2 ready, 1 starting"), one.stderr
+    doc = json.loads(cli("get", "templates", "pooled", "-o", "json", env=env).stdout)
+    assert doc["id"] == "pooled"
+    assert doc["warm_pool"] == {"size": 2, "ready": 1, "starting": 1, "enabled": True, "reason": None}
+    every = json.loads(cli("get", "templates", "-o", "json", env=env).stdout)
+    assert [d["id"] for d in every if "warm_pool" in d] == ["pooled"]  # the API's documents
+    assert cli("get", "templates", "-o", "name", env=env).stdout.split()[0] == "template/coding-assistant"
+    missing = cli("get", "templates", "nope", env=env)
+    assert missing.returncode != 0 and "template 'nope' not found" in missing.stderr

@@ -35,6 +35,7 @@ from controller.runtime.docker import container_name
 from controller.runtime.docker_pool import LABEL_POOL_SHAPE, slot_prefix
 from controller.secrets import SecretStore
 from controller.settings import Settings
+from controller.warm_pool.status import with_pools
 from tests.e2e.conftest import Plane
 from tests.fakes.model_server import FakeModelServer, Script
 from tests.support.docker_objects import remove_instance
@@ -149,6 +150,15 @@ async def test_pool_fills_and_its_containers_carry_no_secrets(pool_plane: Plane,
         "the pool to boot",
     )
     assert len(slots) == POOL
+    # What GET /api/templates shows: the pool task's report, once its next pass saw both slots answer.
+    home, catalog = pool_plane.settings.ensure_home(), load_catalog(pool_plane.settings.templates_dir)
+
+    def reported() -> Any:
+        entries = [{**t.model_dump(mode="json"), "id": k} for k, t in catalog.templates.items()]
+        return next(e["warm_pool"] for e in with_pools(entries, home, "docker") if e["id"] == TEMPLATE)
+
+    pool = await _until(lambda: reported()["ready"] == POOL and reported(), "the pool's report", 120)
+    assert pool == {"size": POOL, "ready": POOL, "starting": 0, "enabled": True, "reason": None}
     for container in slots:
         container.reload()
         inspect = json.dumps(container.attrs)
