@@ -37,16 +37,11 @@ class AuditTrail:
             await self.app(scope, receive, send)
             return
         code = 500
+        recorded = False
 
-        async def send_and_note(message: Message) -> None:
-            nonlocal code
-            if message["type"] == "http.response.start":
-                code = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_note)
-        finally:
+        async def record() -> None:
+            nonlocal recorded
+            recorded = True
             who = scope.get("clawpen.principal")
             user = scope.get("clawpen.audit_user") or (who.label if who is not None else None)
             client = scope.get("client")
@@ -62,6 +57,22 @@ class AuditTrail:
                 )
             except OSError as err:  # a full disk must not turn every request into a 500
                 log.error("audit log write failed: %s", err)
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal code
+            if message["type"] == "http.response.start":
+                code = message["status"]
+                # Written before the answer leaves: whoever reads the audit log once a request has
+                # finished finds it there (it used to be written after the answer, a race under load;
+                # a 204 is complete at its first line).
+                await record()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if not recorded:  # no complete answer was sent (an error, a disconnect)
+                await record()
 
 
 class RequestMetrics:

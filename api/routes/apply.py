@@ -25,8 +25,8 @@ from api.errors import ApiError, invalid
 from api.openapi import Operation, Query, operation
 from api.permissions import AGENTS_WRITE, TEAMS_WRITE, Role, Route, need, principal, require
 from api.routes.agents import _check_catalog
-from controller.commands.resources import apply_resource
 from controller.resources import Agent, ManifestError, ObjectMeta, Resource, Team, parse_resource
+from controller.store.apply import apply_resource
 from controller.store.base import Conflict, NotFound
 
 TAGS = ("apply",)

@@ -17,7 +17,8 @@ from controller import presence
 from controller.catalog import unknown_names
 from controller.commands._common import add_namespace, namespace_of, resource_class, settings
 from controller.resources import Agent, DesiredState, ManifestError, Resource
-from controller.store.base import InvalidObject, NotFound, Store
+from controller.store.apply import apply_resource
+from controller.store.base import NotFound, Store
 from controller.volume_policy import import_policy
 from controller.wiring import open_catalog, open_runtime, open_store
 
@@ -106,32 +107,6 @@ def read_manifests(filenames: list[str]) -> list[Resource]:
     if problems:
         raise ManifestError("; ".join(problems) + " (nothing was applied)")
     return objs
-
-
-async def apply_resource(store: Store, obj: Resource, dry_run: bool = False) -> str:
-    cls = type(obj)
-    try:
-        current = await store.get(cls, obj.name, obj.metadata.namespace)
-    except NotFound:
-        if not dry_run:
-            await store.create(obj)
-        return "created"
-    except InvalidObject:
-        if not dry_run:
-            await store.delete(cls, obj.name, obj.metadata.namespace)
-            await store.create(obj)
-        return "configured"
-    same = current.spec == obj.spec and current.metadata.labels == obj.metadata.labels  # type: ignore[attr-defined]
-    if same and current.metadata.annotations == obj.metadata.annotations:
-        return "unchanged"
-    if dry_run:
-        return "configured"
-    updated = current.model_copy(deep=True)
-    updated.spec = obj.spec  # type: ignore[attr-defined]
-    updated.metadata.labels = obj.metadata.labels
-    updated.metadata.annotations = obj.metadata.annotations
-    await store.replace(updated)
-    return "configured"
 
 
 async def cmd_apply(args: argparse.Namespace) -> int:
