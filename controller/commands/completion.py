@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-KINDS = "agents teams all agent team"
+KINDS = "agents teams templates all agent team template"
 NAME_COMMANDS = "describe delete start stop restart logs chat edit top"
 
 
