@@ -190,8 +190,10 @@ class AnchorCache:
                 self._texts.move_to_end(key)
             while len(self._texts) > max(CACHE_TEXTS, len(texts)):
                 self._texts.popitem(last=False)
-            if fresh is not None and self._file is not None and self._texts_owner is encoder:
-                self._file.save(dict(self._texts))
+            file = self._file if fresh is not None and self._texts_owner is encoder else None
+            snapshot = dict(self._texts) if file is not None else {}
+        if file is not None:  # disk I/O outside the lock: other teams' lookups need not wait for it
+            file.save(snapshot)
         return np.stack(rows).astype(np.float32) if rows else embed_many([])
 
     def speller(self, anchors: AnchorSet, vocabulary: General) -> Speller:
@@ -215,14 +217,19 @@ def nearness(anchors: AnchorSet, message: Vector) -> float:
     return float(np.sort(sims)[::-1][:TOP_K].mean()) if sims.size else 0.0
 
 
-def intent_scores(anchors: AnchorSet, message: Vector, text: str = "") -> list[tuple[str, float, str]]:
+def centre_message(anchors: AnchorSet, message: Vector) -> Vector:
+    """The message vector minus the team's mean anchor, rescaled to unit length (as the anchors are)."""
+    centred = message - anchors.centre
+    return centred / max(float(np.linalg.norm(centred)), 1e-12)  # type: ignore[no-any-return]
+
+
+def intent_scores(anchors: AnchorSet, centred: Vector, text: str = "") -> list[tuple[str, float, str]]:
     """(intent, score, nearest anchor text) for every intent with anchors, best first.
 
-    Score: the mean centred cosine similarity of the intent's TOP_K nearest anchors (see the module
-    doc), plus LEXICAL_WEIGHT x the mean of its TOP_K best word-overlap similarities to `text`.
+    `centred`: the message from centre_message(). Score: the mean centred cosine similarity of the
+    intent's TOP_K nearest anchors (see the module doc), plus LEXICAL_WEIGHT x the mean of its TOP_K
+    best word-overlap similarities to `text`.
     """
-    centred = message - anchors.centre
-    centred = centred / max(float(np.linalg.norm(centred)), 1e-12)
     sims = anchors.centred @ centred
     words = anchors.lexical.similarities(text) if text else None
     out = []
@@ -239,10 +246,8 @@ def intent_scores(anchors: AnchorSet, message: Vector, text: str = "") -> list[t
     return sorted(out, key=lambda s: (-s[1], order[s[0]]))
 
 
-def small_talk_score(anchors: AnchorSet, message: Vector) -> tuple[float, str]:
-    """The message's score against small_talk.py's sentences (as an intent's), and the nearest one."""
-    centred = message - anchors.centre
-    centred = centred / max(float(np.linalg.norm(centred)), 1e-12)
+def small_talk_score(anchors: AnchorSet, centred: Vector) -> tuple[float, str]:
+    """The (centred) message's score against small_talk.py's sentences, as an intent's, and the nearest."""
     sims = anchors.small_talk @ centred
     return float(np.sort(sims)[::-1][:TOP_K].mean()), SMALL_TALK[int(np.argmax(sims))]
 
@@ -261,7 +266,8 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
             message = repaired
             read_as = "; read " + ", ".join(f"{typed!r} as {fixed!r}" for typed, fixed in changed)
     vector = embed(message)
-    ranked = intent_scores(anchors, vector, message)
+    centred = centre_message(anchors, vector)
+    ranked = intent_scores(anchors, centred, message)
     scores = tuple((intent, round(score, 4)) for intent, score, _ in ranked)
     if not ranked:
         return no_match(team, "the team has no intents to compare with")
@@ -273,7 +279,7 @@ def classify_semantic(team: Team, message: str, anchors: AnchorSet, embed: Embed
         result = no_match(team, f"semantic: nothing in the team resembles the message (nearest anchors "
                                 f"{near:.2f} < floor {floor:.2f}){read_as}")
         return replace(result, scores=scores)
-    chat, chat_nearest = small_talk_score(anchors, vector)
+    chat, chat_nearest = small_talk_score(anchors, centred)
     if chat > top:
         result = no_match(team, f"semantic: closer to small talk ({chat:.2f}, via {chat_nearest!r}) than to "
                                 f"any intent (best {best} {top:.2f}){read_as}")
@@ -336,23 +342,20 @@ class SemanticRouter:
         return await asyncio.to_thread(self.classify, team, message)
 
 
-_VOCABULARIES: dict[int, tuple[Any, General]] = {}
-_VOCABULARIES_LOCK = threading.Lock()
+_VOCABULARY: tuple[Any, General] | None = None  # (encoder, its vocabulary): the process shares one encoder
+_VOCABULARY_LOCK = threading.Lock()
 
 
 def _vocabulary(encoder: Any) -> General | None:
     """The encoder's whole-word vocabulary for typo repair (None for an encoder without a tokenizer)."""
+    global _VOCABULARY
     vocab = getattr(getattr(encoder, "tokenizer", None), "vocab", None)
     if not isinstance(vocab, dict):
         return None
-    with _VOCABULARIES_LOCK:
-        found = _VOCABULARIES.get(id(encoder))
-        if found is not None and found[0] is encoder:
-            return found[1]
-    general = General.from_vocab(vocab, english_counts())
-    with _VOCABULARIES_LOCK:
-        _VOCABULARIES[id(encoder)] = (encoder, general)
-    return general
+    with _VOCABULARY_LOCK:
+        if _VOCABULARY is None or _VOCABULARY[0] is not encoder:
+            _VOCABULARY = (encoder, General.from_vocab(vocab, english_counts()))
+        return _VOCABULARY[1]
 
 
 def _shared_encoder() -> Any:
